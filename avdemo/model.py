@@ -1,0 +1,179 @@
+"""The localization model of "Sound Source Localization is All about Cross-Modal Alignment".
+
+Visual encoder f_v: ResNet-18 with a stride-1 last stage -> (B, 512, H/16, W/16) feature map.
+Audio encoder f_a:  ResNet-18 with a 1-channel stem on a log spectrogram, global max pool -> (B, 512).
+Localization map:   S = cos(f_a, f_v[:, :, i, j]) for every cell.
+Localization score: s_L = sum(w * S) / sum(w), w = sigmoid((S - threshold) / temperature).
+Alignment score:    s_A = z_v . z_a, z_v = norm(W_v maxpool(f_v)), z_a = norm(W_a f_a).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from .audio import LogSpectrogram, audio_windows, to_model_rate
+from .config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
+
+
+def resnet18_trunk(in_channels: int, last_stride: int) -> nn.Sequential:
+    """torchvision's ResNet-18 without pooling and classifier (keys conv1.*, bn1.*, layer1-4.*)."""
+    net = torchvision.models.resnet18(weights=None)
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    if last_stride != 2:
+        net.layer4[0].conv1.stride = (last_stride, last_stride)
+        net.layer4[0].downsample[0].stride = (last_stride, last_stride)
+    return nn.Sequential(OrderedDict(
+        conv1=net.conv1, bn1=net.bn1, relu=net.relu, maxpool=net.maxpool,
+        layer1=net.layer1, layer2=net.layer2, layer3=net.layer3, layer4=net.layer4,
+    ))
+
+
+def localization_maps(visual_map: torch.Tensor, audio_vec: torch.Tensor) -> torch.Tensor:
+    """S for matched pairs: (B, C, h, w) x (B, C) -> (B, h, w) cosine similarities."""
+    return torch.einsum("bchw,bc->bhw", F.normalize(visual_map, dim=1), F.normalize(audio_vec, dim=1))
+
+
+def pairwise_localization_maps(visual_map: torch.Tensor, audio_vec: torch.Tensor) -> torch.Tensor:
+    """S for every image i and audio j of a batch: (B, C, h, w) x (B', C) -> (B, B', h, w)."""
+    return torch.einsum("bchw,kc->bkhw", F.normalize(visual_map, dim=1), F.normalize(audio_vec, dim=1))
+
+
+def soft_masked_mean(maps: torch.Tensor, threshold: float, temperature: float) -> torch.Tensor:
+    """s_L: mean of S weighted by the soft mask sigmoid((S - threshold) / temperature), over (h, w)."""
+    w = torch.sigmoid((maps - threshold) / temperature)
+    return (w * maps).sum((-2, -1)) / w.sum((-2, -1)).clamp_min(1e-12)
+
+
+@dataclass
+class Localization:
+    """What ``AVLocalizer.localize`` returns for a batch of N frame/audio pairs (numpy, float32)."""
+
+    maps: np.ndarray        # (N, H, W) raw cosine maps S, upsampled to the frames' (or output_size) size
+    maps_lowres: np.ndarray  # (N, h, w) S at the feature map's resolution
+    s_L: np.ndarray         # (N,) soft-masked mean of S
+    s_A: np.ndarray         # (N,) alignment score
+    image_emb: np.ndarray   # (N, D) z_v, L2-normalised
+    audio_emb: np.ndarray   # (N, D) z_a, L2-normalised
+
+
+class AVLocalizer(nn.Module):
+    """Two ResNet-18 towers, the localization map S, s_L and the alignment head for s_A."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.visual_encoder = resnet18_trunk(in_channels=3, last_stride=1)
+        self.audio_encoder = resnet18_trunk(in_channels=1, last_stride=2)
+        if cfg.alignment_head:
+            self.visual_proj = nn.Linear(cfg.feat_dim, cfg.embed_dim)
+            self.audio_proj = nn.Linear(cfg.feat_dim, cfg.embed_dim)
+        self.spectrogram = LogSpectrogram(cfg.audio)
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    # --- encoders -------------------------------------------------------------------------------
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised images (B, 3, S, S) -> visual feature map f_v (B, 512, S/16, S/16)."""
+        return self.visual_encoder(images)
+
+    def encode_audio(self, specs: torch.Tensor) -> torch.Tensor:
+        """Log spectrograms (B, 1, F, T) -> audio vector f_a (B, 512), global max pooled."""
+        return self.audio_encoder(specs).amax(dim=(-2, -1))
+
+    def embed(self, visual_map: torch.Tensor, audio_vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Alignment space: z_v = norm(W_v maxpool(f_v)), z_a = norm(W_a f_a); without a head, the
+        L2-normalised pooled backbone features."""
+        v = visual_map.amax(dim=(-2, -1))
+        a = audio_vec
+        if self.cfg.alignment_head:
+            v, a = self.visual_proj(v), self.audio_proj(a)
+        return F.normalize(v, dim=-1), F.normalize(a, dim=-1)
+
+    def s_L(self, maps: torch.Tensor) -> torch.Tensor:
+        return soft_masked_mean(maps, self.cfg.mask_threshold, self.cfg.mask_temperature)
+
+    def forward(self, images: torch.Tensor, specs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Matched pairs -> S (B, h, w), s_L (B,), s_A (B,), z_v and z_a (B, D)."""
+        visual_map, audio_vec = self.encode_image(images), self.encode_audio(specs)
+        maps = localization_maps(visual_map, audio_vec)
+        image_emb, audio_emb = self.embed(visual_map, audio_vec)
+        return {"maps": maps, "s_L": self.s_L(maps), "s_A": (image_emb * audio_emb).sum(-1),
+                "image_emb": image_emb, "audio_emb": audio_emb}
+
+    # --- inputs ---------------------------------------------------------------------------------
+    def preprocess_frames(self, frames_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 RGB (H, W, 3) or (N, H, W, 3) of any size -> (N, 3, S, S) normalised, bicubic resize."""
+        x = torch.as_tensor(np.asarray(frames_uint8)) if not torch.is_tensor(frames_uint8) else frames_uint8
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
+            raise ValueError(f"frames must be uint8 RGB (H, W, 3) or (N, H, W, 3); got {tuple(x.shape)} {x.dtype}")
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        size = self.cfg.image_size
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+            x = x.clamp_(0.0, 1.0)
+        x = x.to(self.pixel_mean.device)
+        return (x - self.pixel_mean) / self.pixel_std
+
+    def audio_to_specs(self, audio: np.ndarray | torch.Tensor, sample_rate: int | None, n: int) -> torch.Tensor:
+        """A waveform (centred window of the clip, as the reference) or (N, samples) precomputed
+        windows at the model rate, or (N, 1, F, T) spectrograms -> (n, 1, F, T)."""
+        a = torch.as_tensor(np.asarray(audio, dtype=np.float32)) if not torch.is_tensor(audio) else audio.float()
+        a = a.to(self.pixel_mean.device)
+        if a.ndim == 4:
+            specs = a
+        elif a.ndim == 2 and sample_rate is None:
+            specs = self.spectrogram(a)
+        else:
+            if sample_rate is None:
+                raise ValueError("a waveform needs its sample_rate")
+            wav = to_model_rate(a.cpu(), sample_rate, self.cfg.audio)
+            centre = wav.shape[-1] / self.cfg.audio.sample_rate / 2
+            specs = self.spectrogram(audio_windows(wav, [centre], self.cfg.audio).to(a.device))
+        expected = self.cfg.audio.spec_shape
+        if tuple(specs.shape[-2:]) != expected:
+            raise ValueError(f"audio windows give spectrograms of {tuple(specs.shape[-2:])}; this model "
+                             f"expects {expected} ({self.cfg.audio.window_s} s at {self.cfg.audio.sample_rate} Hz)")
+        if specs.shape[0] == 1 and n > 1:
+            specs = specs.expand(n, -1, -1, -1)
+        if specs.shape[0] != n:
+            raise ValueError(f"{n} frames but {specs.shape[0]} audio windows")
+        return specs
+
+    # --- the one call users, the app and the evaluator share ------------------------------------
+    @torch.inference_mode()
+    def localize(self, frames: np.ndarray | torch.Tensor, audio: np.ndarray | torch.Tensor,
+                 sample_rate: int | None = None, output_size: tuple[int, int] | None = None,
+                 batch_size: int = 32) -> Localization:
+        """Heat maps and scores for one frame or a batch of frames and their audio.
+
+        frames: uint8 RGB (H, W, 3) or (N, H, W, 3). audio: a waveform (T,) or (T, C) at ``sample_rate``
+        (its centred window is heard by every frame), or (N, window_samples) windows already at the
+        model's rate (``sample_rate=None``), or (N, 1, F, T) spectrograms.
+        Maps come back at the frames' size unless ``output_size=(H, W)`` is given.
+        """
+        was_training = self.training
+        self.eval()
+        images = self.preprocess_frames(frames)
+        specs = self.audio_to_specs(audio, sample_rate, images.shape[0])
+        if output_size is None:
+            output_size = tuple(np.asarray(frames).shape[-3:-1])
+        outs = []
+        for i in range(0, images.shape[0], batch_size):
+            img = images[i:i + batch_size].contiguous(memory_format=torch.channels_last)
+            outs.append(self(img, specs[i:i + batch_size].contiguous(memory_format=torch.channels_last)))
+        self.train(was_training)
+        out = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+        maps_up = F.interpolate(out["maps"][:, None], size=output_size, mode="bilinear", align_corners=True)[:, 0]
+        as_np = lambda t: t.float().cpu().numpy()
+        return Localization(maps=as_np(maps_up), maps_lowres=as_np(out["maps"]), s_L=as_np(out["s_L"]),
+                            s_A=as_np(out["s_A"]), image_emb=as_np(out["image_emb"]),
+                            audio_emb=as_np(out["audio_emb"]))
