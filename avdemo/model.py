@@ -99,13 +99,16 @@ class AVLocalizer(nn.Module):
     def s_L(self, maps: torch.Tensor) -> torch.Tensor:
         return soft_masked_mean(maps, self.cfg.mask_threshold, self.cfg.mask_temperature)
 
-    def forward(self, images: torch.Tensor, specs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Matched pairs -> S (B, h, w), s_L (B,), s_A (B,), z_v and z_a (B, D)."""
-        visual_map, audio_vec = self.encode_image(images), self.encode_audio(specs)
+    def scores(self, visual_map: torch.Tensor, audio_vec: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Matched features -> S (B, h, w), s_L (B,), s_A (B,), z_v and z_a (B, D)."""
         maps = localization_maps(visual_map, audio_vec)
         image_emb, audio_emb = self.embed(visual_map, audio_vec)
         return {"maps": maps, "s_L": self.s_L(maps), "s_A": (image_emb * audio_emb).sum(-1),
                 "image_emb": image_emb, "audio_emb": audio_emb}
+
+    def forward(self, images: torch.Tensor, specs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Matched pairs of normalised images (B, 3, S, S) and spectrograms (B, 1, F, T) -> ``scores``."""
+        return self.scores(self.encode_image(images), self.encode_audio(specs))
 
     # --- inputs ---------------------------------------------------------------------------------
     def preprocess_frames(self, frames_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -125,7 +128,7 @@ class AVLocalizer(nn.Module):
 
     def audio_to_specs(self, audio: np.ndarray | torch.Tensor, sample_rate: int | None, n: int) -> torch.Tensor:
         """A waveform (centred window of the clip, as the reference) or (N, samples) precomputed
-        windows at the model rate, or (N, 1, F, T) spectrograms -> (n, 1, F, T)."""
+        windows at the model rate, or (N, 1, F, T) spectrograms -> (n or 1, 1, F, T)."""
         a = torch.as_tensor(np.asarray(audio, dtype=np.float32)) if not torch.is_tensor(audio) else audio.float()
         a = a.to(self.pixel_mean.device)
         if a.ndim == 4:
@@ -142,9 +145,7 @@ class AVLocalizer(nn.Module):
         if tuple(specs.shape[-2:]) != expected:
             raise ValueError(f"audio windows give spectrograms of {tuple(specs.shape[-2:])}; this model "
                              f"expects {expected} ({self.cfg.audio.window_s} s at {self.cfg.audio.sample_rate} Hz)")
-        if specs.shape[0] == 1 and n > 1:
-            specs = specs.expand(n, -1, -1, -1)
-        if specs.shape[0] != n:
+        if specs.shape[0] not in (1, n):
             raise ValueError(f"{n} frames but {specs.shape[0]} audio windows")
         return specs
 
@@ -166,10 +167,14 @@ class AVLocalizer(nn.Module):
         specs = self.audio_to_specs(audio, sample_rate, images.shape[0])
         if output_size is None:
             output_size = tuple(np.asarray(frames).shape[-3:-1])
+        shared_audio = self.encode_audio(specs.contiguous(memory_format=torch.channels_last)) \
+            if specs.shape[0] == 1 else None                             # one window heard by every frame
         outs = []
         for i in range(0, images.shape[0], batch_size):
-            img = images[i:i + batch_size].contiguous(memory_format=torch.channels_last)
-            outs.append(self(img, specs[i:i + batch_size].contiguous(memory_format=torch.channels_last)))
+            visual_map = self.encode_image(images[i:i + batch_size].contiguous(memory_format=torch.channels_last))
+            audio_vec = shared_audio.expand(visual_map.shape[0], -1) if shared_audio is not None else \
+                self.encode_audio(specs[i:i + batch_size].contiguous(memory_format=torch.channels_last))
+            outs.append(self.scores(visual_map, audio_vec))
         self.train(was_training)
         out = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
         maps_up = F.interpolate(out["maps"][:, None], size=output_size, mode="bilinear", align_corners=True)[:, 0]
