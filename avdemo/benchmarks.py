@@ -1,0 +1,200 @@
+"""Readers for the localization benchmarks: VGG-SS, Flickr-SoundNet and their non-sounding extensions.
+
+Layouts (METHOD.md): ``<root>/frames/<id>.jpg`` (or ``<id>/image_050.jpg``, or .png) and
+``<root>/audio/<id>.wav``; VGG-SS boxes and classes in ``vggss.json``, Flickr-SoundNet boxes in
+``<root>/Annotations/<id>.xml``; non-sounding pairs in ``*_plus_silent.csv`` (``video,audio,label[,kind]``:
+the frame of ``video`` heard with the audio of ``audio``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+from .errors import AVDemoError
+from .metrics import gt_map_consensus, gt_map_from_boxes
+
+FRAME_NAMES = ("{id}.jpg", "{id}.png", "{id}/image_050.jpg", "{id}/image_050.png")
+NON_SOUNDING = "non-sounding"
+
+
+@dataclass
+class BenchmarkSample:
+    """One frame/audio pair of a benchmark, with its ground truth when something visible is sounding."""
+
+    id: str
+    image_path: Path
+    audio_path: Path
+    class_name: str
+    gt_map: np.ndarray | None   # (224, 224) float32 in 0..1; None for non-sounding pairs
+    boxes: list                 # VGG-SS: normalised xyxy; Flickr: per-annotator lists of 256-px xyxy
+    sounding: bool
+    kind: str                   # "sounding" | "non-sounding" | "silence" | "noise" | "offscreen"
+    meta: dict = field(default_factory=dict)   # extra metadata of the entry (e.g. our data's keys)
+
+
+def read_frame(path: str | Path) -> np.ndarray:
+    """An image file -> uint8 RGB (H, W, 3)."""
+    try:
+        with Image.open(path) as img:
+            return np.array(img.convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise AVDemoError(f"cannot read the image {path}: {e}") from None
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """A sound file -> (float32 waveform (T,) or (T, C), sample rate)."""
+    try:
+        wav, sample_rate = sf.read(str(path), dtype="float32")
+    except (OSError, RuntimeError, sf.LibsndfileError) as e:
+        raise AVDemoError(f"cannot read the audio {path}: {e}") from None
+    return wav, int(sample_rate)
+
+
+def check_files(samples: list[BenchmarkSample]) -> None:
+    """Raise an AVDemoError naming the first missing frame or audio file and how many are missing."""
+    paths = dict.fromkeys(p for s in samples for p in (s.image_path, s.audio_path))
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise AVDemoError(f"{len(missing)} of {len(paths)} benchmark files are missing; the first is "
+                          f"{missing[0]} (expected frames/<id>.jpg or frames/<id>/image_050.jpg and "
+                          f"audio/<id>.wav under the benchmark root)")
+
+
+def frame_path(root: Path, sample_id: str) -> Path:
+    """The first existing frame of ``sample_id`` among the known layouts (the .jpg path if none)."""
+    candidates = [root / "frames" / name.format(id=sample_id) for name in FRAME_NAMES]
+    return next((p for p in candidates if p.is_file()), candidates[0])
+
+
+def read_ids(ids: list[str] | str | Path) -> list[tuple[str, str]]:
+    """(id, label) pairs from a list or a .txt/.csv file: the first column is the id (an image
+    extension such as ``.jpg`` is dropped), the optional second column a class label ("" when absent)."""
+    if isinstance(ids, (str, Path)):
+        path = Path(ids)
+        if not path.is_file():
+            raise AVDemoError(f"id list not found: {path}")
+        with path.open(newline="") as f:
+            rows = [[c.strip() for c in row] for row in csv.reader(f) if row and row[0].strip()]
+    else:
+        rows = [[str(i)] for i in ids]
+    strip = lambda s: re.sub(r"\.(jpg|jpeg|png|wav|mp4)$", "", s, flags=re.IGNORECASE)
+    return [(strip(row[0]), row[1] if len(row) > 1 else "") for row in rows]
+
+
+def vggss_key(sample_id: str) -> str:
+    """The vggss.json key of an id: ``YTID_000032`` as is; the official list's ``YTID_32000_42000``
+    (start and end in ms) becomes ``YTID_000032``."""
+    m = re.fullmatch(r"(.{11})_(\d+)_(\d+)", sample_id)
+    return f"{m.group(1)}_{int(m.group(2)) // 1000:06d}" if m else sample_id
+
+
+def read_negatives(root: Path, csv_path: str | Path) -> list[BenchmarkSample]:
+    """Non-sounding pairs of a ``*_plus_silent.csv``: header ``video,audio,label`` and an optional
+    ``kind`` column; every row must be labelled ``non-sounding``."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise AVDemoError(f"non-sounding list not found: {csv_path}")
+    with csv_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"video", "audio", "label"} <= set(rows[0]):
+        raise AVDemoError(f"{csv_path.name}: expected the columns video,audio,label[,kind]; "
+                          f"found {','.join(rows[0])}")
+    samples = []
+    for line, row in enumerate(rows, start=2):
+        video, audio, label = ((row.get(k) or "").strip() for k in ("video", "audio", "label"))
+        if not (video and audio) or label != NON_SOUNDING:
+            raise AVDemoError(f"{csv_path.name} line {line}: expected video,audio,{NON_SOUNDING}; "
+                              f"found {video!r}, {audio!r}, {label!r}")
+        samples.append(BenchmarkSample(
+            id=f"{video}+{audio}", image_path=frame_path(root, video),
+            audio_path=root / "audio" / f"{audio}.wav", class_name="", gt_map=None, boxes=[],
+            sounding=False, kind=(row.get("kind") or "").strip() or NON_SOUNDING,
+            meta={"video": video, "audio": audio}))
+    return samples
+
+
+def load_vggss(root: str | Path, meta: str | Path | None = None, ids: list[str] | str | Path | None = None,
+               negatives: str | Path | None = None) -> list[BenchmarkSample]:
+    """VGG-SS (or our data in its layout): entries of ``meta`` (default ``root/vggss.json``:
+    ``[{file, class, bbox: [[x1, y1, x2, y2] normalised], ...extra keys}]``), restricted to ``ids``,
+    followed by the non-sounding pairs of ``negatives``. An entry without boxes is non-sounding."""
+    root = Path(root)
+    meta_path = Path(meta) if meta is not None else root / "vggss.json"
+    if not meta_path.is_file():
+        raise AVDemoError(f"VGG-SS metadata not found: {meta_path}")
+    try:
+        entries = {e["file"]: e for e in json.loads(meta_path.read_text())}
+    except (ValueError, KeyError, TypeError) as e:
+        raise AVDemoError(f"{meta_path.name}: not a VGG-SS list of {{file, class, bbox}} entries ({e})") from None
+    wanted = list(entries) if ids is None else [vggss_key(i) for i, _ in read_ids(ids)]
+    unknown = [i for i in wanted if i not in entries]
+    if unknown:
+        raise AVDemoError(f"{len(unknown)} ids are not in {meta_path.name}; the first is {unknown[0]!r}")
+    samples = []
+    for sample_id in wanted:
+        entry = dict(entries[sample_id])
+        boxes = entry.pop("bbox", [])
+        samples.append(BenchmarkSample(
+            id=sample_id, image_path=frame_path(root, sample_id), audio_path=root / "audio" / f"{sample_id}.wav",
+            class_name=str(entry.pop("class", "")),
+            gt_map=gt_map_from_boxes(boxes).astype(np.float32) if boxes else None, boxes=boxes,
+            sounding=bool(boxes), kind=entry.pop("kind", "sounding" if boxes else NON_SOUNDING),
+            meta={k: v for k, v in entry.items() if k != "file"}))
+    return samples + (read_negatives(root, negatives) if negatives is not None else [])
+
+
+def _box_xyxy(box: ET.Element, path: Path) -> list[int]:
+    named = {c.tag: c.text for c in box}
+    keys = ("xmin", "ymin", "xmax", "ymax")
+    values = [named[k] for k in keys] if set(keys) <= set(named) else [c.text for c in list(box)[1:5]]
+    try:
+        if len(values) == 4:
+            return [int(float(v)) for v in values]
+    except (TypeError, ValueError):
+        pass
+    raise AVDemoError(f"{path.name}: a <{box.tag}> without four numeric coordinates")
+
+
+def read_flickr_boxes(path: Path) -> list[list[list[int]]]:
+    """Per-annotator boxes (xyxy, 256-px coordinates) of a Flickr-SoundNet annotation XML.
+
+    Every ``<bbox>`` (or VOC-style ``<bndbox>``) element is a box, grouped by its parent element (one
+    per annotator); coordinates come from ``xmin ymin xmax ymax`` children, or else, as the reference
+    parser reads them, from the four children after the first."""
+    try:
+        tree = ET.parse(path)
+    except (ET.ParseError, OSError) as e:
+        raise AVDemoError(f"cannot read the annotation {path}: {e}") from None
+    annotators = [[_box_xyxy(b, path) for b in parent if b.tag in ("bbox", "bndbox")]
+                  for parent in tree.getroot().iter()]
+    return [boxes for boxes in annotators if boxes]
+
+
+def load_flickr(root: str | Path, ids: list[str] | str | Path | None = None,
+                negatives: str | Path | None = None) -> list[BenchmarkSample]:
+    """Flickr-SoundNet: ids from ``ids`` (e.g. ``flickr_test.csv``, whose second column becomes the
+    class label) or every ``root/Annotations/*.xml``; consensus ground truth; then ``negatives``."""
+    root = Path(root)
+    ann_dir = root / "Annotations"
+    pairs = read_ids(ids) if ids is not None else [(p.stem, "") for p in sorted(ann_dir.glob("*.xml"))]
+    if not pairs:
+        raise AVDemoError(f"no Flickr-SoundNet annotations found in {ann_dir}")
+    missing = [ann_dir / f"{i}.xml" for i, _ in pairs if not (ann_dir / f"{i}.xml").is_file()]
+    if missing:
+        raise AVDemoError(f"{len(missing)} annotation files are missing; the first is {missing[0]}")
+    samples = []
+    for sample_id, label in pairs:
+        boxes = read_flickr_boxes(ann_dir / f"{sample_id}.xml")
+        samples.append(BenchmarkSample(
+            id=sample_id, image_path=frame_path(root, sample_id), audio_path=root / "audio" / f"{sample_id}.wav",
+            class_name=label, gt_map=gt_map_consensus(boxes).astype(np.float32), boxes=boxes,
+            sounding=True, kind="sounding"))
+    return samples + (read_negatives(root, negatives) if negatives is not None else [])

@@ -1,0 +1,210 @@
+"""Evaluate a checkpoint on a benchmark: localization, retrieval and false-positive metrics.
+
+    python -m avdemo.evaluate --checkpoint PATH --benchmark {vggss,flickr,embedded} --root DIR \\
+        [--meta FILE] [--ids FILE] [--negatives CSV] [--out report.json] [--batch-size N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import defaultdict
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .audio import reference_window, to_model_rate
+from .benchmarks import BenchmarkSample, check_files, load_flickr, load_vggss, read_frame, read_wav
+from .checkpoints import atomic_write, load_model
+from .errors import AVDemoError
+from .metrics import (GT_SIZE, adaptive_ciou, ciou, ciou_auc, false_positive_metrics, map_confidence,
+                      pointing_game, retrieval_recall, roc_auc, success_rate)
+from .model import AVLocalizer, Localization
+
+# What the model says about every sample of a benchmark, in sample order: maps (N, 224, 224) raw cosine
+# maps at the reference's evaluation size, maps_lowres, s_L, s_A, image_emb, audio_emb.
+Predictions = Localization
+
+
+def run_model(model: AVLocalizer, samples: list[BenchmarkSample], batch_size: int = 32,
+              progress: bool = True) -> Predictions:
+    """``model.localize`` on every sample: the frame, and the reference window of its audio (the clip
+    tiled to 10 s, the centred window) at the model's rate. Frames of one size are batched together."""
+    cfg = model.cfg.audio
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    order: list[int] = []
+    with tqdm(total=len(samples), desc="evaluating", unit="pair", disable=not progress) as bar:
+        for start in range(0, len(samples), batch_size):
+            batch = samples[start:start + batch_size]
+            frames = [read_frame(s.image_path) for s in batch]
+            windows = torch.stack([reference_window(to_model_rate(*read_wav(s.audio_path), cfg), cfg)
+                                   for s in batch])
+            by_shape: dict[tuple, list[int]] = defaultdict(list)
+            for j, frame in enumerate(frames):
+                by_shape[frame.shape].append(j)
+            for idx in by_shape.values():
+                loc = model.localize(np.stack([frames[j] for j in idx]), windows[idx],
+                                     output_size=(GT_SIZE, GT_SIZE), batch_size=batch_size)
+                order += [start + j for j in idx]
+                for f in fields(Localization):
+                    parts[f.name].append(getattr(loc, f.name))
+            bar.update(len(batch))
+    inverse = np.argsort(order)
+    return Predictions(**{name: np.concatenate(arrays)[inverse] for name, arrays in parts.items()})
+
+
+def _retrieval(image_emb: np.ndarray, audio_emb: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """R@1/5/10 both ways; instance level always, class level when every sample has a class."""
+    levels = {"instance": np.arange(len(class_names))}
+    if all(class_names):
+        levels["class"] = np.asarray(class_names)
+    return {level: {"audio_to_image": retrieval_recall(audio_emb, image_emb, labels, labels),
+                    "image_to_audio": retrieval_recall(image_emb, audio_emb, labels, labels)}
+            for level, labels in levels.items()}
+
+
+def _json_list(values: np.ndarray, cast=float) -> list:
+    return [None if np.isnan(v) else cast(v) for v in np.asarray(values, dtype=np.float64)]
+
+
+def score(preds: Predictions, samples: list[BenchmarkSample], confidence: str = "top25",
+          ciou_threshold: float = 0.5) -> dict[str, Any]:
+    """The report of one benchmark run: localization on sounding samples, retrieval among them, false
+    positives when non-sounding pairs are present (``confidence``: "top25" or "peak" of the map, or
+    "s_A"), and per-sample values (None where not defined) for the app."""
+    if len(preds.maps) != len(samples):
+        raise ValueError(f"{len(preds.maps)} predictions for {len(samples)} samples")
+    n = len(samples)
+    sounding = np.array([s.sounding for s in samples], dtype=bool)
+    pos = np.flatnonzero(sounding)
+    cious, adaptive, hits = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    conf = preds.s_A.astype(np.float64) if confidence == "s_A" else map_confidence(preds.maps, confidence)
+    report: dict[str, Any] = {"n_samples": n, "n_sounding": len(pos), "n_non_sounding": n - len(pos),
+                              "confidence": confidence, "ciou_threshold": ciou_threshold}
+    if len(pos):
+        maps, gt = preds.maps[pos], np.stack([samples[i].gt_map for i in pos])
+        cious[pos], adaptive[pos], hits[pos] = ciou(maps, gt), adaptive_ciou(maps, gt), pointing_game(maps, gt)
+        report["localization"] = {
+            "n": len(pos),
+            "ciou_success": success_rate(cious[pos], ciou_threshold), "ciou_auc": ciou_auc(cious[pos]),
+            "mean_ciou": float(np.mean(cious[pos])),
+            "adaptive_ciou_success": success_rate(adaptive[pos], ciou_threshold),
+            "adaptive_ciou_auc": ciou_auc(adaptive[pos]), "mean_adaptive_ciou": float(np.mean(adaptive[pos])),
+            "pointing_game": 100.0 * float(np.mean(hits[pos])),
+        }
+        report["retrieval"] = _retrieval(preds.image_emb[pos], preds.audio_emb[pos],
+                                         [samples[i].class_name for i in pos])
+    if len(pos) < n:
+        fp = false_positive_metrics(conf, sounding, cious, ciou_threshold)
+        fp["roc_auc"] = roc_auc(conf, sounding)
+        kinds = np.array([s.kind for s in samples])
+        fp["by_kind"] = {}
+        for kind in sorted(set(kinds[~sounding])):
+            c = conf[(kinds == kind) & ~sounding]
+            fp["by_kind"][kind] = {"n": len(c), "mean_confidence": float(c.mean()),
+                                   "confident_pct": 100.0 * float(np.mean(c >= fp["best_threshold"]))}
+        report["false_positives"] = fp
+    report["per_sample"] = {
+        "id": [s.id for s in samples], "kind": [s.kind for s in samples],
+        "ciou": _json_list(cious), "adaptive_ciou": _json_list(adaptive),
+        "pointing_hit": _json_list(hits, bool), "confidence": _json_list(conf),
+    }
+    return report
+
+
+def evaluate(model: AVLocalizer, samples: list[BenchmarkSample], batch_size: int = 32, progress: bool = True,
+             confidence: str = "top25") -> tuple[dict[str, Any], Predictions]:
+    """``run_model`` then ``score`` with the model's cIoU threshold."""
+    preds = run_model(model, samples, batch_size=batch_size, progress=progress)
+    return score(preds, samples, confidence=confidence, ciou_threshold=model.cfg.ciou_threshold), preds
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The headline numbers as a plain-text table (percentages unless marked)."""
+    row = lambda name, *values: f"  {name:<28}" + "".join(f"{v:>9.2f}" for v in values)
+    lines = [f"{report.get('benchmark', 'benchmark')}: {report['n_sounding']} sounding and "
+             f"{report['n_non_sounding']} non-sounding pairs"]
+    if loc := report.get("localization"):
+        lines += [f"{'Localization':<30}{'success':>9}{'AUC':>9}{'mean':>9}",
+                  row("cIoU", loc["ciou_success"], loc["ciou_auc"], loc["mean_ciou"]),
+                  row("adaptive cIoU", loc["adaptive_ciou_success"], loc["adaptive_ciou_auc"],
+                      loc["mean_adaptive_ciou"]),
+                  row("pointing game", loc["pointing_game"])]
+    if ret := report.get("retrieval"):
+        lines.append(f"{'Retrieval':<30}{'R@1':>9}{'R@5':>9}{'R@10':>9}")
+        lines += [row(f"{level} {direction.replace('_to_', ' -> ')}", *r.values())
+                  for level, directions in ret.items() for direction, r in directions.items()]
+    if fp := report.get("false_positives"):
+        lines += [f"False positives (confidence {report['confidence']}, best threshold {fp['best_threshold']:.4f})",
+                  row("AP", fp["AP"]), row("max-F1", fp["max_F1"]),
+                  row("ROC-AUC sounding vs not", fp["roc_auc"]),
+                  row("precision, sounding pairs", fp["precision_sounding"]),
+                  row("precision, all pairs", fp["precision_all"])]
+        lines += [row(f"confident {kind} (n={k['n']})", k["confident_pct"]) for kind, k in fp["by_kind"].items()]
+    return "\n".join(lines)
+
+
+def _json_safe(value: Any) -> Any:
+    """nan and inf become null, so that the report is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def load_benchmark(benchmark: str, root: Path, meta: Path | None = None, ids: Path | None = None,
+                   negatives: Path | None = None) -> list[BenchmarkSample]:
+    """The samples of a named benchmark; ``embedded`` (our data, VGG-SS layout) takes its
+    ``*_plus_silent.csv`` from ``root`` when no ``negatives`` are given."""
+    if benchmark == "flickr":
+        if meta is not None:
+            raise AVDemoError("--meta applies to the VGG-SS layouts; Flickr-SoundNet reads root/Annotations")
+        return load_flickr(root, ids=ids, negatives=negatives)
+    if benchmark == "embedded" and negatives is None:
+        found = sorted(root.glob("*_plus_silent.csv"))
+        if len(found) > 1:
+            raise AVDemoError(f"several non-sounding lists in {root}: {', '.join(p.name for p in found)}; "
+                              f"choose one with --negatives")
+        negatives = found[0] if found else None
+    return load_vggss(root, meta=meta, ids=ids, negatives=negatives)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m avdemo.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True, help="ours (.safetensors) or a .pth.tar")
+    parser.add_argument("--benchmark", choices=("vggss", "flickr", "embedded"), required=True)
+    parser.add_argument("--root", type=Path, required=True, help="folder with frames/ and audio/")
+    parser.add_argument("--meta", type=Path, help="vggss.json (default: ROOT/vggss.json)")
+    parser.add_argument("--ids", type=Path, help="a .txt/.csv list of the ids to evaluate")
+    parser.add_argument("--negatives", type=Path, help="a *_plus_silent.csv of non-sounding pairs")
+    parser.add_argument("--confidence", choices=("top25", "peak", "s_A"), default="top25")
+    parser.add_argument("--out", type=Path, default=Path("report.json"))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    try:
+        samples = load_benchmark(args.benchmark, args.root, args.meta, args.ids, args.negatives)
+        check_files(samples)
+        model = load_model(args.checkpoint, device=args.device)
+        report, _ = evaluate(model, samples, batch_size=args.batch_size, confidence=args.confidence)
+    except AVDemoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = {"benchmark": args.benchmark, "root": str(args.root), "checkpoint": str(args.checkpoint),
+              **report, "model_card": model.card}
+    print(format_report(report))
+    atomic_write(args.out, lambda p: p.write_text(json.dumps(_json_safe(report), indent=2)))
+    print(f"report written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

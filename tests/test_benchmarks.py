@@ -1,0 +1,186 @@
+"""Benchmark readers: tiny VGG-SS and Flickr-SoundNet datasets written here, and the real metadata files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from avdemo.benchmarks import (check_files, load_flickr, load_vggss, read_flickr_boxes, read_frame, read_ids,
+                               read_negatives, read_wav, vggss_key)
+from avdemo.errors import AVDemoError
+from avdemo.metrics import gt_map_consensus, gt_map_from_boxes
+
+METADATA = Path("/work/shared/reference/metadata")
+needs_metadata = pytest.mark.skipif(not METADATA.is_dir(), reason="reference metadata not present")
+
+
+def write_media(root: Path, sample_id: str, seed: int, size=(80, 60), nested: bool = False,
+                seconds: float = 1.5) -> None:
+    """A real JPEG frame and a 16 kHz WAV (a tone in noise) for ``sample_id`` under ``root``."""
+    rng = np.random.default_rng(seed)
+    frame = root / "frames" / (f"{sample_id}/image_050.jpg" if nested else f"{sample_id}.jpg")
+    frame.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(frame, quality=90)
+    t = np.arange(int(16000 * seconds)) / 16000
+    wav = 0.3 * np.sin(2 * np.pi * (200 + 100 * seed) * t) + 0.05 * rng.normal(size=t.size)
+    (root / "audio").mkdir(exist_ok=True)
+    sf.write(root / "audio" / f"{sample_id}.wav", wav.astype(np.float32), 16000)
+
+
+VGGSS_ENTRIES = [
+    {"file": "aaaaaaaaaaa_000010", "class": "dog barking", "bbox": [[0.1, 0.2, 0.5, 0.9]]},
+    {"file": "bbbbbbbbbbb_000020", "class": "playing piano", "bbox": [[0.5, 0.5, 1.0, 1.0], [0.0, 0.0, 0.2, 0.2]],
+     "source": "synthetic", "scene": 7},
+    {"file": "ccccccccccc_000030", "class": "dog barking", "bbox": [[0.0, 0.0, 0.6, 0.5]]},
+    {"file": "ddddddddddd_000040", "class": "cat meowing", "bbox": [[0.3, 0.3, 0.7, 0.7]]},
+]
+
+
+def write_vggss_layout(root: Path, negatives_kind: bool = True) -> Path:
+    """A tiny VGG-SS layout: 4 sounding clips (one frame in the <id>/image_050.jpg layout, frames of two
+    sizes), vggss.json with extra keys, and a non-sounding list with a kind column. Returns the CSV."""
+    for i, entry in enumerate(VGGSS_ENTRIES):
+        write_media(root, entry["file"], seed=i, nested=(i == 1), size=(80, 60) if i < 3 else (64, 64))
+    (root / "vggss.json").write_text(json.dumps(VGGSS_ENTRIES))
+    csv_path = root / "ours_test_plus_silent.csv"
+    header = "video,audio,label,kind" if negatives_kind else "video,audio,label"
+    rows = [("aaaaaaaaaaa_000010", "ccccccccccc_000030", "offscreen"),
+            ("ddddddddddd_000040", "silence_1", "silence")]
+    write_media(root, "silence_1", seed=9)
+    sf.write(root / "audio" / "silence_1.wav", np.zeros(16000, np.float32), 16000)
+    lines = [header] + [f"{v},{a},non-sounding" + (f",{k}" if negatives_kind else "") for v, a, k in rows]
+    csv_path.write_text("\r\n".join(lines) + "\r\n")
+    return csv_path
+
+
+FLICKR_XML = """<?xml version="1.0"?>
+<annotation>
+  <filename>{id}.jpg</filename>
+  <object><bbox><label>1</label><xmin>0</xmin><ymin>0</ymin><xmax>128</xmax><ymax>128</ymax></bbox></object>
+  <object><bbox><label>2</label><xmin>64</xmin><ymin>64</ymin><xmax>256</xmax><ymax>200</ymax></bbox>
+          <bbox><label>2</label><xmin>0</xmin><ymin>200</ymin><xmax>40</xmax><ymax>256</ymax></bbox></object>
+</annotation>
+"""
+
+
+def write_flickr_layout(root: Path) -> None:
+    (root / "Annotations").mkdir(parents=True)
+    for i, sample_id in enumerate(["10000130166", "10007936344"]):
+        write_media(root, sample_id, seed=i)
+        (root / "Annotations" / f"{sample_id}.xml").write_text(FLICKR_XML.format(id=sample_id))
+
+
+def test_load_vggss_reads_frames_audio_boxes_and_extra_keys(tmp_path):
+    negatives = write_vggss_layout(tmp_path)
+    samples = load_vggss(tmp_path, negatives=negatives)
+    assert [s.id for s in samples[:4]] == [e["file"] for e in VGGSS_ENTRIES]
+    check_files(samples)
+    s = samples[1]
+    assert s.image_path == tmp_path / "frames" / s.id / "image_050.jpg"
+    assert s.class_name == "playing piano" and s.sounding and s.kind == "sounding"
+    assert s.meta == {"source": "synthetic", "scene": 7}
+    np.testing.assert_array_equal(s.gt_map, gt_map_from_boxes(VGGSS_ENTRIES[1]["bbox"]))
+    assert s.gt_map.shape == (224, 224) and s.boxes == VGGSS_ENTRIES[1]["bbox"]
+    frame = read_frame(s.image_path)
+    assert frame.dtype == np.uint8 and frame.shape == (60, 80, 3)
+    wav, sr = read_wav(s.audio_path)
+    assert sr == 16000 and wav.dtype == np.float32 and wav.shape == (24000,)
+
+
+def test_non_sounding_pairs_take_frame_of_video_and_audio_of_audio(tmp_path):
+    negatives = write_vggss_layout(tmp_path)
+    neg = load_vggss(tmp_path, negatives=negatives)[4:]
+    assert [(n.kind, n.sounding, n.gt_map) for n in neg] == [("offscreen", False, None), ("silence", False, None)]
+    assert neg[0].image_path.name == "aaaaaaaaaaa_000010.jpg" and neg[0].audio_path.stem == "ccccccccccc_000030"
+    plain = write_vggss_layout(tmp_path / "plain", negatives_kind=False)
+    assert {n.kind for n in read_negatives(tmp_path / "plain", plain)} == {"non-sounding"}
+
+
+def test_vggss_ids_select_and_order_and_accept_the_official_ms_form(tmp_path):
+    write_vggss_layout(tmp_path)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("ccccccccccc_30000_40000\naaaaaaaaaaa_000010\n")
+    assert [s.id for s in load_vggss(tmp_path, ids=ids)] == ["ccccccccccc_000030", "aaaaaaaaaaa_000010"]
+    assert vggss_key("Kp3-Drt61_M_000064") == "Kp3-Drt61_M_000064"     # an 11-char id with "_"
+    with pytest.raises(AVDemoError, match="1 ids are not in vggss.json; the first is 'zzzzzzzzzzz_000001'"):
+        load_vggss(tmp_path, ids=["aaaaaaaaaaa_000010", "zzzzzzzzzzz_000001"])
+
+
+def test_check_files_names_the_first_missing_file_and_the_count(tmp_path):
+    write_vggss_layout(tmp_path)
+    (tmp_path / "audio" / "bbbbbbbbbbb_000020.wav").unlink()
+    (tmp_path / "frames" / "ddddddddddd_000040.jpg").unlink()
+    samples = load_vggss(tmp_path)
+    with pytest.raises(AVDemoError, match=r"2 of 8 benchmark files are missing; the first is .*b_000020\.wav"):
+        check_files(samples)
+
+
+def test_load_flickr_parses_annotators_into_the_consensus_map(tmp_path):
+    write_flickr_layout(tmp_path)
+    samples = load_flickr(tmp_path)
+    assert [s.id for s in samples] == ["10000130166", "10007936344"]
+    s = samples[0]
+    assert s.boxes == [[[0, 0, 128, 128]], [[64, 64, 256, 200], [0, 200, 40, 256]]]
+    np.testing.assert_array_equal(s.gt_map, gt_map_consensus(s.boxes))
+    assert s.gt_map[70, 70] == 1.0 and s.gt_map[10, 10] == 0.5 and s.gt_map[220, 10] == 0.5
+    check_files(samples)
+    (tmp_path / "Annotations" / "10007936344.xml").unlink()
+    with pytest.raises(AVDemoError, match="1 annotation files are missing; the first is .*10007936344.xml"):
+        load_flickr(tmp_path, ids=["10000130166.jpg", "10007936344.jpg"])
+
+
+def test_flickr_boxes_read_positionally_like_the_reference(tmp_path):
+    xml = tmp_path / "a.xml"
+    xml.write_text("<annotation><object><bbox><id>0</id><a>1</a><b>2</b><c>30</c><d>40</d></bbox></object>"
+                   "<object><bbox><id>1</id><a>5</a><b>6</b></bbox></object></annotation>")
+    with pytest.raises(AVDemoError, match="without four numeric coordinates"):
+        read_flickr_boxes(xml)
+    xml.write_text("<annotation><object><bbox><id>0</id><a>1</a><b>2</b><c>30</c><d>40</d></bbox></object>"
+                   "</annotation>")
+    assert read_flickr_boxes(xml) == [[[1, 2, 30, 40]]]
+
+
+@needs_metadata
+def test_real_vggss_metadata_id_lists_and_negatives_parse(tmp_path):
+    samples = load_vggss(tmp_path, meta=METADATA / "vggss.json")
+    assert len(samples) == 5158 and len({s.class_name for s in samples}) == 221
+    assert all(s.sounding and s.gt_map.shape == (224, 224) for s in samples)
+    # two entries have degenerate boxes (zero height, a huge negative x2): empty ground truth, as in the reference
+    assert sorted(s.id for s in samples if s.gt_map.max() == 0) == ["M1P1xla8rg0_000000", "MKC9LvRivTM_000030"]
+    class_of = {s.id: s.class_name for s in samples}
+    lists = {name: [vggss_key(i) for i, _ in read_ids(METADATA / name)]
+             for name in ("ours_vggss.txt", "vggss_test.csv", "vggss_heard_test.csv", "vggss_unheard_test.csv")}
+    assert {name: len(ids) for name, ids in lists.items()} == {
+        "ours_vggss.txt": 4655, "vggss_test.csv": 5158, "vggss_heard_test.csv": 2564, "vggss_unheard_test.csv": 2575}
+    assert all(i in class_of for ids in lists.values() for i in ids)
+    heard, unheard = ({class_of[i] for i in lists[n]} for n in ("vggss_heard_test.csv", "vggss_unheard_test.csv"))
+    assert heard.isdisjoint(unheard)
+    subset = load_vggss(tmp_path, meta=METADATA / "vggss.json", ids=lists["ours_vggss.txt"][:20],
+                        negatives=METADATA / "vggss_test_plus_silent.csv")
+    assert sum(s.sounding for s in subset) == 20 and sum(not s.sounding for s in subset) == 5158
+    with pytest.raises(AVDemoError, match=r"benchmark files are missing; the first is .*frames"):
+        check_files(subset)
+
+
+@needs_metadata
+def test_real_flickr_id_lists_and_negatives_parse(tmp_path):
+    ids = read_ids(METADATA / "test_flickr_250.txt")
+    assert len(ids) == 250 and ids[0] == ("10000130166", "")
+    with_class = read_ids(METADATA / "flickr_test.csv")
+    assert len(with_class) == 250 and with_class[0] == ("10000130166", "202")
+    negatives = read_negatives(tmp_path, METADATA / "flickr_test_plus_silent.csv")
+    assert len(negatives) == 250 and negatives[0].meta == {"video": "10000130166", "audio": "10437048305"}
+
+
+def test_negatives_list_rejects_rows_that_are_not_non_sounding_pairs(tmp_path):
+    bad = tmp_path / "bad_plus_silent.csv"
+    bad.write_text("video,audio,label\na,b,non-sounding\nc,d,sounding\n")
+    with pytest.raises(AVDemoError, match="bad_plus_silent.csv line 3: expected video,audio,non-sounding"):
+        read_negatives(tmp_path, bad)
+    bad.write_text("image,sound\na,b\n")
+    with pytest.raises(AVDemoError, match="expected the columns video,audio,label"):
+        read_negatives(tmp_path, bad)

@@ -1,0 +1,104 @@
+"""The evaluator: run_model on a tiny dataset, the report's numbers, the CLI and its missing-file error."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_benchmarks import write_vggss_layout
+
+from avdemo import metrics as M
+from avdemo.audio import reference_window, to_model_rate
+from avdemo.benchmarks import load_vggss, read_frame, read_wav
+from avdemo.checkpoints import load_model, save_model
+from avdemo.evaluate import main, run_model, score
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    write_vggss_layout(tmp_path / "data")
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def checkpoint(tmp_path, tiny_model):
+    return save_model(tiny_model, tmp_path / "tiny.safetensors", card={"data": "random init"})
+
+
+def test_run_model_batches_mixed_frame_sizes_and_keeps_sample_order(dataset, tiny_model):
+    samples = load_vggss(dataset, negatives=dataset / "ours_test_plus_silent.csv")
+    preds = run_model(tiny_model, samples, batch_size=4, progress=False)
+    assert preds.maps.shape == (6, 224, 224) and preds.maps_lowres.shape == (6, 4, 4)
+    assert preds.image_emb.shape == (6, 512) and preds.s_A.shape == (6,)
+    cfg = tiny_model.cfg.audio
+    for i in (2, 3, 5):      # 80x60 and 64x64 frames in one batch; a negative pair
+        window = reference_window(to_model_rate(*read_wav(samples[i].audio_path), cfg), cfg)
+        one = tiny_model.localize(read_frame(samples[i].image_path), window[None], output_size=(224, 224))
+        np.testing.assert_allclose(preds.maps[i], one.maps[0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(preds.s_A[i], one.s_A[0], rtol=1e-4, atol=1e-5)
+
+
+def test_score_reports_each_block_and_per_sample_values(dataset, tiny_model):
+    samples = load_vggss(dataset, negatives=dataset / "ours_test_plus_silent.csv")
+    preds = run_model(tiny_model, samples, progress=False)
+    report = score(preds, samples, confidence="peak")
+    gt = np.stack([s.gt_map for s in samples[:4]])
+    cious = M.ciou(preds.maps[:4], gt)
+    assert report["localization"]["ciou_success"] == M.success_rate(cious)
+    assert report["localization"]["pointing_game"] == 100 * M.pointing_game(preds.maps[:4], gt).mean()
+    assert set(report["retrieval"]) == {"instance", "class"}
+    assert report["per_sample"]["ciou"][:4] == pytest.approx(cious.tolist())
+    assert report["per_sample"]["ciou"][4:] == [None, None]
+    assert report["per_sample"]["confidence"] == pytest.approx(preds.maps.reshape(6, -1).max(1).tolist())
+    fp = report["false_positives"]
+    assert {k: v["n"] for k, v in fp["by_kind"].items()} == {"offscreen": 1, "silence": 1}
+    assert fp["roc_auc"] == M.roc_auc(M.map_confidence(preds.maps, "peak"), [s.sounding for s in samples])
+    assert "false_positives" not in score(run_model(tiny_model, samples[:4], progress=False), samples[:4])
+
+
+def test_cli_writes_a_report_that_matches_the_metrics_recomputed(dataset, checkpoint, tmp_path, capsys):
+    out = tmp_path / "reports" / "embedded.json"
+    assert main(["--checkpoint", str(checkpoint), "--benchmark", "embedded", "--root", str(dataset),
+                 "--out", str(out), "--batch-size", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "cIoU" in printed and "R@1" in printed and "AP" in printed and str(out) in printed
+    report = json.loads(out.read_text())
+    assert report["n_sounding"] == 4 and report["n_non_sounding"] == 2
+    assert report["model_card"]["data"] == "random init"
+    assert [p.name for p in out.parent.iterdir()] == ["embedded.json"]          # no temp files left
+
+    samples = load_vggss(dataset, negatives=dataset / "ours_test_plus_silent.csv")
+    preds = run_model(load_model(checkpoint), samples, progress=False)
+    gt = np.stack([s.gt_map for s in samples[:4]])
+    cious, adaptive = M.ciou(preds.maps[:4], gt), M.adaptive_ciou(preds.maps[:4], gt)
+    loc = report["localization"]
+    assert loc["ciou_success"] == pytest.approx(M.success_rate(cious))
+    assert loc["ciou_auc"] == pytest.approx(M.ciou_auc(cious))
+    assert loc["adaptive_ciou_success"] == pytest.approx(M.success_rate(adaptive))
+    assert loc["mean_ciou"] == pytest.approx(cious.mean())
+    labels = np.array([s.class_name for s in samples[:4]])
+    assert report["retrieval"]["class"]["audio_to_image"] == pytest.approx(
+        M.retrieval_recall(preds.audio_emb[:4], preds.image_emb[:4], labels, labels))
+    assert report["retrieval"]["instance"]["image_to_audio"] == pytest.approx(
+        M.retrieval_recall(preds.image_emb[:4], preds.audio_emb[:4], np.arange(4), np.arange(4)))
+    conf = M.map_confidence(preds.maps)
+    expected = M.false_positive_metrics(conf, [s.sounding for s in samples], np.r_[cious, np.nan, np.nan])
+    assert report["false_positives"]["AP"] == pytest.approx(expected["AP"])
+    assert report["false_positives"]["max_F1"] == pytest.approx(expected["max_F1"])
+
+
+def test_cli_names_the_first_missing_file_and_exits_nonzero(dataset, checkpoint, tmp_path):
+    (dataset / "audio" / "ccccccccccc_000030.wav").unlink()
+    out = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, "-m", "avdemo.evaluate", "--checkpoint", str(checkpoint),
+                          "--benchmark", "vggss", "--root", str(dataset), "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "error: 1 of 8 benchmark files are missing; the first is" in run.stderr
+    assert "ccccccccccc_000030.wav" in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists()
