@@ -1,0 +1,226 @@
+"""Training configuration: one dataclass of plain values, named presets, and ``key=value`` overrides.
+
+Presets
+- ``cpu``: the recipe of the default checkpoint (the ``cpu`` model on the embedded benchmark, about an
+  hour on 2 cores); ``paper``: the authors' setting on VGGSound-style data (GPUs); ``tiny``: tests.
+- Ablations on top of ``cpu`` (see ``ABLATIONS``): ``single_positive`` (original pair, s_L only, as the
+  localization-only baselines), ``aug_views`` (+ augmented views), ``neighbours`` (+ conceptually similar
+  views), ``alignment`` (original pair, s_L + s_A), ``full`` (all views, s_L + s_A = ``cpu``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avdemo.config import AudioConfig, ModelConfig, preset
+from avdemo.errors import AVDemoError
+
+VIEWS = ("original", "augmented", "neighbour")
+
+
+@dataclass(frozen=True)
+class ImageAugConfig:
+    """The augmented image view (METHOD.md). Probabilities of 0 switch a transform off."""
+
+    crop_scale: float = 246 / 224     # frames are cached at this multiple of the input side, then cropped
+    rotate90_p: float = 0.5           # rotate by a random multiple of 90 degrees (unconfirmed reading)
+    jitter_p: float = 0.8
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    hflip_p: float = 0.5
+    vflip_p: float = 0.5
+    translate: float = 0.2            # random translation, fraction of the side
+    grayscale_p: float = 0.2
+
+
+@dataclass(frozen=True)
+class AudioAugConfig:
+    """The augmented audio view: the window's centre moves by up to +-max_shift_s (tiling the clip)."""
+
+    max_shift_s: float = 3.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs. Class labels are never read for training: only the evaluation
+    on the validation and test splits uses them."""
+
+    model: ModelConfig = field(default_factory=lambda: preset("cpu"))
+    # data: the splits are folders under data_root (or absolute paths) in the VGG-SS layout
+    # (frames/<id>.jpg, audio/<id>.wav, vggss.json); a VGGSound-style training folder may instead hold
+    # frames/ + audio/ and an id list (one id per line) named by train_ids.
+    data_root: str = "data_cache/embedded"
+    train_split: str = "train"
+    val_split: str | None = "val"      # None: no validation, the last weights are kept
+    test_split: str | None = "test"    # None: no final test report
+    train_ids: str | None = None       # id list file, relative to the training folder
+    cache_frames: bool = True          # decode all frames and audio once, keep them in memory
+    num_workers: int = 1
+    # optimisation
+    steps: int = 1200
+    batch_size: int = 64               # per process; the InfoNCE negatives are the rest of this batch
+    optimizer: str = "adamw"           # "adamw" or "adam" (the authors')
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    final_lr_ratio: float = 0.01       # cosine decay from lr to lr * final_lr_ratio
+    amp: str = "auto"                  # bf16 autocast: "bf16", "off", or "auto" = on GPUs, and on CPUs whose
+                                       # oneDNN has bf16 kernels (AVX-512/AMX; on AVX2-only CPUs it is slower)
+    seed: int = 0
+    # the method
+    image_views: tuple[str, ...] = VIEWS
+    audio_views: tuple[str, ...] = VIEWS
+    loss_localization: bool = True     # InfoNCE terms with s_L
+    loss_alignment: bool = True        # InfoNCE terms with s_A (the model then has the alignment head)
+    temperature: float = 0.07
+    direction: str = "image_to_audio"  # the authors' code; or "symmetric"
+    image_aug: ImageAugConfig = field(default_factory=ImageAugConfig)
+    audio_aug: AudioAugConfig = field(default_factory=AudioAugConfig)
+    neighbour_k: int = 30              # conceptually similar = a random one of the K nearest neighbours
+    neighbour_every: int = 200         # steps between refreshes of the kNN tables
+    neighbour_features: str | None = None  # .npy (N, D) or (2, N, D) [image, audio] in training order;
+                                            # None: the model's own embeddings, gathered while training
+    # evaluation, logging, checkpoints
+    eval_every: int = 200
+    eval_batch_size: int = 64
+    select_metric: tuple[str, ...] = ("localization.pointing_game", "localization.ciou_success")  # summed, on val
+    log_every: int = 10
+    save_every: int = 50
+    out_dir: str = "runs/cpu"
+    final_path: str | None = None      # default: <out_dir>/model.safetensors
+    final_dtype: str = "float16"       # storage of the final weights: float32, float16 or bfloat16
+    device: str = "auto"               # "auto", "cpu", "cuda"
+
+    def __post_init__(self) -> None:
+        for name in ("image_views", "audio_views"):
+            views = getattr(self, name)
+            if not views or any(v not in VIEWS for v in views) or len(set(views)) != len(views):
+                raise AVDemoError(f"{name} must be a non-empty subset of {VIEWS}; got {views}")
+        if not (self.loss_localization or self.loss_alignment):
+            raise AVDemoError("at least one of loss_localization and loss_alignment must be on")
+        if self.direction not in ("image_to_audio", "symmetric"):
+            raise AVDemoError(f"direction must be 'image_to_audio' or 'symmetric'; got {self.direction!r}")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise AVDemoError(f"amp must be 'auto', 'bf16' or 'off'; got {self.amp!r}")
+        if self.final_dtype not in ("float32", "float16", "bfloat16"):
+            raise AVDemoError(f"final_dtype must be float32, float16 or bfloat16; got {self.final_dtype!r}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise AVDemoError(f"optimizer must be 'adam' or 'adamw'; got {self.optimizer!r}")
+
+    @property
+    def uses_neighbours(self) -> bool:
+        return "neighbour" in self.image_views or "neighbour" in self.audio_views
+
+    @property
+    def model_config(self) -> ModelConfig:
+        """The model trained: the alignment head exists exactly when its loss is on."""
+        return dataclasses.replace(self.model, alignment_head=self.loss_alignment)
+
+    def split_dir(self, split: str) -> Path:
+        return Path(self.data_root) / split
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise AVDemoError(f"unknown training config keys: {sorted(unknown)}")
+        if "model" in d:
+            d["model"] = ModelConfig.from_dict(d["model"])
+        if "image_aug" in d:
+            d["image_aug"] = ImageAugConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                               for k, v in d["image_aug"].items()})
+        if "audio_aug" in d:
+            d["audio_aug"] = AudioAugConfig(**d["audio_aug"])
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+
+TINY_MODEL = ModelConfig(image_size=64, audio=AudioConfig(sample_rate=8000, window_s=0.5, nperseg=128,
+                                                          noverlap=48, downmix="mean"))
+
+# cpu: measured on this 2-core machine (bench/train_speed.py); ~1200 steps of 64 fit in about an hour.
+CPU = TrainConfig(audio_aug=AudioAugConfig(max_shift_s=1.0))
+
+ABLATIONS: dict[str, TrainConfig] = {
+    "single_positive": dataclasses.replace(CPU, image_views=("original",), audio_views=("original",),
+                                           loss_alignment=False),
+    "aug_views": dataclasses.replace(CPU, image_views=VIEWS[:2], audio_views=VIEWS[:2], loss_alignment=False),
+    "neighbours": dataclasses.replace(CPU, loss_alignment=False),
+    "alignment": dataclasses.replace(CPU, image_views=("original",), audio_views=("original",)),
+    "full": CPU,
+}
+
+PRESETS: dict[str, TrainConfig] = {
+    "cpu": CPU,
+    "tiny": TrainConfig(model=TINY_MODEL, steps=6, batch_size=8, warmup_steps=2, num_workers=0,
+                        neighbour_k=3, neighbour_every=3, eval_every=3, eval_batch_size=16, log_every=1,
+                        save_every=2, audio_aug=AudioAugConfig(max_shift_s=0.5), out_dir="runs/tiny"),
+    # The authors' setting: 224 px, 3 s, Adam 1e-4, about 80 epochs of VGGSound-144K, K = 1000.
+    "paper": TrainConfig(model=preset("paper"), data_root="data/vggsound", train_split=".",
+                         train_ids="vggss_144k.txt", val_split="vggss_val", test_split="vggss_test",
+                         cache_frames=False, num_workers=8, steps=90_000, batch_size=128, optimizer="adam",
+                         lr=1e-4, warmup_steps=1000, neighbour_k=1000, neighbour_every=5000,
+                         eval_every=2000, save_every=500, log_every=50, out_dir="runs/paper"),
+    **{name: dataclasses.replace(cfg, out_dir=f"runs/{name}") for name, cfg in ABLATIONS.items()},
+}
+
+
+def parse_value(text: str) -> Any:
+    """``key=value`` values are JSON (numbers, true/false/null, lists); anything else is a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """``["lr=1e-3", "model.image_size=96", "image_aug.blur_p=0"]`` -> a new config."""
+    d = cfg.to_dict()
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise AVDemoError(f"override {item!r} is not of the form key=value")
+        *parents, leaf = key.strip().split(".")
+        node = d
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                raise AVDemoError(f"override {item!r}: {p!r} is not a config section")
+            node = node[p]
+        if leaf not in node:
+            raise AVDemoError(f"override {item!r}: unknown key {leaf!r}; known: {sorted(node)}")
+        node[leaf] = parse_value(value)
+    return TrainConfig.from_dict(d)
+
+
+def load_config(name_or_file: str, overrides: list[str] = ()) -> TrainConfig:
+    """A preset name, or a JSON file of values (optionally ``"preset": NAME`` as the base, else ``cpu``)."""
+    if name_or_file in PRESETS:
+        cfg = PRESETS[name_or_file]
+    else:
+        path = Path(name_or_file)
+        if not path.is_file():
+            raise AVDemoError(f"{name_or_file!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+        d = json.loads(path.read_text())
+        base = PRESETS.get(d.pop("preset", "cpu"))
+        if base is None:
+            raise AVDemoError(f"{path}: unknown base preset; known: {sorted(PRESETS)}")
+        cfg = apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in _flatten(d).items()])
+    return apply_overrides(cfg, list(overrides))
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -1,0 +1,163 @@
+"""The three views per modality: original, augmented, and conceptually similar (a nearest neighbour).
+
+Image views are uint8 (3, S, S); the model's own ``preprocess_frames`` normalises them in the training
+step. Audio views are windows of the clip at the model rate (``avdemo.audio.audio_windows``); the
+spectrogram is computed in the training step by ``model.spectrogram``.
+
+The conceptually similar view of sample i is the *original* view of a random one of i's K nearest
+neighbours, searched per modality (image neighbours for the image view, audio neighbours for the audio
+view) with faiss over features: the model's own embeddings (an ``EmbeddingBank`` filled from the
+training batches' original views, so it costs no extra forward pass; refreshed every few hundred steps),
+or features a user supplies. It is encoded with an extra forward pass: reusing the in-batch features of
+the neighbour would put the neighbour's own audio among the negatives of its image, a false negative by
+construction, and a random neighbour is rarely in the batch anyway (K/N).
+"""
+from __future__ import annotations
+
+import math
+
+import faiss
+import numpy as np
+import torch
+import torchvision.transforms.v2 as T
+import torchvision.transforms.v2.functional as TF
+
+from avdemo.audio import audio_windows
+from avdemo.config import AudioConfig
+
+from .config import AudioAugConfig, ImageAugConfig
+
+
+def resize_square(frame_uint8: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 (3, H, W) -> (3, side, side), bicubic with antialiasing (aspect not kept, as the reference)."""
+    if tuple(frame_uint8.shape[-2:]) == (side, side):
+        return frame_uint8
+    return TF.resize(frame_uint8, [side, side], interpolation=T.InterpolationMode.BICUBIC, antialias=True)
+
+
+class Rotate90(torch.nn.Module):
+    """Rotate by a random multiple of 90 degrees with probability p."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.p:
+            return x
+        return torch.rot90(x, int(torch.randint(1, 4, ())), dims=(-2, -1))
+
+
+class ImageAugment:
+    """The augmented image view of METHOD.md on a cached uint8 frame (3, s, s) with s > size:
+    random crop to ``size``, 90-degree rotation, flips, translation, colour jitter, blur, grayscale."""
+
+    def __init__(self, cfg: ImageAugConfig, size: int):
+        blur_kernel = 2 * max(1, round(0.05 * size)) + 1          # about a tenth of the side
+        self.size = size
+        self.transform = T.Compose([
+            T.RandomCrop(size),
+            Rotate90(cfg.rotate90_p),
+            T.RandomHorizontalFlip(cfg.hflip_p),
+            T.RandomVerticalFlip(cfg.vflip_p),
+            T.RandomAffine(degrees=0, translate=(cfg.translate, cfg.translate)),
+            T.RandomApply([T.ColorJitter(*cfg.jitter)], p=cfg.jitter_p),
+            T.RandomApply([T.GaussianBlur(blur_kernel, sigma=cfg.blur_sigma)], p=cfg.blur_p),
+            T.RandomGrayscale(cfg.grayscale_p),
+        ])
+
+    def __call__(self, frame_uint8: torch.Tensor, seed: int) -> torch.Tensor:
+        """Deterministic given ``seed``; the caller's RNG state is left untouched."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.transform(frame_uint8)
+
+
+def audio_views(wav: torch.Tensor, kinds: list[str], shift_s: float, cfg: AudioConfig) -> torch.Tensor:
+    """Windows (len(kinds), window_samples) of a model-rate clip: ``original`` centred on the clip (as
+    the evaluation hears it), ``augmented`` centred ``shift_s`` seconds away (tiling the clip)."""
+    centre = wav.shape[-1] / cfg.sample_rate / 2
+    centres = [centre + (shift_s if kind == "augmented" else 0.0) for kind in kinds]
+    return audio_windows(wav, centres, cfg, mode="tile")
+
+
+def random_shift(generator: torch.Generator, cfg: AudioAugConfig) -> float:
+    return float((torch.rand((), generator=generator) * 2 - 1) * cfg.max_shift_s)
+
+
+def knn(features: np.ndarray, k: int) -> np.ndarray:
+    """Indices (N, k) of each row's k nearest other rows by cosine similarity (exact, faiss)."""
+    x = np.ascontiguousarray(features, dtype=np.float32).copy()
+    n = x.shape[0]
+    if not 1 <= k < n:
+        raise ValueError(f"need 1 <= k < number of samples; got k={k}, N={n}")
+    faiss.normalize_L2(x)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    _, idx = index.search(x, k + 1)
+    not_self = idx != np.arange(n)[:, None]
+    not_self[not_self.all(1), -1] = False                 # self not found among ties: drop the last
+    return idx[not_self].reshape(n, k)
+
+
+class NeighbourTable:
+    """Per-modality kNN tables (N, K) and the pick of a random neighbour."""
+
+    def __init__(self, image_nn: np.ndarray, audio_nn: np.ndarray):
+        self.image = np.asarray(image_nn, dtype=np.int64)
+        self.audio = np.asarray(audio_nn, dtype=np.int64)
+
+    @classmethod
+    def from_features(cls, image_feats: np.ndarray, audio_feats: np.ndarray, k: int) -> "NeighbourTable":
+        return cls(knn(image_feats, k), knn(audio_feats, k))
+
+    def pick(self, i: int, rng: np.random.Generator) -> tuple[int, int]:
+        """(image neighbour, audio neighbour) of sample i, each uniform among its K."""
+        return int(self.image[i, rng.integers(self.image.shape[1])]), int(self.audio[i, rng.integers(self.audio.shape[1])])
+
+
+def load_feature_file(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A user's features: .npy (N, D) for both modalities, or (2, N, D) as [image, audio]; rows in the
+    order of the training clips."""
+    feats = np.load(path, allow_pickle=False)
+    if feats.ndim == 2:
+        feats = np.stack([feats, feats])
+    if feats.ndim != 3 or feats.shape[0] != 2 or feats.shape[1] != n:
+        raise ValueError(f"{path}: expected features of shape ({n}, D) or (2, {n}, D), got {feats.shape}")
+    return feats[0], feats[1]
+
+
+class EmbeddingBank:
+    """The latest embedding of every training sample's original views, collected from training batches.
+
+    Stored in float16 (half the memory, and the exact values a resumed run restores).
+    """
+
+    def __init__(self, n: int, dim: int):
+        self.image = torch.zeros(n, dim, dtype=torch.float16)
+        self.audio = torch.zeros(n, dim, dtype=torch.float16)
+        self.seen = torch.zeros(n, dtype=torch.bool)
+
+    def update(self, indices: torch.Tensor, image_emb: torch.Tensor, audio_emb: torch.Tensor) -> None:
+        indices = indices.cpu()
+        self.image[indices] = image_emb.detach().cpu().to(torch.float16)
+        self.audio[indices] = audio_emb.detach().cpu().to(torch.float16)
+        self.seen[indices] = True
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.seen.all())
+
+    def table(self, k: int) -> NeighbourTable:
+        return NeighbourTable.from_features(self.image.float().numpy(), self.audio.float().numpy(), k)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"image": self.image, "audio": self.audio, "seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.image, self.audio, self.seen = state["image"].clone(), state["audio"].clone(), state["seen"].clone()
+
+
+def cached_side(size: int, cfg: ImageAugConfig) -> int:
+    """Side of the cached frames: the input side times the crop scale (246/224 in the paper)."""
+    return max(size, math.ceil(size * cfg.crop_scale))
