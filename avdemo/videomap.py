@@ -1,0 +1,235 @@
+"""Heat maps on a whole video: every output frame with the audio window centred on it, as an MP4.
+
+Two streaming passes over the file, so that no more than a batch of frames is ever in memory:
+1. analyse: decode frames (every ``stride``-th, longest side <= ``max_side``), cut the model-length
+   audio window centred on each frame's time, run ``model.localize`` in batches, keep the low-res maps
+   and scores;
+2. render: decode the same frames again, upsample their maps, normalise (per frame, per clip (its range
+   known only after pass 1) or absolute), colour, blend, and encode H.264 + AAC with the sound heard.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Union
+
+import numpy as np
+import torch
+
+from .audio import audio_windows, to_model_rate
+from .errors import AVDemoError
+from .media import VideoInfo, frame_at, iter_frames, probe, read_audio, scaled_size, write_mp4
+from .model import AVLocalizer, upsample_maps
+from .overlay import NORMALISATIONS, normalise, overlay, value_range
+
+# None: the video's own sound; "silence" / "noise"; a path to another clip or sound file; (wav, rate).
+AudioChoice = Union[None, str, Path, tuple]
+Progress = Callable[[float, str], None]
+ANALYSE_SHARE = 0.8          # fraction of the progress bar for pass 1 (the model dominates)
+
+
+@dataclass(frozen=True)
+class VideoMapConfig:
+    """How a video is mapped and drawn, and the limits that keep a CPU server responsive."""
+
+    stride: int = 1                          # map every stride-th frame; the output has those frames
+    normalisation: str = "frame"             # see overlay.NORMALISATIONS
+    colormap: str = "jet"
+    opacity: float = 0.5
+    contour_threshold: float | None = None   # outline of {normalised map >= threshold}
+    max_duration_s: float = 60.0             # longer videos are refused
+    max_side: int = 640                      # frames are downscaled to this longest side
+    audio: AudioChoice = None                # the sound paired with the frames (counterfactuals)
+    window_mode: str = "tile"                # ends of the clip: "tile" (wrap around, as the reference
+                                             # tiles short clips) or "pad" (silence)
+    noise_dbfs: float = -20.0                # RMS level of the "noise" counterfactual (white noise)
+    batch_size: int = 16
+
+
+@dataclass
+class VideoMapResult:
+    """The overlay video and, per output frame, what the model saw and heard."""
+
+    video_path: Path            # the MP4, inside a folder the caller owns (and deletes)
+    times_s: np.ndarray         # (N,) time of each output frame in the source, seconds
+    peak: np.ndarray            # (N,) max of S
+    mean: np.ndarray            # (N,) mean of S over the map cells
+    s_L: np.ndarray             # (N,)
+    s_A: np.ndarray             # (N,)
+    loudness_db: np.ndarray     # (N,) RMS of the audio window heard with the frame, dBFS (floor -100)
+    maps_lowres: np.ndarray     # (N, h, w) raw S at the feature map's resolution
+    clip_range: tuple[float, float]   # (min, max) of S over the clip
+    fps: float                  # frame rate of the output
+    frame_size: tuple[int, int]  # (H, W) of the frames the maps were drawn on
+    audio_label: str            # what was heard: "original", "silence", "noise", a file name
+    notes: list[str] = field(default_factory=list)   # limits applied, e.g. downscaling
+
+
+def check_config(cfg: VideoMapConfig) -> None:
+    if cfg.normalisation not in NORMALISATIONS:
+        raise AVDemoError(f"unknown normalisation {cfg.normalisation!r}; choose one of {sorted(NORMALISATIONS)}")
+    if cfg.stride < 1:
+        raise AVDemoError(f"frame stride must be 1 or more; got {cfg.stride}")
+    if cfg.window_mode not in ("tile", "pad"):
+        raise AVDemoError(f"unknown window mode {cfg.window_mode!r}; use 'tile' or 'pad'")
+
+
+def check_limits(info: VideoInfo, path: Path, cfg: VideoMapConfig) -> list[str]:
+    """Refuse videos over the duration cap; say what the resolution cap does."""
+    if info.duration_s > cfg.max_duration_s + 0.5:
+        raise AVDemoError(f"{path.name!r} is {info.duration_s:.1f} s long; this app maps videos of at most "
+                          f"{cfg.max_duration_s:g} s: trim it and upload it again")
+    w, h = scaled_size(info.width, info.height, cfg.max_side)
+    if (w, h) != (info.width, info.height):
+        return [f"frames downscaled from {info.width}x{info.height} to {w}x{h} (cap: {cfg.max_side} px)"]
+    return []
+
+
+def fit_length(wav: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """(T,) or (T, C) audio made ``n`` samples long: repeated ("tile") or zero-padded ("pad"), or cut."""
+    if len(wav) >= n:
+        return wav[:n]
+    if mode == "tile":
+        return np.take(wav, np.arange(n) % len(wav), axis=0)
+    return np.concatenate([wav, np.zeros((n - len(wav),) + wav.shape[1:], wav.dtype)])
+
+
+def paired_sound(path: Path, info: VideoInfo, cfg: VideoMapConfig) -> tuple[np.ndarray, int, str]:
+    """The sound heard with the frames, as long as the video: (wav (T,) or (T, C), sample rate, label)."""
+    choice = cfg.audio
+    rate, channels = info.sample_rate or 16000, info.channels or 1
+    n = max(1, round(info.duration_s * rate))
+    if choice is None:
+        if not info.has_audio:
+            raise AVDemoError(f"{path.name!r} has no audio track; choose the 'silence' counterfactual to see "
+                              "its maps without sound, or pair it with another sound")
+        wav, rate = read_audio(path)
+        label = "original"
+    elif isinstance(choice, str) and choice in ("silence", "noise"):
+        shape = (n,) if channels == 1 else (n, channels)
+        if choice == "silence":
+            wav = np.zeros(shape, np.float32)
+        else:
+            level = 10 ** (cfg.noise_dbfs / 20)
+            wav = np.clip(np.random.default_rng(0).normal(0.0, level, shape), -1, 1).astype(np.float32)
+        label = choice
+    elif isinstance(choice, tuple):
+        wav, rate = np.asarray(choice[0], np.float32), int(choice[1])
+        label = "uploaded sound"
+    else:
+        wav, rate = read_audio(choice)
+        label = Path(choice).name
+    if len(wav) == 0:
+        raise AVDemoError(f"the sound for {path.name!r} ({label}) is empty")
+    return fit_length(wav, max(1, round(info.duration_s * rate)), cfg.window_mode), rate, label
+
+
+def loudness_db(windows: torch.Tensor) -> np.ndarray:
+    """RMS level of each window (N, T) in dBFS, floored at -100 dB."""
+    rms = windows.float().square().mean(-1).sqrt().clamp_min(1e-5)
+    return (20 * torch.log10(rms)).numpy()
+
+
+def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int) -> Iterator[tuple[list[float], np.ndarray]]:
+    times, batch = [], []
+    for t, frame in frames:
+        times.append(t)
+        batch.append(frame)
+        if len(batch) == size:
+            yield times, np.stack(batch)
+            times, batch = [], []
+    if batch:
+        yield times, np.stack(batch)
+
+
+def analyse(model: AVLocalizer, path: Path, info: VideoInfo, wav_model: torch.Tensor, cfg: VideoMapConfig,
+            progress: Progress) -> dict[str, np.ndarray]:
+    """Pass 1: maps and scores of every ``stride``-th frame with its centred audio window."""
+    acfg, side = model.cfg.audio, model.cfg.map_size
+    same_window = cfg.audio == "silence"            # every window is identical: encode it once
+    expected = max(1, -(-info.n_frames // cfg.stride))
+    out: dict[str, list] = {k: [] for k in ("times_s", "maps_lowres", "s_L", "s_A", "loudness_db")}
+    frame_size = None
+    for times, frames in _batches(iter_frames(path, cfg.stride, cfg.max_side), cfg.batch_size):
+        windows = audio_windows(wav_model, np.asarray(times), acfg, mode=cfg.window_mode)   # (B, samples)
+        loc = model.localize(frames, windows[:1] if same_window else windows, sample_rate=None,
+                             output_size=(side, side), batch_size=cfg.batch_size)
+        out["times_s"].append(times)
+        out["maps_lowres"].append(loc.maps_lowres)
+        out["s_L"].append(loc.s_L)
+        out["s_A"].append(loc.s_A)
+        out["loudness_db"].append(loudness_db(windows))
+        frame_size = frames.shape[1:3]
+        done = sum(len(t) for t in out["times_s"])
+        progress(ANALYSE_SHARE * min(1.0, done / expected), f"mapping frames {done}/{expected}")
+    result = {k: np.concatenate(v).astype(np.float64 if k == "times_s" else np.float32) for k, v in out.items()}
+    result["frame_size"] = frame_size
+    return result
+
+
+def render(frames: Iterator[tuple[float, np.ndarray]], maps_lowres: np.ndarray, cfg: VideoMapConfig,
+           clip_range: tuple[float, float], progress: Progress | None = None) -> Iterator[np.ndarray]:
+    """Pass 2: each frame with its map upsampled, normalised, coloured, blended (and contoured)."""
+    n, i = len(maps_lowres), 0
+    for i, (_, frame) in enumerate(frames, start=1):
+        if i > n:
+            break
+        yield draw(frame, maps_lowres[i - 1], cfg, clip_range)
+        if progress is not None and i % 10 == 0:
+            progress(ANALYSE_SHARE + (1 - ANALYSE_SHARE) * i / n, f"drawing and encoding {i}/{n}")
+    if i != n:
+        raise AVDemoError(f"the video gave {i} frames on the second read but {n} on the first")
+
+
+def draw(frame: np.ndarray, map_lowres: np.ndarray, cfg: VideoMapConfig,
+         clip_range: tuple[float, float]) -> np.ndarray:
+    """One frame (H, W, 3) with its low-res raw map drawn as ``cfg`` says."""
+    map_raw = upsample_maps(torch.from_numpy(map_lowres)[None], frame.shape[:2])[0].numpy()
+    return overlay(frame, normalise(map_raw, cfg.normalisation, clip_range), cfg.colormap, cfg.opacity,
+                   cfg.contour_threshold)
+
+
+def localize_video(model: AVLocalizer, video_path: str | Path, cfg: VideoMapConfig = VideoMapConfig(),
+                   progress: Progress | None = None, out_dir: str | Path | None = None) -> VideoMapResult:
+    """Heat map on every ``stride``-th frame of a video, written as an H.264 + AAC MP4.
+
+    The MP4 goes to ``out_dir`` (by default a new temporary folder; either way the caller deletes it);
+    on error nothing is left behind. Raises ``AVDemoError`` for unreadable files, a missing audio track
+    (unless a counterfactual sound is chosen) and videos over the duration cap.
+    """
+    path = Path(video_path)
+    progress = progress or (lambda fraction, message: None)
+    check_config(cfg)
+    info = probe(path)
+    notes = check_limits(info, path, cfg)
+    wav, rate, label = paired_sound(path, info, cfg)
+    own_dir = out_dir is None
+    folder = Path(tempfile.mkdtemp(prefix="avdemo-video-")) if own_dir else Path(out_dir)
+    try:
+        progress(0.0, "reading the video")
+        stats = analyse(model, path, info, to_model_rate(wav, rate, model.cfg.audio), cfg, progress)
+        maps = stats["maps_lowres"]
+        clip_range = value_range(maps)
+        fps = info.fps / cfg.stride
+        out = write_mp4(folder / f"{path.stem}-heatmap.mp4",
+                        render(iter_frames(path, cfg.stride, cfg.max_side), maps, cfg, clip_range, progress),
+                        fps, wav, rate)
+        progress(1.0, "done")
+    except BaseException:
+        if own_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return VideoMapResult(
+        video_path=out, times_s=stats["times_s"], peak=maps.max(axis=(1, 2)), mean=maps.mean(axis=(1, 2)),
+        s_L=stats["s_L"], s_A=stats["s_A"], loudness_db=stats["loudness_db"], maps_lowres=maps,
+        clip_range=clip_range, fps=fps, frame_size=tuple(stats["frame_size"]), audio_label=label, notes=notes)
+
+
+def frame_overlay(result: VideoMapResult, video_path: str | Path, time_s: float,
+                  cfg: VideoMapConfig) -> tuple[float, np.ndarray]:
+    """The output frame nearest to ``time_s`` with its map drawn as ``cfg`` says: (its time, uint8 RGB)."""
+    i = int(np.argmin(np.abs(result.times_s - time_s)))
+    t, frame = frame_at(video_path, float(result.times_s[i]), cfg.max_side)
+    return t, draw(frame, result.maps_lowres[i], cfg, result.clip_range)
