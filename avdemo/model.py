@@ -51,6 +51,12 @@ def soft_masked_mean(maps: torch.Tensor, threshold: float, temperature: float) -
     return (w * maps).sum((-2, -1)) / w.sum((-2, -1)).clamp_min(1e-12)
 
 
+def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Maps (N, h, w) -> (N, H, W), bilinear with aligned corners (so extremes are kept): the heat map
+    users see."""
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=True)[:, 0]
+
+
 @dataclass
 class Localization:
     """What ``AVLocalizer.localize`` returns for a batch of N frame/audio pairs (numpy, float32)."""
@@ -177,7 +183,7 @@ class AVLocalizer(nn.Module):
             outs.append(self.scores(visual_map, audio_vec))
         self.train(was_training)
         out = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
-        maps_up = F.interpolate(out["maps"][:, None], size=output_size, mode="bilinear", align_corners=True)[:, 0]
+        maps_up = upsample_maps(out["maps"], output_size)
         as_np = lambda t: t.float().cpu().numpy()
         return Localization(maps=as_np(maps_up), maps_lowres=as_np(out["maps"]), s_L=as_np(out["s_L"]),
                             s_A=as_np(out["s_A"]), image_emb=as_np(out["image_emb"]),
