@@ -1,0 +1,72 @@
+"""The Gradio app: four ways to look at what a sound source localization model hears and sees.
+
+    python app.py [--checkpoint PATH] [--data SPLIT_DIR] [--port N]
+
+Defaults: ``$AVDEMO_CHECKPOINT`` or checkpoints/default.safetensors; ``$AVDEMO_DATA`` or the embedded
+test split (generated on first start); the index cache in ``$AVDEMO_INDEX_DIR`` or data_cache/index
+(built on first start). Gradio's own variables (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, ...) apply.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from avdemo.ui.embedding_tab import build_embedding_tab
+from avdemo.ui.false_positive_tab import build_false_positive_tab
+from avdemo.ui.indexes import dataset_choices, get_index
+from avdemo.ui.model_tab import build_model_panel
+from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices
+from avdemo.ui.retrieval_tab import build_retrieval_tab
+
+CONCURRENCY = 2                  # events run at once (2 CPU cores); the rest wait in the queue
+QUEUE_SIZE = 32
+DELETE_CACHE = (600, 3600)       # every 10 min, delete temporary files older than 1 h (all of them at exit)
+INTRO = """# What does the model hear, and where does it see it?
+Sound source localization after *Sound Source Localization is All about Cross-Modal Alignment* (ICCV 2023).
+Pick a model and a dataset; each tab shows the evidence side by side: picture, sound, heat map, scores, ground truth."""
+
+
+def build_app(checkpoint: str, data: str) -> gr.Blocks:
+    """The Blocks of the app over ``checkpoint`` and the dataset split ``data`` (indexed first if needed)."""
+    checkpoint, data = str(Path(checkpoint).resolve()), str(Path(data).resolve())
+    index = get_index(checkpoint, data)
+    checkpoints = checkpoint_choices()
+    if checkpoint not in checkpoints:
+        checkpoints = [checkpoint] + checkpoints
+    with gr.Blocks(title="Sound source localization", delete_cache=DELETE_CACHE) as demo:
+        gr.Markdown(INTRO)
+        model_choice, dataset_choice = build_model_panel(checkpoints, checkpoint, dataset_choices(data), data)
+        with gr.Tabs():
+            with gr.Tab("Heat map on a video", id="video"):
+                # TODO(video tab): replace with build_video_tab(model_choice) once avdemo/ui/video_tab.py lands.
+                gr.Markdown("The video tab is being connected.")
+            with gr.Tab("Retrieval", id="retrieval"):
+                build_retrieval_tab(model_choice, dataset_choice, index)
+            with gr.Tab("Embedding space", id="embedding"):
+                build_embedding_tab(model_choice, dataset_choice, index)
+            with gr.Tab("False positives", id="false-positives"):
+                build_false_positive_tab(model_choice, dataset_choice, index)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=os.environ.get("AVDEMO_CHECKPOINT") or str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--data", default=os.environ.get("AVDEMO_DATA"),
+                        help="a dataset split folder in the VGG-SS layout (default: the embedded test split)")
+    parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT or 7860")
+    args = parser.parse_args()
+    if args.data is None:
+        from avdemo.data.splits import ensure_split
+        args.data = str(ensure_split("test"))
+    demo = build_app(args.checkpoint, args.data)
+    demo.launch(server_port=args.port, allowed_paths=[value for _, value in dataset_choices(args.data)],
+                max_file_size="500mb")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Tab 3, the embedding space: a UMAP of the images and sounds together (computed when the index was
+built), coloured by modality, class, kind, split or a per-sample score, with lines joining each pair.
+
+``gr.Plot`` has no click events, so a sample is chosen with the picker beside the plot (type the ``#``
+number the hover shows, an id or a class) or by clicking one of its neighbours; the chosen sample is
+starred in the plot and shown with its card, its sound and its nearest images and sounds."""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from ..errors import AVDemoError
+from ..index import SampleIndex
+from .indexes import model_and_index
+from .retrieval_tab import sample_choices
+from .views import card, export_png, sample_markdown, score_line
+
+COLOUR_BY = {"modality": "modality", "class": "class", "kind": "sounding / non-sounding kind", "group": "split",
+             "ciou": "cIoU", "s_A": "s_A", "s_L": "s_L", "conf_top25": "map confidence (top 25 %)"}
+SYMBOLS = {"image": "circle", "sound": "diamond"}
+NEIGHBOURS = 8
+
+
+def _points(index: SampleIndex, negatives: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The plotted points, each distinct image once and every sound: (sample, modality, x, y) of each."""
+    keep = np.arange(len(index)) if negatives else np.flatnonzero(index.sounding)
+    first = np.unique(index.thumb_row[keep], return_index=True)[1]
+    images = keep[np.sort(first)]
+    samples = np.concatenate([images, keep])
+    modality = np.array(["image"] * len(images) + ["sound"] * len(keep))
+    xy = np.concatenate([index.umap_image[images], index.umap_audio[keep]])
+    return samples, modality, xy[:, 0], xy[:, 1]
+
+
+def embedding_figure(index: SampleIndex, colour_by: str, pairs: bool = True, negatives: bool = True,
+                     selected: int | None = None) -> go.Figure:
+    """The UMAP scatter: circles are images, diamonds sounds; hover names the sample (#index id · class)."""
+    samples, modality, x, y = _points(index, negatives)
+    hover = np.array([f"{index.label(i)}<br>{m}<br>{score_line(index, i)}" for i, m in zip(samples, modality)])
+    symbols = np.array([SYMBOLS[m] for m in modality])
+    fig = go.Figure()
+    if pairs:
+        keep = np.unique(samples)
+        ends = np.stack([index.umap_image[keep], index.umap_audio[keep], np.full((len(keep), 2), np.nan)], 1).reshape(-1, 2)
+        fig.add_trace(go.Scatter(x=ends[:, 0], y=ends[:, 1], mode="lines", name="pairs", hoverinfo="skip",
+                                 line=dict(color="rgba(120,120,120,0.25)", width=1)))
+    common = dict(mode="markers", hovertemplate="%{hovertext}<extra></extra>")
+    if colour_by in ("modality", "class", "kind", "group"):
+        values = {"modality": modality, "class": index.class_names[samples], "kind": index.kinds[samples],
+                  "group": index.groups[samples]}[colour_by]
+        values = np.where(values == "", "(none)", values)
+        palette = qualitative.Dark24 + qualitative.Light24
+        for k, value in enumerate(sorted(set(values))):
+            m = values == value
+            fig.add_trace(go.Scatter(x=x[m], y=y[m], name=str(value), customdata=samples[m], hovertext=hover[m],
+                                     marker=dict(symbol=symbols[m], size=7, color=palette[k % len(palette)],
+                                                 line=dict(width=0)), **common))
+    elif colour_by in COLOUR_BY:
+        values = index.scores[colour_by][samples]
+        defined = ~np.isnan(values)
+        fig.add_trace(go.Scatter(x=x[~defined], y=y[~defined], name="undefined", customdata=samples[~defined],
+                                 hovertext=hover[~defined], marker=dict(symbol=symbols[~defined], size=6,
+                                                                        color="lightgray"), **common))
+        fig.add_trace(go.Scatter(x=x[defined], y=y[defined], name=COLOUR_BY[colour_by], customdata=samples[defined],
+                                 hovertext=hover[defined], showlegend=False,
+                                 marker=dict(symbol=symbols[defined], size=7, color=values[defined], colorscale="Viridis",
+                                             colorbar=dict(title=COLOUR_BY[colour_by])), **common))
+    else:
+        raise AVDemoError(f"unknown colouring {colour_by!r}; use one of {', '.join(COLOUR_BY)}")
+    if selected is not None:
+        i = int(selected)
+        fig.add_trace(go.Scatter(x=[index.umap_image[i, 0], index.umap_audio[i, 0]],
+                                 y=[index.umap_image[i, 1], index.umap_audio[i, 1]], mode="markers+lines",
+                                 name=f"#{i}", hovertext=[f"{index.label(i)}<br>image", f"{index.label(i)}<br>sound"],
+                                 hovertemplate="%{hovertext}<extra></extra>", line=dict(color="black", width=2),
+                                 marker=dict(symbol="star", size=18, color="gold", line=dict(color="black", width=1.5))))
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10), uirevision="umap", legend=dict(itemsizing="constant"),
+                      title=f"UMAP of {len(np.unique(samples))} pairs: ● image, ◆ sound",
+                      xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None,
+                                                                               scaleanchor="x"))
+    return fig
+
+
+def neighbours(index: SampleIndex, i: int, k: int = NEIGHBOURS) -> dict[str, list[tuple[int, float]]]:
+    """The ``k`` sounding pairs whose image is nearest sample ``i``'s image (other pictures only), and
+    whose sound is nearest its sound (other recordings only): {"image": [(sample, s)], "sound": [...]}."""
+    out = {}
+    for modality, emb, same in (("image", index.image_emb, index.thumb_row), ("audio", index.audio_emb, None)):
+        sims, found = index.search(modality, emb[i][None], k + 2)
+        other = [(int(j), float(s)) for j, s in zip(found[0], sims[0])
+                 if (index.thumb_row[j] != index.thumb_row[i] if same is not None
+                     else index.audio_paths[j] != index.audio_paths[i])]
+        out["image" if modality == "image" else "sound"] = other[:k]
+    return out
+
+
+def _neighbour_gallery(index: SampleIndex, i: int, found: list[tuple[int, float]]) -> list[tuple[np.ndarray, str]]:
+    mark = lambda j: "" if not index.class_names[i] else (" ✓" if index.class_names[j] == index.class_names[i] else " ✗")
+    return [(index.thumbnail(j), f"#{j} {index.class_names[j]}{mark(j)}  {s:.3f}") for j, s in found]
+
+
+def show_sample(checkpoint: str, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool):
+    """Figure with the sample starred, its card, sound and description, its neighbours (images and
+    sounds), and the neighbour lists for clicks."""
+    _, index = model_and_index(checkpoint, dataset)
+    if sample is None:
+        return embedding_figure(index, colour_by, pairs, negatives), None, None, "", [], [], {}
+    i = int(sample)
+    if not 0 <= i < len(index):
+        raise gr.Error(f"sample {i} is not in the index (0..{len(index) - 1})")
+    near = neighbours(index, i)
+    return (embedding_figure(index, colour_by, pairs, negatives, i), card(index, i), str(index.audio_paths[i]),
+            sample_markdown(index, i), _neighbour_gallery(index, i, near["image"]),
+            _neighbour_gallery(index, i, near["sound"]), {k: [j for j, _ in v] for k, v in near.items()})
+
+
+def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, index: SampleIndex) -> None:
+    """The tab's components and events; ``index`` gives the initial figure and choices."""
+    choices = sample_choices(index)
+    near = gr.State({})
+    with gr.Row():
+        colour_by = gr.Dropdown([(v, k) for k, v in COLOUR_BY.items()], value="class", label="Colour by", scale=2)
+        pairs = gr.Checkbox(value=True, label="lines joining each pair", scale=1)
+        negatives = gr.Checkbox(value=True, label="non-sounding pairs", scale=1)
+    with gr.Row():
+        with gr.Column(scale=3):
+            plot = gr.Plot(embedding_figure(index, "class"), label="Embedding space (s_A)", elem_id="embedding-plot")
+        with gr.Column(scale=2):
+            sample = gr.Dropdown(choices, value=None, label="Sample (type its # from the hover, an id or a class)",
+                                 filterable=True, elem_id="embedding-sample")
+            picture = gr.Image(label="Card: ground truth, map, binarised map", interactive=False, height=200)
+            sound = gr.Audio(label="Its sound", interactive=False)
+            info = gr.Markdown()
+            export_button = gr.Button("Export card (PNG)", size="sm")
+            exported = gr.File(label="Card", height=60)
+    with gr.Row():
+        image_neighbours = gr.Gallery(label="Nearest images (z_v), click to select", columns=8, height=170,
+                                      elem_id="embedding-image-neighbours")
+        sound_neighbours = gr.Gallery(label="Nearest sounds (z_a), shown by their pictures", columns=8, height=170)
+
+    inputs = [model_choice, dataset_choice, sample, colour_by, pairs, negatives]
+    gr.on([colour_by.change, pairs.change, negatives.change],
+          lambda c, d, s, col, p, n: embedding_figure(model_and_index(c, d)[1], col, p, n, s),
+          inputs, plot, api_name="embedding_plot")
+    sample.change(show_sample, inputs, [plot, picture, sound, info, image_neighbours, sound_neighbours, near],
+                  api_name="embedding_sample")
+
+    def pick(modality: str):
+        def run(found: dict[str, list[int]], evt: gr.SelectData) -> int:
+            return found[modality][evt.index]
+        return run
+
+    image_neighbours.select(pick("image"), near, sample, api_name="embedding_pick_image")
+    sound_neighbours.select(pick("sound"), near, sample, api_name="embedding_pick_sound")
+
+    def export(checkpoint: str, dataset: str, i: int | None) -> str:
+        if i is None:
+            raise gr.Error("choose a sample first")
+        _, idx = model_and_index(checkpoint, dataset)
+        return export_png(card(idx, int(i)), f"card-{idx.ids[int(i)]}")
+
+    export_button.click(export, [model_choice, dataset_choice, sample], exported, api_name="embedding_export_card")
+
+    def refresh(checkpoint: str, dataset: str, col: str, p: bool, n: bool):
+        _, new = model_and_index(checkpoint, dataset)
+        return gr.update(choices=sample_choices(new), value=None), embedding_figure(new, col, p, n), {}
+
+    gr.on([model_choice.change, dataset_choice.change], refresh, [model_choice, dataset_choice, colour_by, pairs, negatives],
+          [sample, plot, near], api_name="embedding_refresh")
+

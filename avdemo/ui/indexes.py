@@ -1,0 +1,45 @@
+"""The app's datasets and their indexes: which split folders can be chosen, and each (model, dataset)
+index, built on first use and then shared by all sessions (read-only)."""
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+from ..index import SampleIndex, ensure_index
+from ..model import AVLocalizer
+from .models import get_model
+
+EMBEDDED_SPLITS = ("test", "val", "openset")
+_LOCK = threading.Lock()      # one index build at a time; concurrent requests wait for it
+
+
+def dataset_choices(default: str | Path) -> list[tuple[str, str]]:
+    """(label, folder) of the datasets to offer: ``default``, the folders listed in ``$AVDEMO_DATA``
+    (separated by the OS path separator), and the embedded splits already generated next to it."""
+    from ..data.splits import DEFAULT_ROOT
+
+    folders = [Path(default)] + [Path(p) for p in os.environ.get("AVDEMO_DATA", "").split(os.pathsep) if p]
+    folders += [DEFAULT_ROOT / s for s in EMBEDDED_SPLITS if (DEFAULT_ROOT / s / "vggss.json").is_file()]
+    seen: dict[str, str] = {}
+    for folder in folders:
+        key = str(folder.resolve())
+        label = f"embedded {folder.name} split" if folder.resolve().parent == DEFAULT_ROOT.resolve() else str(folder)
+        seen.setdefault(key, label)
+    return [(label, key) for key, label in seen.items()]
+
+
+@lru_cache(maxsize=4)
+def _index(checkpoint: str, dataset: str) -> SampleIndex:
+    return ensure_index(checkpoint, dataset, model=get_model(checkpoint))
+
+
+def get_index(checkpoint: str, dataset: str) -> SampleIndex:
+    """The index of ``dataset`` under ``checkpoint`` (built first when the disk cache has none)."""
+    with _LOCK:
+        return _index(str(checkpoint), str(dataset))
+
+
+def model_and_index(checkpoint: str, dataset: str) -> tuple[AVLocalizer, SampleIndex]:
+    return get_model(str(checkpoint)), get_index(checkpoint, dataset)

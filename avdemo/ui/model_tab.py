@@ -1,0 +1,140 @@
+"""Model and data: the checkpoint picker (bundled, under checkpoints/, or uploaded), the dataset picker,
+the model card, and the index's headline numbers on the chosen dataset."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..checkpoints import OFFICIAL_SUFFIXES, card_path
+from ..config import PRESETS, ModelConfig
+from ..errors import AVDemoError
+from ..index import SampleIndex, default_cache_dir, file_digest
+from .indexes import get_index
+from .models import get_model
+
+UPLOAD_TYPES = [".safetensors", ".json", *OFFICIAL_SUFFIXES]
+
+
+def uploads_dir() -> Path:
+    """Uploaded checkpoints are kept next to the index cache, one folder per content hash."""
+    return default_cache_dir().parent / "uploads"
+
+
+def save_upload(paths: list[str]) -> Path:
+    """Keep an uploaded checkpoint: a ``.pth.tar``-style file, or a ``.safetensors`` with its ``.json``
+    card; copied into a folder named by its content hash and loaded once to check it."""
+    paths = [Path(p) for p in paths or []]
+    weights = [p for p in paths if p.suffix == ".safetensors" or p.name.endswith(OFFICIAL_SUFFIXES)]
+    if len(weights) != 1:
+        raise AVDemoError(f"upload one checkpoint file (.safetensors with its .json card, or "
+                          f"{', '.join(OFFICIAL_SUFFIXES)}); got {len(weights)} weight files")
+    files = weights
+    if weights[0].suffix == ".safetensors":
+        cards = [p for p in paths if p.suffix == ".json"]
+        if len(cards) != 1:
+            raise AVDemoError(f"{weights[0].name} needs its model card: upload the .json file next to it too")
+        files = weights + cards
+    folder = uploads_dir() / file_digest(weights[0])[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / weights[0].name
+    for p in files:
+        dest = card_path(target) if p.suffix == ".json" else target
+        if not dest.exists():
+            shutil.copyfile(p, dest)
+    get_model(str(target))
+    return target
+
+
+def preset_name(config: dict[str, Any]) -> str:
+    cfg = ModelConfig.from_dict(config)
+    for name, preset in PRESETS.items():
+        if cfg == preset:
+            return name
+    return (f"custom ({cfg.image_size} px frames, {cfg.audio.window_s:g} s of {cfg.audio.sample_rate} Hz audio, "
+            f"alignment head {'yes' if cfg.alignment_head else 'no'})")
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The index's numbers on the chosen dataset: localization, retrieval, false positives."""
+    lines = [f"**On this dataset** ({summary['n_sounding']} sounding, {summary['n_non_sounding']} non-sounding pairs)"]
+    if loc := summary.get("localization"):
+        lines.append(f"- cIoU@0.5 {_pct(loc['ciou_success'])} %, AUC {_pct(loc['ciou_auc'])}, "
+                     f"pointing game {_pct(loc['pointing_game'])} %")
+    if ret := summary.get("retrieval"):
+        level = "class" if "class" in ret else "instance"
+        for direction, r in ret[level].items():
+            lines.append(f"- {level} retrieval {direction.replace('_to_', ' → ')}: "
+                         + ", ".join(f"{k} {_pct(v)}" for k, v in r.items()))
+    if fp := summary.get("false_positives"):
+        lines.append("- false positives: " + "; ".join(f"{m}: AP {_pct(v['AP'])}, max-F1 {_pct(v['max_F1'])}"
+                                                       for m, v in fp.items()))
+    return "\n".join(lines)
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """What a model card says, for people: preset, source, training data and steps, reported metrics."""
+    lines = [f"**Preset:** {preset_name(card['config'])}", f"**File:** `{Path(card.get('path', '?')).name}`"]
+    if notes := card.get("notes"):
+        lines.append(f"**Notes:** {notes}")
+    if prov := card.get("provenance"):
+        data = prov.get("data", {})
+        lines.append(f"**Training:** {prov.get('steps', '?')} steps, seed {prov.get('seed', '?')}, "
+                     f"{data.get('train_clips', '?')} clips from `{data.get('train', '?')}`, "
+                     f"commit `{str(prov.get('git_commit'))[:10]}`")
+    test = (card.get("metrics") or {}).get("test") or {}
+    if loc := test.get("localization"):
+        lines.append(f"**Reported test metrics:** cIoU@0.5 {_pct(loc.get('ciou_success'))} %, "
+                     f"AUC {_pct(loc.get('ciou_auc'))}")
+    return "  \n".join(lines)
+
+
+def describe(checkpoint: str, dataset: str, progress=gr.Progress(track_tqdm=True)) -> tuple[str, dict, str]:
+    """(card markdown, card JSON, dataset summary) of a checkpoint on a dataset; builds the index the
+    first time (minutes for a large dataset; ``progress`` shows its tqdm bars in the page)."""
+    try:
+        model = get_model(checkpoint)
+        index: SampleIndex = get_index(checkpoint, dataset)
+    except AVDemoError as e:
+        raise gr.Error(str(e)) from None
+    return card_markdown(model.card), json.loads(json.dumps(model.card, default=str)), summary_markdown(index.info["summary"])
+
+
+def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tuple[str, str]],
+                      dataset: str) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """The picker row and the card; returns the (checkpoint, dataset) dropdowns every tab listens to."""
+    choices = [(Path(p).name, p) for p in checkpoints]
+    card_md, card_json, summary_md = describe(checkpoint, dataset)
+    with gr.Row():
+        model_choice = gr.Dropdown(choices, value=checkpoint, label="Model", scale=2, elem_id="model-choice")
+        dataset_choice = gr.Dropdown(datasets, value=dataset, label="Dataset (VGG-SS layout)", scale=2,
+                                     elem_id="dataset-choice")
+        upload = gr.File(label="…or upload a checkpoint (.pth.tar, or .safetensors + .json)", file_count="multiple",
+                         file_types=UPLOAD_TYPES, scale=1, height=90)
+    with gr.Accordion("Model card", open=False):
+        with gr.Row():
+            card_view = gr.Markdown(card_md)
+            summary_view = gr.Markdown(summary_md)
+        card_json_view = gr.JSON(card_json, label="card (JSON)")
+
+    def use_upload(files: list[str] | None):
+        if not files:
+            return gr.update()
+        try:
+            path = str(save_upload(files))
+        except AVDemoError as e:
+            raise gr.Error(str(e)) from None
+        return gr.update(choices=choices + [(f"uploaded: {Path(path).name}", path)], value=path)
+
+    upload.upload(use_upload, upload, model_choice, api_name="upload_checkpoint")
+    gr.on([model_choice.change, dataset_choice.change], describe, [model_choice, dataset_choice],
+          [card_view, card_json_view, summary_view], api_name="model_card")
+    return model_choice, dataset_choice

@@ -1,0 +1,120 @@
+"""Pictures and files the analysis tabs show for indexed samples: heat-map thumbnails, sample cards,
+score lines, and exported tables and cards (written where Gradio's cache cleaning deletes them)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import gradio as gr
+import torch
+from gradio.utils import get_upload_folder
+from PIL import Image
+
+from ..benchmarks import read_frame
+from ..index import SampleIndex
+from ..model import upsample_maps
+from ..overlay import normalise, overlay, sample_card
+
+CMAP = "jet"
+OPACITY = 0.5
+
+
+def map_at(map_lowres: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A low-resolution map S (h, w) at (H, W), resized as ``localize`` resizes it."""
+    return upsample_maps(torch.from_numpy(np.array(map_lowres, np.float32))[None], size)[0].numpy()
+
+
+def heat_thumbnail(index: SampleIndex, i: int, normalisation: str = "frame") -> np.ndarray:
+    """Sample ``i``'s thumbnail with its own heat map blended on it."""
+    thumb = index.thumbnail(i)
+    return overlay(thumb, normalise(map_at(index.maps_lowres[i], thumb.shape[:2]), normalisation), CMAP, OPACITY)
+
+
+def heat_picture(frame: np.ndarray, map_raw: np.ndarray, normalisation: str = "frame") -> np.ndarray:
+    """A frame with a map (at the frame's size) blended on it."""
+    return overlay(frame, normalise(map_raw, normalisation), CMAP, OPACITY)
+
+
+def median_binarised(map_raw: np.ndarray) -> np.ndarray:
+    """The pixels that cIoU counts as predicted: above the value at index int(H*W/2) of the sorted map
+    (``avdemo.metrics.ciou``'s median rule)."""
+    return map_raw > np.sort(map_raw, axis=None)[int(map_raw.size / 2)]
+
+
+def gt_mask(index: SampleIndex, i: int) -> np.ndarray | None:
+    """The sounding object's silhouette when the dataset ships masks (our embedded data), else None."""
+    mask = index.masks[i]
+    if not mask:
+        return None
+    labels = np.asarray(Image.open(index.root / mask["path"]))
+    return labels == mask["value"]
+
+
+def score_items(index: SampleIndex, i: int) -> dict[str, float]:
+    """The defined scores of sample ``i``: s_A, s_L, map confidences and cIoU."""
+    names = {"s_A": "s_A", "s_L": "s_L", "conf_top25": "top25", "conf_peak": "peak", "ciou": "cIoU"}
+    return {label: float(index.scores[name][i]) for name, label in names.items() if not np.isnan(index.scores[name][i])}
+
+
+def score_line(index: SampleIndex, i: int) -> str:
+    return "  ·  ".join(f"{k} {v:.3f}" for k, v in score_items(index, i).items())
+
+
+def card(index: SampleIndex, i: int, normalisation: str = "frame") -> np.ndarray:
+    """The sample card: image with ground truth, its heat map, the median-binarised map, the scores."""
+    frame = read_frame(index.image_paths[i])
+    map_raw = map_at(index.maps_lowres[i], frame.shape[:2])
+    mask = gt_mask(index, i)
+    if mask is not None and mask.shape != frame.shape[:2]:
+        mask = None
+    title = f"{index.ids[i]} · {index.class_names[i] or index.kinds[i]}"
+    return sample_card(frame, map_raw, score_items(index, i), gt_boxes=index.boxes[i], gt_mask=mask,
+                       pred_mask=median_binarised(map_raw), title=title, normalisation=normalisation,
+                       cmap=CMAP, opacity=OPACITY)
+
+
+def sample_markdown(index: SampleIndex, i: int) -> str:
+    """A short description of sample ``i`` for the UI."""
+    what = index.class_names[i] or "no visible source"
+    return (f"**#{i} {index.ids[i]}** · {what} · {index.kinds[i]} · {index.groups[i]}  \n{score_line(index, i)}")
+
+
+def clicked_rank(evt: gr.SelectData) -> int:
+    """The 1-based position of the gallery item a user clicked."""
+    return int(evt.index) + 1
+
+
+def export_path(stem: str, suffix: str) -> Path:
+    """A fresh file in Gradio's cache folder: returned to a component, it is served without a copy and
+    deleted by the app's cache cleaning (``delete_cache``) like every other temporary file."""
+    folder = Path(get_upload_folder())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{stem}-{secrets.token_hex(4)}{suffix}"
+
+
+def export_table(rows: list[dict[str, Any]], fmt: str, stem: str) -> str:
+    """Write ``rows`` as CSV or JSON; returns the file path."""
+    if fmt == "json":
+        text = json.dumps(rows, indent=1)
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    else:
+        raise ValueError(f"unknown table format {fmt!r}; use 'csv' or 'json'")
+    path = export_path(stem, f".{fmt}")
+    path.write_text(text)
+    return str(path)
+
+
+def export_png(image: np.ndarray, stem: str) -> str:
+    path = export_path(stem, ".png")
+    Image.fromarray(image).save(path)
+    return str(path)
