@@ -1,0 +1,240 @@
+"""Splits of the embedded benchmark and their writer (the VGG-SS layout).
+
+Media are held out per category: where a category has more than one recording (or picture), about a
+third of them is kept for val/test/openset and never used in train. The open-set split marks half of the
+categories "heard" and half "unheard", as VGG-SS's heard/unheard protocol (train on ``train/heard.txt``).
+
+A split folder holds ``frames/<id>.jpg`` (224 px), ``audio/<id>.wav`` (16 kHz mono PCM16, 3 s),
+``masks/<id>.png`` (0 background, k+1 where object k is visible), ``vggss.json``, ``<split>.txt`` (ids),
+for val/test ``<split>_plus_silent.csv`` (non-sounding pairs) and ``build.json`` (what built it).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+from tqdm import tqdm
+
+from avdemo.data.baselines import write_baselines
+from avdemo.data.catalog import Catalog, load_catalog, read_manifest
+from avdemo.data.scenes import SceneConfig, SplitMedia, make_scene, negative_audio
+from avdemo.errors import AVDemoError
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data_cache" / "embedded"
+SPLITS = ("train", "val", "test", "openset")
+DEFAULT_SIZES = {"train": 10000, "val": 500, "test": 1000, "openset": 1000}
+SPLIT_CODES = {name: k for k, name in enumerate(SPLITS)}
+HELDOUT_SHARE = 1 / 3
+NEGATIVE_KINDS = ("silence", "noise", "offscreen")
+NEGATIVE_SPLITS = ("val", "test")
+
+
+def _rng(seed: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, *keys]))
+
+
+def _key(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+def media_pools(catalog: Catalog, seed: int = 0) -> dict[str, str]:
+    """Media id -> ``train``, ``heldout`` or ``shared`` (the only medium of its category and kind)."""
+    pools: dict[str, str] = {}
+    categories = catalog.categories + ["silent object"]
+    for category in categories:
+        for kind in ("sound", "picture"):
+            ids = catalog.ids(category, kind)
+            if len(ids) == 1:
+                pools[ids[0]] = "shared"
+                continue
+            held = max(1, round(HELDOUT_SHARE * len(ids))) if ids else 0
+            order = _rng(seed, _key(category), _key(kind)).permutation(len(ids))
+            for rank, k in enumerate(order):
+                pools[ids[k]] = "heldout" if rank < held else "train"
+    return pools
+
+
+def heard_categories(catalog: Catalog, seed: int = 0) -> list[str]:
+    """Half of the sounding categories (rounded up), drawn with ``seed``: the open-set "heard" ones."""
+    categories = catalog.categories
+    order = _rng(seed, _key("heard")).permutation(len(categories))
+    return sorted(categories[k] for k in order[: math.ceil(len(categories) / 2)])
+
+
+def split_media(catalog: Catalog, split: str, seed: int = 0) -> SplitMedia:
+    """What ``split`` may draw from: train media for train, held-out (and shared) media otherwise."""
+    if split not in SPLITS:
+        raise AVDemoError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    pools = media_pools(catalog, seed)
+    allowed = {"shared", "train"} if split == "train" else {"shared", "heldout"}
+
+    def pick(category: str, kind: str) -> tuple[str, ...]:
+        return tuple(i for i in catalog.ids(category, kind) if pools[i] in allowed)
+
+    return SplitMedia(categories=tuple(catalog.categories),
+                      pictures={c: pick(c, "picture") for c in catalog.categories},
+                      sounds={c: pick(c, "sound") for c in catalog.categories},
+                      silent=pick("silent object", "picture"))
+
+
+def norm_coord(px: int, size: int) -> float:
+    """Pixel edge -> normalised coordinate, rounded up at 6 decimals so ``int(v * size) == px``."""
+    return math.ceil(px * 10 ** 6 / size) / 10 ** 6
+
+
+def norm_box(box_px: tuple[int, int, int, int], size: int) -> list[float]:
+    return [norm_coord(v, size) for v in box_px]
+
+
+@dataclass(frozen=True)
+class SplitJob:
+    """Everything a worker needs to write scene ``index`` of a split."""
+    split: str
+    seed: int
+    folder: Path
+    cfg: SceneConfig
+    heard: tuple[str, ...]
+
+
+_WORKER: dict = {}      # per-process: the decoded catalog and split media (filled once by _init_worker)
+
+
+def _init_worker(job: SplitJob, catalog: Catalog, media: SplitMedia) -> None:
+    _WORKER.update(job=job, catalog=catalog, media=media)
+
+
+def _write_wav(path: Path, wav: np.ndarray, sample_rate: int) -> None:
+    """PCM16 WAV, encoded in memory (soundfile's flush on a real file costs more than the encoding)."""
+    buf = io.BytesIO()
+    sf.write(buf, wav, sample_rate, format="WAV", subtype="PCM_16")
+    path.write_bytes(buf.getvalue())
+
+
+def _write_one(index: int) -> tuple[dict, dict | None]:
+    """Write frame, audio, mask (and for val/test a negative audio) of scene ``index``; return its
+    vggss.json entry and its negatives row."""
+    job: SplitJob = _WORKER["job"]
+    catalog: Catalog = _WORKER["catalog"]
+    media: SplitMedia = _WORKER["media"]
+    cfg, size = job.cfg, job.cfg.image_size
+    rng = _rng(job.seed, SPLIT_CODES[job.split], index)
+    scene = make_scene(rng, catalog, media, cfg)
+    sid = f"{job.split}_{index:06d}"
+    Image.fromarray(scene.image).save(job.folder / "frames" / f"{sid}.jpg", quality=cfg.jpeg_quality)
+    Image.fromarray(scene.labels).save(job.folder / "masks" / f"{sid}.png", optimize=False)
+    _write_wav(job.folder / "audio" / f"{sid}.wav", scene.audio, cfg.sample_rate)
+    sounding = scene.objects[scene.sounding]
+    areas = [o.area(size) for o in scene.objects]
+    centre = np.array([size / 2, size / 2])
+    offsets = [np.hypot(*(np.array([(o.box_px[0] + o.box_px[2]) / 2, (o.box_px[1] + o.box_px[3]) / 2]) - centre))
+               for o in scene.objects]
+    entry = {
+        "file": sid, "class": sounding.category, "bbox": [norm_box(sounding.box_px, size)],
+        "split": job.split, "mask": f"masks/{sid}.png", "mask_value": scene.sounding + 1,
+        "audio_media": scene.recording, "picture_media": sounding.picture,
+        "objects": [{"category": o.category, "picture": o.picture, "bbox": norm_box(o.box_px, size),
+                     "area": round(a, 4), "sounding": o.sounding} for o, a in zip(scene.objects, areas)],
+        "is_largest": bool(np.argmax(areas) == scene.sounding),
+        "is_most_central": bool(np.argmin(offsets) == scene.sounding),
+    }
+    if job.split == "openset":
+        entry["open_set"] = "heard" if sounding.category in job.heard else "unheard"
+    negative = None
+    if job.split in NEGATIVE_SPLITS:
+        kind = NEGATIVE_KINDS[index % len(NEGATIVE_KINDS)]
+        nrng = _rng(job.seed, SPLIT_CODES[job.split], index, _key(kind))
+        wav, offscreen = None, ""
+        if kind == "offscreen":
+            present = {o.category for o in scene.objects}
+            offscreen = str(nrng.choice([c for c in media.categories if c not in present]))
+            wav = catalog.sounds[str(nrng.choice(media.sounds[offscreen]))]
+        aid = f"{sid}_{kind}"
+        _write_wav(job.folder / "audio" / f"{aid}.wav", negative_audio(nrng, kind, cfg, wav), cfg.sample_rate)
+        negative = {"video": sid, "audio": aid, "label": "non-sounding", "kind": kind}
+    return entry, negative
+
+
+def build_split(split: str, n: int, out: Path = DEFAULT_ROOT, seed: int = 0, cfg: SceneConfig = SceneConfig(),
+                workers: int = 2, catalog: Catalog | None = None, progress: bool = True) -> Path:
+    """Generate ``n`` scenes of ``split`` into ``out/<split>`` (replaced when complete; the same seed
+    gives the same bytes whatever the number of workers). Returns the split folder."""
+    if split not in SPLITS:
+        raise AVDemoError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    catalog = catalog or load_catalog()
+    media = split_media(catalog, split, seed)
+    heard = tuple(heard_categories(catalog, seed))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{split}."))
+    try:
+        for sub in ("frames", "audio", "masks"):
+            (tmp / sub).mkdir()
+        job = SplitJob(split, seed, tmp, cfg, heard)
+        start = time.perf_counter()
+        bar = dict(total=n, desc=f"{split} scenes", unit="scene", disable=not progress)
+        if workers > 1:
+            with multiprocessing.get_context("fork").Pool(workers, _init_worker, (job, catalog, media)) as pool:
+                results = list(tqdm(pool.imap(_write_one, range(n), chunksize=8), **bar))
+        else:
+            _init_worker(job, catalog, media)
+            results = [_write_one(i) for i in tqdm(range(n), **bar)]
+        seconds = time.perf_counter() - start
+        _write_index(tmp, split, results, {
+            "split": split, "scenes": n, "seed": seed, "config": asdict(cfg), "workers": workers,
+            "seconds": round(seconds, 2), "scenes_per_s": round(n / max(seconds, 1e-9), 1),
+            "heard_categories": list(heard), "pack_manifest_crc32": _manifest_crc()})
+        final = out / split
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _manifest_crc() -> int:
+    return _key(json.dumps([m.file for m in read_manifest()]))
+
+
+def _write_index(folder: Path, split: str, results: list[tuple[dict, dict | None]], build: dict) -> None:
+    entries = [entry for entry, _ in results]
+    (folder / "vggss.json").write_text("[\n" + ",\n".join(json.dumps(e) for e in entries) + "\n]\n")
+    (folder / f"{split}.txt").write_text("".join(e["file"] + "\n" for e in entries))
+    if split == "train":
+        heard = set(build["heard_categories"])
+        (folder / "heard.txt").write_text("".join(e["file"] + "\n" for e in entries if e["class"] in heard))
+    if split == "openset":
+        for group in ("heard", "unheard"):
+            (folder / f"{group}_test.txt").write_text(
+                "".join(e["file"] + "\n" for e in entries if e["open_set"] == group))
+    negatives = [row for _, row in results if row is not None]
+    if negatives:
+        with open(folder / f"{split}_plus_silent.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["video", "audio", "label", "kind"], lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(negatives)
+    (folder / "build.json").write_text(json.dumps(build, indent=1) + "\n")
+
+
+def ensure_split(split: str, root: Path = DEFAULT_ROOT, n: int | None = None, seed: int = 0) -> Path:
+    """The folder of ``split`` under ``root``, built first (default size) when missing."""
+    folder = Path(root) / split
+    if (folder / "build.json").is_file() and (folder / "vggss.json").is_file():
+        return folder
+    folder = build_split(split, n or DEFAULT_SIZES[split], Path(root), seed)
+    if split != "train":                                 # evaluation splits ship their baselines
+        write_baselines(folder)
+    return folder
