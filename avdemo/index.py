@@ -201,7 +201,7 @@ def umap_coordinates(image_emb: np.ndarray, audio_emb: np.ndarray, seed: int = 0
 
     points = np.concatenate([image_emb, audio_emb]).astype(np.float32)
     n_neighbors = max(2, min(15, len(points) - 1))
-    coords = umap.UMAP(n_neighbors=n_neighbors, metric="cosine", random_state=seed,
+    coords = umap.UMAP(n_neighbors=n_neighbors, metric="cosine", random_state=seed, n_jobs=1,
                        init="spectral" if len(points) > n_neighbors + 2 else "random").fit_transform(points)
     return coords[:len(image_emb)].astype(np.float32), coords[len(image_emb):].astype(np.float32)
 
@@ -285,6 +285,14 @@ def write_index(folder: Path, arrays: dict[str, np.ndarray], samples: list[Bench
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def merge_shards(shards: list[dict[str, np.ndarray]], n: int) -> dict[str, np.ndarray]:
+    """The per-sample arrays of ``n`` samples from the shards of ``len(shards)`` ranks, where rank r
+    computed samples r, r + world, r + 2 world, ..."""
+    world = len(shards)
+    order = np.argsort(np.concatenate([np.arange(n)[r::world] for r in range(world)]))
+    return {name: np.concatenate([shard[name] for shard in shards])[order] for name in shards[0]}
+
+
 def _dist_rank_world() -> tuple[int, int]:
     """(rank, world size) under torchrun (a gloo group is started), else (0, 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -318,9 +326,7 @@ def build_index(checkpoint: str | Path, root: str | Path, cache_dir: str | Path 
         np.savez(shards / f"rank{rank}.npz", **shard)
         dist.barrier()
         if rank == 0:
-            parts = [dict(np.load(shards / f"rank{r}.npz")) for r in range(world)]
-            order = np.argsort(np.concatenate([np.arange(len(samples))[r::world] for r in range(world)]))
-            shard = {name: np.concatenate([p[name] for p in parts])[order] for name in ARRAYS}
+            shard = merge_shards([dict(np.load(shards / f"rank{r}.npz")) for r in range(world)], len(samples))
             shutil.rmtree(shards)
     if rank == 0:
         info = {"checkpoint": str(checkpoint), "model_card": getattr(model, "card", {}),

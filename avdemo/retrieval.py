@@ -56,7 +56,7 @@ def shrink(frame_uint8: np.ndarray, max_side: int) -> np.ndarray:
     """The picture scaled down (aspect kept) so that its longest side is at most ``max_side``."""
     h, w = frame_uint8.shape[:2]
     size = scaled_size(w, h, max_side)
-    return frame_uint8 if size == (w, h) else np.asarray(Image.fromarray(frame_uint8).resize(size, Image.BICUBIC))
+    return frame_uint8 if size == (w, h) else np.array(Image.fromarray(frame_uint8).resize(size, Image.BICUBIC))
 
 
 def rank_of(similarities: np.ndarray, target: int) -> int:

@@ -1,0 +1,95 @@
+"""A tiny checkpoint, a small embedded test split and their index, built once per test session (the UMAP
+fit compiles for about 30 s the first time) and shared by the index, retrieval and app tests."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from avdemo.checkpoints import save_model
+from avdemo.config import ModelConfig
+from avdemo.data.splits import build_split
+from avdemo.index import index_folder_name, main as index_main
+from avdemo.model import AVLocalizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENES = 16           # sounding pairs; the split adds one non-sounding pair per scene
+
+
+@dataclass(frozen=True)
+class AppData:
+    checkpoint: Path      # tiny model, .safetensors + .json card
+    split: Path           # embedded test split: SCENES sounding + SCENES non-sounding pairs
+    index_dir: Path       # the index cache ($AVDEMO_INDEX_DIR), holding the built index
+    index: Path           # the built index folder
+
+
+_BUILT: dict[str, AppData] = {}
+
+
+def app_data(base: Path, cfg: ModelConfig) -> AppData:
+    """Build (once per session) the checkpoint, the split and the index with ``python -m avdemo.index``."""
+    if "data" not in _BUILT:
+        torch.manual_seed(0)
+        checkpoint = save_model(AVLocalizer(cfg).eval(), base / "tiny.safetensors", card={"notes": "tiny test model"})
+        split = build_split("test", SCENES, out=base / "data", workers=1, progress=False)
+        index_dir = base / "index"
+        assert index_main(["build", "--checkpoint", str(checkpoint), "--root", str(split), "--out", str(index_dir),
+                           "--batch-size", "8"]) == 0
+        _BUILT["data"] = AppData(checkpoint, split, index_dir, index_dir / index_folder_name(checkpoint, split))
+    return _BUILT["data"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningApp:
+    url: str
+    process: subprocess.Popen
+    temp_dir: Path        # GRADIO_TEMP_DIR of the app
+    log: Path             # its output
+
+
+def start_app(data: AppData, temp_dir: Path, timeout_s: float = 180.0) -> RunningApp:
+    """``python app.py`` on a free port over the test checkpoint and split; returns once it answers."""
+    port = free_port()
+    env = {**os.environ, "AVDEMO_INDEX_DIR": str(data.index_dir), "GRADIO_TEMP_DIR": str(temp_dir),
+           "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
+    log = temp_dir.parent / f"app-{port}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--checkpoint", str(data.checkpoint),
+                                    "--data", str(data.split), "--port", str(port)], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with {process.returncode}: " + log.read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return RunningApp(url, process, temp_dir, log)
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("the app did not answer in time: " + log.read_text()[-3000:])
+
+
+def stop_app(app: RunningApp) -> int:
+    """Stop the app as Ctrl-C does (so that it cleans its temporary files); returns its exit code."""
+    app.process.send_signal(2)
+    try:
+        return app.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        app.process.kill()
+        return app.process.wait()
