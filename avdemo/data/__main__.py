@@ -12,6 +12,7 @@ from avdemo.data.baselines import baseline_table, write_baselines
 from avdemo.data.build_pack import DEFAULT_SOUNDFONT, PACK_DIR, build_pack, stamps_from_deb
 from avdemo.data.catalog import load_catalog
 from avdemo.data.splits import DEFAULT_ROOT, DEFAULT_SIZES, SPLITS, build_split
+from avdemo.data.videos import EXAMPLES_DIR, write_examples
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     base = sub.add_parser("baselines", help="score the audio-blind baselines of a built split folder")
     base.add_argument("folder", type=Path)
 
+    videos = sub.add_parser("videos", help="write the example clips (MP4 + per-frame ground truth JSON)")
+    videos.add_argument("--out", type=Path, default=EXAMPLES_DIR)
+    videos.add_argument("--seed", type=int, default=0)
+
     args = parser.parse_args(argv)
     if args.command == "pack":
         if args.stamps:
@@ -55,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
                     _print_baselines(write_baselines(folder))
     elif args.command == "baselines":
         _print_baselines(write_baselines(args.folder))
+    elif args.command == "videos":
+        for path in write_examples(args.out, args.seed):
+            print(f"{path} ({path.stat().st_size // 1024} KB)")
 
 
 def _print_baselines(path: Path) -> None:

@@ -121,7 +121,7 @@ def background(rng: np.random.Generator, catalog: Catalog, silent: tuple[str, ..
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _object_sprite(rng: np.random.Generator, picture: np.ndarray, area: float, size: int) -> np.ndarray:
+def object_sprite(rng: np.random.Generator, picture: np.ndarray, area: float, size: int) -> np.ndarray:
     """The picture, maybe mirrored and rotated (long thin ones always tilt, so that their box can be
     large), colour-jittered, scaled so that its alpha box covers ``area`` of the image (sides capped at
     the image size): (h, w, 4) uint8."""
@@ -149,7 +149,7 @@ def _object_sprite(rng: np.random.Generator, picture: np.ndarray, area: float, s
     return np.clip(rgba, 0, 255).astype(np.uint8)
 
 
-def _place(sprite: np.ndarray, x: int, y: int, size: int) -> np.ndarray:
+def place(sprite: np.ndarray, x: int, y: int, size: int) -> np.ndarray:
     """The sprite on a transparent (size, size, 4) canvas with its top-left corner at (x, y)."""
     canvas = np.zeros((size, size, 4), np.uint8)
     h, w = sprite.shape[:2]
@@ -196,7 +196,7 @@ def compose(rng: np.random.Generator, catalog: Catalog, media: SplitMedia, categ
         areas.insert(0, areas.pop(int(rng.integers(len(areas) - 1))))
     else:
         areas.insert(0, areas.pop())
-    sprites = [_object_sprite(rng, catalog.pictures[pid], a, size) for (_, pid), a in zip(chosen, areas)]
+    sprites = [object_sprite(rng, catalog.pictures[pid], a, size) for (_, pid), a in zip(chosen, areas)]
 
     h, w = sprites[0].shape[:2]
     while True:                                             # an off-centre place for the sounding object
@@ -205,7 +205,7 @@ def compose(rng: np.random.Generator, catalog: Catalog, media: SplitMedia, categ
         off = np.hypot(x + w / 2 - size / 2, y + h / 2 - size / 2) / size
         if in_frame >= cfg.min_in_frame and (off >= cfg.central_radius or rng.random() >= cfg.central_reject_p):
             break
-    layers = [_place(sprites[0], x, y, size)]
+    layers = [place(sprites[0], x, y, size)]
     sounding_mask = layers[0][..., 3] >= 128
     depth = rng.permutation(len(chosen))                    # drawing order, bottom first
     above = depth > depth[0]
@@ -220,7 +220,7 @@ def compose(rng: np.random.Generator, catalog: Catalog, media: SplitMedia, categ
             overlap /= min(w * h, (sx2 - sx1) * (sy2 - sy1))
             if overlap >= best_overlap:
                 continue
-            candidate = _place(sprites[k], x, y, size)
+            candidate = place(sprites[k], x, y, size)
             cover = hidden | (candidate[..., 3] >= 128) if above[k] else hidden
             if (sounding_mask & ~cover).sum() >= cfg.min_visible_sounding * sounding_mask.sum():
                 best, best_overlap, best_cover = candidate, overlap, cover

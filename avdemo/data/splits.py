@@ -95,8 +95,11 @@ def norm_coord(px: int, size: int) -> float:
     return math.ceil(px * 10 ** 6 / size) / 10 ** 6
 
 
-def norm_box(box_px: tuple[int, int, int, int], size: int) -> list[float]:
-    return [norm_coord(v, size) for v in box_px]
+def norm_box(box_px: tuple[int, int, int, int], width: int, height: int | None = None) -> list[float]:
+    """Pixel box (x1, y1, x2, y2) -> normalised xyxy (x by ``width``, y by ``height``, default square)."""
+    x1, y1, x2, y2 = box_px
+    height = height or width
+    return [norm_coord(x1, width), norm_coord(y1, height), norm_coord(x2, width), norm_coord(y2, height)]
 
 
 @dataclass(frozen=True)
