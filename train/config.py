@@ -149,14 +149,23 @@ TINY_MODEL = ModelConfig(image_size=64, audio=AudioConfig(sample_rate=8000, wind
 # cpu: measured on this 2-core machine (bench/train_speed.py); ~1200 steps of 64 fit in about an hour.
 CPU = TrainConfig(audio_aug=AudioAugConfig(max_shift_s=1.0))
 
-ABLATIONS: dict[str, TrainConfig] = {
-    "single_positive": dataclasses.replace(CPU, image_views=("original",), audio_views=("original",),
-                                           loss_alignment=False),
-    "aug_views": dataclasses.replace(CPU, image_views=VIEWS[:2], audio_views=VIEWS[:2], loss_alignment=False),
-    "neighbours": dataclasses.replace(CPU, loss_alignment=False),
-    "alignment": dataclasses.replace(CPU, image_views=("original",), audio_views=("original",)),
-    "full": CPU,
+# The ablation variants as changes to any base recipe (the presets apply them to ``cpu``).
+ORIGINAL_ONLY = {"image_views": ("original",), "audio_views": ("original",)}
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "single_positive": {**ORIGINAL_ONLY, "loss_alignment": False},
+    "aug_views": {"image_views": VIEWS[:2], "audio_views": VIEWS[:2], "loss_alignment": False},
+    "neighbours": {"loss_alignment": False},
+    "alignment": {**ORIGINAL_ONLY, "loss_alignment": True},
+    "full": {"image_views": VIEWS, "audio_views": VIEWS, "loss_alignment": True},
 }
+
+
+def ablation(base: TrainConfig, name: str) -> TrainConfig:
+    """``base`` with the views and losses of the ablation variant ``name``."""
+    if name not in ABLATIONS:
+        raise AVDemoError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}")
+    return dataclasses.replace(base, **ABLATIONS[name])
+
 
 PRESETS: dict[str, TrainConfig] = {
     "cpu": CPU,
@@ -169,7 +178,7 @@ PRESETS: dict[str, TrainConfig] = {
                          cache_frames=False, num_workers=8, steps=90_000, batch_size=128, optimizer="adam",
                          lr=1e-4, warmup_steps=1000, neighbour_k=1000, neighbour_every=5000,
                          eval_every=2000, save_every=500, log_every=50, out_dir="runs/paper"),
-    **{name: dataclasses.replace(cfg, out_dir=f"runs/{name}") for name, cfg in ABLATIONS.items()},
+    **{name: dataclasses.replace(ablation(CPU, name), out_dir=f"runs/{name}") for name in ABLATIONS},
 }
 
 

@@ -146,6 +146,7 @@ class TrainBatchSampler(Sampler):
             batch = []
             for i in order[b * self.batch_size:(b + 1) * self.batch_size]:
                 rng = np.random.default_rng([self.seed, self.epoch, i])
+                item_seed = int(rng.integers(2**62))
                 image_nn, audio_nn = self.neighbours.pick(i, rng) if self.neighbours is not None else (-1, -1)
-                batch.append((i, image_nn, audio_nn, int(rng.integers(2**62))))
+                batch.append((i, image_nn, audio_nn, item_seed))
             yield batch

@@ -270,7 +270,8 @@ class Trainer:
         if self.bank is not None:
             state["bank"] = self.bank.state_dict()
         if self.sampler.neighbours is not None:
-            state["neighbours"] = torch.from_numpy(np.stack([self.sampler.neighbours.image, self.sampler.neighbours.audio]))
+            table = self.sampler.neighbours
+            state["neighbours"] = torch.from_numpy(np.stack([table.image, table.audio]))
         return state
 
     def save_latest(self) -> None:
@@ -308,9 +309,8 @@ class Trainer:
                 "data": {"train": str(cfg.split_dir(cfg.train_split)), "train_ids": cfg.train_ids,
                          "train_clips": len(self.clips), "val": cfg.val_split and str(cfg.split_dir(cfg.val_split)),
                          "test": cfg.test_split and str(cfg.split_dir(cfg.test_split))},
-                "labels_used_for_training": False, "processes": self.dist.world,
-                "device": str(self.dist.device), "bf16_autocast": self.bf16, "train_time_s": round(self.train_time_s, 1),
-                "train_config": cfg.to_dict()}
+                "labels_used_for_training": False, "processes": self.dist.world, "device": str(self.dist.device),
+                "bf16_autocast": self.bf16, "train_time_s": round(self.train_time_s, 1), "train_config": cfg.to_dict()}
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> Path | None:

@@ -113,7 +113,8 @@ class NeighbourTable:
 
     def pick(self, i: int, rng: np.random.Generator) -> tuple[int, int]:
         """(image neighbour, audio neighbour) of sample i, each uniform among its K."""
-        return int(self.image[i, rng.integers(self.image.shape[1])]), int(self.audio[i, rng.integers(self.audio.shape[1])])
+        image_nn = self.image[i, rng.integers(self.image.shape[1])]
+        return int(image_nn), int(self.audio[i, rng.integers(self.audio.shape[1])])
 
 
 def load_feature_file(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:

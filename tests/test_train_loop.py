@@ -1,0 +1,186 @@
+"""Training runs on a tiny dataset written here: determinism, resume, SIGKILL, DDP with gloo, logging,
+the command line, ablations and plots. Tiny preset (64 px, 0.5 s of 8 kHz audio), a few steps."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+from avdemo.checkpoints import load_model
+from avdemo.evaluate import evaluate, load_benchmark
+from train.config import PRESETS
+from train.loop import flatten, train
+
+ROOT = Path(__file__).resolve().parents[1]
+COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 230)]
+
+
+def write_split(root: Path, n: int, seed: int, negatives: int = 0) -> None:
+    """n scenes in the VGG-SS layout: a coloured square (class = colour) on noise, heard as a tone whose
+    pitch is the class; boxes and classes in vggss.json; optional non-sounding pairs."""
+    rng = np.random.default_rng(seed)
+    (root / "frames").mkdir(parents=True)
+    (root / "audio").mkdir()
+    entries = []
+    for i in range(n):
+        c = i % len(COLOURS)
+        img = rng.integers(0, 60, (72, 72, 3)).astype(np.uint8)
+        x, y = (int(v) for v in rng.integers(0, 36, 2))
+        img[y:y + 36, x:x + 36] = COLOURS[c]
+        Image.fromarray(img).save(root / "frames" / f"s{i:03d}.jpg", quality=90)
+        t = np.arange(16000) / 16000
+        wav = 0.5 * np.sin(2 * np.pi * (300 + 500 * c) * t) + 0.05 * rng.standard_normal(16000)
+        sf.write(root / "audio" / f"s{i:03d}.wav", wav.astype(np.float32), 16000, subtype="PCM_16")
+        entries.append({"file": f"s{i:03d}", "class": f"class {c}",
+                        "bbox": [[x / 72, y / 72, (x + 36) / 72, (y + 36) / 72]]})
+    (root / "vggss.json").write_text(json.dumps(entries))
+    if negatives:
+        rows = [f"s{i:03d},s{(i + 1) % n:03d},non-sounding" for i in range(negatives)]
+        (root / "test_plus_silent.csv").write_text("video,audio,label\n" + "\n".join(rows) + "\n")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_split(root / "train", 24, 0)
+    write_split(root / "val", 9, 1)
+    write_split(root / "test", 9, 2, negatives=3)
+    return root
+
+
+def tiny(data: Path, out: Path, **changes):
+    return dataclasses.replace(PRESETS["tiny"], data_root=str(data), out_dir=str(out), **changes)
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "latest.pt", map_location="cpu", weights_only=True)["model"]
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def tiny_cli(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["-m", "train", "--config", "tiny", "--override", f"data_root={data}", f"out_dir={out}", *extra]
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory) -> Path:
+    """An uninterrupted 6-step run (kNN refreshes at steps 3 and 6, validation at 3 and 6)."""
+    out = tmp_path_factory.mktemp("reference")
+    train(tiny(data, out), command="test")
+    return out
+
+
+def test_run_writes_checkpoints_logs_and_a_card_with_test_metrics(reference, data):
+    card = json.loads((reference / "model.json").read_text())
+    prov = card["provenance"]
+    assert prov["steps"] == 6 and prov["seed"] == 0 and prov["labels_used_for_training"] is False
+    assert prov["data"]["train_clips"] == 24
+    assert prov["selected_step"] in (3, 6) and card["metrics"]["val"]["localization.n"] == 9
+    test = card["metrics"]["test"]
+    assert test["n_sounding"] == 9 and test["n_non_sounding"] == 3 and "false_positives" in test
+    # the card's test metrics are those of the saved (float16) weights
+    model = load_model(reference / "model.safetensors")
+    report, _ = evaluate(model, load_benchmark("embedded", data / "test"), progress=False)
+    assert flatten(report)["localization.ciou_auc"] == pytest.approx(test["localization"]["ciou_auc"])
+    assert load_model(reference / "best.safetensors").card["metrics"]["val"]
+    with (reference / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    tags = {r["tag"] for r in rows}
+    assert {"train/loss", "train/loss_L", "train/loss_A", "speed/samples_per_s", "speed/data_wait",
+            "val/localization.pointing_game", "test/localization.ciou_success"} <= tags
+    assert [int(r["step"]) for r in rows if r["tag"] == "train/loss"] == [1, 2, 3, 4, 5, 6]
+    assert list((reference / "tb").glob("events.out.tfevents.*"))
+    assert not list(reference.glob(".*.tmp"))
+
+
+def test_same_seed_gives_identical_weights_whatever_the_number_of_workers(reference, data, tmp_path):
+    train(tiny(data, tmp_path, num_workers=1), command="test")
+    assert_same_weights(weights(reference), weights(tmp_path))
+
+
+def test_stop_then_resume_gives_the_same_weights_as_an_uninterrupted_run(reference, data, tmp_path):
+    assert train(tiny(data, tmp_path), stop_after=4, command="test") is None
+    assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 4
+    train(tiny(data, tmp_path), resume=True, command="test")
+    assert_same_weights(weights(reference), weights(tmp_path))
+    with (tmp_path / "metrics.csv").open() as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if r["tag"] == "train/loss"]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_sigkill_during_a_checkpoint_write_resumes_to_the_same_result(reference, data, tmp_path):
+    proc = subprocess.Popen([sys.executable, *tiny_cli(data, tmp_path, "save_every=1")], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            # a write of latest.pt in progress after at least one complete one
+            if (tmp_path / "latest.pt").exists() and list(tmp_path.glob(".latest.pt.*.tmp")):
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    state = torch.load(tmp_path / "latest.pt", weights_only=True)      # the last complete checkpoint
+    assert 1 <= state["step"] < 6
+    train(tiny(data, tmp_path, save_every=1), resume=True, command="test")
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert_same_weights(weights(reference), weights(tmp_path))
+
+
+def test_ddp_with_two_gloo_processes_writes_one_checkpoint_with_matching_metrics(data, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           *tiny_cli(data, tmp_path, "batch_size=4", "steps=4")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    card = json.loads((tmp_path / "model.json").read_text())
+    assert card["provenance"]["processes"] == 2 and card["provenance"]["samples_seen"] == 4 * 4 * 2
+    model = load_model(tmp_path / "model.safetensors")
+    report, _ = evaluate(model, load_benchmark("embedded", data / "test"), progress=False)
+    assert flatten(report) == pytest.approx(flatten(card["metrics"]["test"]), rel=1e-4)
+    with (tmp_path / "metrics.csv").open() as f:
+        keys = [(r["step"], r["tag"]) for r in csv.DictReader(f)]
+    assert len(keys) == len(set(keys)), "more than one process wrote the metrics"
+    assert sum(tag == "train/loss" for _, tag in keys) == 4
+
+
+def test_cli_ablate_and_plot(data, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    table = tmp_path / "ablation.md"
+    done = subprocess.run([sys.executable, "-m", "train.ablate", "--root", str(data), "--steps", "2",
+                           "--base", "tiny", "--variants", "single_positive", "alignment",
+                           "--runs", str(tmp_path / "runs"), "--out", str(table)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = table.read_text()
+    assert "| single_positive |" in text and "| alignment |" in text and "pointing game" in text
+    summary = json.loads(table.with_suffix(".json").read_text())["summary"]
+    assert set(summary) == {"single_positive", "alignment"}
+    sp_card = json.loads((tmp_path / "runs" / "single_positive-seed1" / "model.json").read_text())
+    assert sp_card["config"]["alignment_head"] is False
+    assert sp_card["provenance"]["train_config"]["image_views"] == ["original"]
+    done = subprocess.run([sys.executable, "-m", "train.plot", str(tmp_path / "runs" / "alignment-seed1")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "runs" / "alignment-seed1" / "curves.png").stat().st_size > 10_000
+    bad = subprocess.run([sys.executable, *tiny_cli(data, tmp_path / "x", "lr=fast", "optimizer=sgd")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 2 and "optimizer must be" in bad.stderr

@@ -1,0 +1,206 @@
+"""The training module's parts: the loss, the neighbour sampler, the views, the batch order, the config."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from avdemo.audio import audio_windows
+from avdemo.errors import AVDemoError
+from train.config import ABLATIONS, PRESETS, ImageAugConfig, ablation, apply_overrides, load_config
+from train.data import TrainBatchSampler
+from train.losses import multi_positive_loss
+from train.loop import lr_factor
+from train.views import EmbeddingBank, ImageAugment, NeighbourTable, audio_views, knn
+
+TINY = PRESETS["tiny"]
+
+
+def reference_loss(v_views, a_views, z_v, z_a, cfg, threshold, temperature_mask):
+    """Plain-loop transcription of METHOD.md: for every view pair, InfoNCE over the batch with
+    s_L = sum(w S) / sum(w), w = sigmoid((S - 0.65) / 0.03), S = cos(a_j, v_i[:, cell]), and with
+    s_A = z_v . z_a; summed over pairs."""
+    def nce(score):   # score(i, j), rows are images
+        b = len(v_views[0])
+        total = 0.0
+        for i in range(b):
+            logits = [score(i, j) / cfg.temperature for j in range(b)]
+            total += -logits[i] + math.log(sum(math.exp(x) for x in logits))
+        i2a = total / b
+        if cfg.direction == "image_to_audio":
+            return i2a
+        total = 0.0
+        for j in range(b):
+            logits = [score(i, j) / cfg.temperature for i in range(b)]
+            total += -logits[j] + math.log(sum(math.exp(x) for x in logits))
+        return (i2a + total / b) / 2
+
+    def s_L(v, a):   # v (C, h, w), a (C,)
+        num = den = 0.0
+        for y in range(v.shape[1]):
+            for x in range(v.shape[2]):
+                cell = v[:, y, x]
+                s = float(cell @ a) / (float(cell.norm()) * float(a.norm()))
+                w = 1 / (1 + math.exp(-(s - threshold) / temperature_mask))
+                num, den = num + w * s, den + w
+        return num / den
+
+    loss = 0.0
+    for p, v in enumerate(v_views):
+        for q, a in enumerate(a_views):
+            loss += nce(lambda i, j: s_L(v[i], a[j]))
+            loss += nce(lambda i, j: float(z_v[p][i] @ z_a[q][j]))
+    return loss
+
+
+@pytest.mark.parametrize("direction", ["image_to_audio", "symmetric"])
+def test_multi_positive_loss_equals_a_plain_loop_transcription(direction):
+    torch.manual_seed(0)
+    b, c = 4, 6
+    cfg = dataclasses.replace(TINY, direction=direction)
+    v = torch.randn(2 * b, c, 3, 3)                     # 2 image views
+    a = torch.randn(3 * b, c)                           # 3 audio views
+    z_v = torch.nn.functional.normalize(torch.randn(2 * b, 5), dim=-1)
+    z_a = torch.nn.functional.normalize(torch.randn(3 * b, 5), dim=-1)
+    # a looser soft mask than the model's, so that the random cosines give mixed weights
+    model_cfg = dataclasses.replace(cfg.model, mask_threshold=0.1, mask_temperature=0.3)
+    loss, parts = multi_positive_loss(v, a, z_v, z_a, b, model_cfg, cfg)
+    expected = reference_loss(v.split(b), a.split(b), z_v.split(b), z_a.split(b), cfg, 0.1, 0.3)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert parts["loss_L"].item() > 0 and parts["loss_A"].item() > 0
+
+
+def test_aligned_features_give_a_lower_loss_than_shuffled_ones():
+    torch.manual_seed(1)
+    b, c = 8, 16
+    audio = torch.randn(b, c)
+    visual = torch.randn(b, c, 4, 4) * 0.1
+    visual[:, :, 1, 2] = audio * 5                      # each image has its own sound in one cell
+    emb = torch.nn.functional.normalize(torch.randn(b, 8), dim=-1)
+    aligned, _ = multi_positive_loss(visual, audio, emb, emb, b, TINY.model, TINY)
+    perm = torch.roll(torch.arange(b), 1)
+    shuffled, _ = multi_positive_loss(visual, audio[perm], emb, emb[perm], b, TINY.model, TINY)
+    assert aligned.item() < shuffled.item() - 1.0
+
+
+def test_localization_only_loss_has_no_alignment_terms():
+    cfg = ablation(TINY, "single_positive")
+    v, a = torch.randn(4, 8, 2, 2), torch.randn(4, 8)
+    loss, parts = multi_positive_loss(v, a, None, None, 4, cfg.model, cfg)
+    assert parts["loss_A"].item() == 0 and loss.item() == pytest.approx(parts["loss_L"].item())
+
+
+def test_knn_matches_brute_force_and_excludes_self():
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((200, 12)).astype(np.float32)
+    nn = knn(feats, 7)
+    unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    brute = np.argsort(-sims, axis=1)[:, :7]
+    assert nn.shape == (200, 7)
+    assert not (nn == np.arange(200)[:, None]).any()
+    np.testing.assert_array_equal(np.sort(nn, axis=1), np.sort(brute, axis=1))
+
+
+def test_knn_with_duplicate_rows_still_excludes_self():
+    feats = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)      # 3 groups of 4 identical rows
+    nn = knn(feats, 3)
+    assert not (nn == np.arange(12)[:, None]).any()
+    assert (nn // 4 == np.arange(12)[:, None] // 4).all()           # the other members of its group
+
+
+def test_embedding_bank_fills_then_gives_kNN_tables():
+    bank = EmbeddingBank(6, 4)
+    feats = torch.nn.functional.normalize(torch.randn(6, 4), dim=-1)
+    bank.update(torch.tensor([0, 1, 2]), feats[:3], feats[:3].flip(0))
+    assert not bank.complete
+    bank.update(torch.tensor([3, 4, 5]), feats[3:], feats[3:].flip(0))
+    assert bank.complete
+    table = bank.table(2)
+    np.testing.assert_array_equal(table.image, knn(feats.half().float().numpy(), 2))
+
+
+def test_batch_sampler_is_deterministic_resumable_and_splits_ranks():
+    table = NeighbourTable(np.tile(np.arange(10), (10, 1))[:, 1:4], np.tile(np.arange(10), (10, 1))[:, 4:7])
+    sampler = TrainBatchSampler(10, 2, seed=3)
+    sampler.neighbours = table
+    sampler.start(1, 0)
+    full = list(sampler)
+    sampler.start(1, 2)
+    assert list(sampler) == full[2:]
+    sampler.start(1, 0)
+    assert list(sampler) == full
+    sampler.start(2, 0)
+    assert list(sampler) != full
+    items = [item for batch in full for item in batch]
+    assert sorted(i for i, *_ in items) == list(range(10))
+    assert all(table.image[i].tolist().count(j) and table.audio[i].tolist().count(k) for i, j, k, _ in items)
+    ranks = [TrainBatchSampler(10, 2, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    seen = [[item for batch in r for item in batch] for r in ranks]
+    assert not {i for i, *_ in seen[0]} & {i for i, *_ in seen[1]}
+    by_index = {item[0]: item for item in items}              # same seed per sample whatever the world size
+    ranks[0].start(1, 0)
+    assert all(by_index[i][3] == s for batch in ranks[0] for i, _, _, s in batch)
+
+
+def test_image_augment_is_seeded_and_leaves_the_global_rng_alone():
+    frame = torch.randint(0, 256, (3, 70, 70), dtype=torch.uint8)
+    aug = ImageAugment(ImageAugConfig(), 64)
+    state = torch.get_rng_state()
+    a, b, c = aug(frame, 5), aug(frame, 5), aug(frame, 6)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert a.shape == (3, 64, 64) and a.dtype == torch.uint8
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_image_augment_with_everything_off_is_the_identity():
+    off = ImageAugConfig(crop_scale=1.0, rotate90_p=0, jitter_p=0, blur_p=0, hflip_p=0, vflip_p=0, translate=0,
+                         grayscale_p=0)
+    frame = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+    assert torch.equal(ImageAugment(off, 64)(frame, 1), frame)
+
+
+def test_audio_views_original_is_the_centred_window_and_augmented_is_shifted():
+    cfg = TINY.model.audio
+    wav = torch.randn(3 * cfg.sample_rate)
+    views = audio_views(wav, ["original", "augmented"], 0.25, cfg)
+    np.testing.assert_array_equal(views[0], audio_windows(wav, [1.5], cfg)[0])
+    np.testing.assert_array_equal(views[1], audio_windows(wav, [1.75], cfg)[0])
+
+
+def test_lr_warms_up_then_decays_to_the_final_ratio():
+    cfg = dataclasses.replace(TINY, steps=100, warmup_steps=10, final_lr_ratio=0.1)
+    assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, cfg) == pytest.approx(1.0) and lr_factor(100, cfg) == pytest.approx(0.1)
+    assert lr_factor(55, cfg) == pytest.approx(0.55)
+
+
+def test_overrides_and_json_configs(tmp_path):
+    cfg = apply_overrides(PRESETS["cpu"], ["lr=1e-3", "model.image_size=96", "image_aug.blur_p=0",
+                                           'image_views=["original"]', "train_ids=ids.txt"])
+    assert (cfg.lr, cfg.model.image_size, cfg.image_aug.blur_p, cfg.image_views) == (1e-3, 96, 0, ("original",))
+    assert cfg.train_ids == "ids.txt"
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"preset": "tiny", "steps": 9, "model": {"audio": {"window_s": 0.25}}}))
+    cfg = load_config(str(path), ["seed=4"])
+    assert (cfg.steps, cfg.model.audio.window_s, cfg.seed, cfg.batch_size) == (9, 0.25, 4, TINY.batch_size)
+    with pytest.raises(AVDemoError, match="unknown key"):
+        apply_overrides(TINY, ["learning_rate=1"])
+    with pytest.raises(AVDemoError, match="image_views"):
+        apply_overrides(TINY, ['image_views=["rotated"]'])
+
+
+def test_ablation_presets_switch_the_documented_parts():
+    for name in ABLATIONS:
+        assert PRESETS[name].model == PRESETS["cpu"].model
+    sp, aug, nn, al, full = (PRESETS[n] for n in ("single_positive", "aug_views", "neighbours", "alignment", "full"))
+    assert sp.image_views == ("original",) and not sp.loss_alignment and not sp.model_config.alignment_head
+    assert aug.audio_views == ("original", "augmented") and not aug.uses_neighbours
+    assert nn.uses_neighbours and not nn.loss_alignment
+    assert al.image_views == ("original",) and al.loss_alignment
+    assert dataclasses.replace(full, out_dir="x") == dataclasses.replace(PRESETS["cpu"], out_dir="x")

@@ -1,0 +1,98 @@
+"""Train the ablation variants and tabulate their test metrics.
+
+    python -m train.ablate --root data_cache/embedded --steps 600 --seeds 1 2 3 --out ablation.md
+
+Each (variant, seed) runs in ``<runs>/<variant>-seed<seed>`` and resumes there if interrupted; a finished
+run is read back from its model card, not retrained. Writes a markdown table (mean +- std over seeds)
+and the same numbers, with every run's, as JSON next to it.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from avdemo.checkpoints import atomic_write
+from avdemo.errors import AVDemoError
+
+from .config import ABLATIONS, ablation, load_config
+from .loop import flatten, train
+
+COLUMNS = {  # column title -> key of the flattened test report
+    "cIoU@0.5": "localization.ciou_success",
+    "AUC": "localization.ciou_auc",
+    "adaptive cIoU@0.5": "localization.adaptive_ciou_success",
+    "pointing game": "localization.pointing_game",
+    "R@1 a->i (class)": "retrieval.class.audio_to_image.R@1",
+    "R@1 i->a (class)": "retrieval.class.image_to_audio.R@1",
+    "R@1 a->i (inst.)": "retrieval.instance.audio_to_image.R@1",
+    "FP AP": "false_positives.AP",
+    "FP max-F1": "false_positives.max_F1",
+    "sounding ROC-AUC": "false_positives.roc_auc",
+}
+
+
+def run_variant(base, variant: str, seed: int, runs: Path) -> dict[str, float]:
+    """Train (or read back) one variant and seed; returns its flattened test metrics."""
+    out = runs / f"{variant}-seed{seed}"
+    cfg = dataclasses.replace(ablation(base, variant), seed=seed, out_dir=str(out), final_path=None)
+    card_path = out / "model.json"
+    if not card_path.exists():
+        train(cfg, resume=True, command=f"python -m train.ablate ({variant}, seed {seed})")
+    return flatten(json.loads(card_path.read_text())["metrics"]["test"])
+
+
+def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
+    """variant -> column -> [mean, std] over seeds (nan where a run lacks the metric)."""
+    table = {}
+    for variant, runs in results.items():
+        table[variant] = {}
+        for title, key in COLUMNS.items():
+            values = np.array([r.get(key, np.nan) for r in runs], dtype=np.float64)
+            table[variant][title] = [float(np.mean(values)), float(np.std(values))]
+    return table
+
+
+def markdown(table: dict[str, dict[str, list[float]]], seeds: list[int], steps: int) -> str:
+    head = "| variant | " + " | ".join(COLUMNS) + " |"
+    rule = "|---|" + "---|" * len(COLUMNS)
+    fmt = (lambda m, s: f"{m:.1f}") if len(seeds) == 1 else (lambda m, s: f"{m:.1f} ± {s:.1f}")
+    rows = [f"| {v} | " + " | ".join(fmt(*cols[c]) for c in COLUMNS) + " |" for v, cols in table.items()]
+    note = (f"Test split, {steps} steps per run, seeds {', '.join(map(str, seeds))}"
+            f"{' (mean ± std)' if len(seeds) > 1 else ''}; all numbers in %.")
+    return "\n".join([note, "", head, rule, *rows]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.ablate", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="data root with train/ val/ test/ splits")
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--out", type=Path, default=Path("ablation.md"))
+    parser.add_argument("--base", default="cpu", help="the recipe the variants change (preset or JSON)")
+    parser.add_argument("--variants", nargs="+", default=list(ABLATIONS), choices=list(ABLATIONS))
+    parser.add_argument("--runs", type=Path, default=Path("runs/ablate"), help="folder of the runs")
+    parser.add_argument("--override", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    try:
+        base = load_config(args.base, [f"data_root={args.root}", f"steps={args.steps}", *args.override])
+        results = {v: [run_variant(base, v, s, args.runs) for s in args.seeds] for v in args.variants}
+    except AVDemoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    table = summarise(results)
+    text = markdown(table, args.seeds, args.steps)
+    atomic_write(args.out, lambda p: p.write_text(text))
+    atomic_write(args.out.with_suffix(".json"), lambda p: p.write_text(json.dumps(
+        {"steps": args.steps, "seeds": args.seeds, "base": args.base, "summary": table,
+         "runs": {v: dict(zip(map(str, args.seeds), r)) for v, r in results.items()}}, indent=2)))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
