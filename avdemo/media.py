@@ -41,7 +41,8 @@ def _open(path: str | Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), "r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-        raise AVDemoError(f"cannot read {Path(path).name!r} as a video or audio file ({e}); "
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        raise AVDemoError(f"cannot read {Path(path).name!r} as a video or audio file ({reason}); "
                           "try another file, e.g. an MP4, MOV, WebM or WAV") from e
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterable, Iterator, Union
 
 import numpy as np
 import torch
@@ -65,6 +67,8 @@ class VideoMapResult:
     frame_size: tuple[int, int]  # (H, W) of the frames the maps were drawn on
     audio_label: str            # what was heard: "original", "silence", "noise", a file name
     notes: list[str] = field(default_factory=list)   # limits applied, e.g. downscaling
+    seconds: dict[str, float] = field(default_factory=dict)  # time per stage: decode, audio, model,
+                                                              # overlay, encode, and the total
 
 
 def check_config(cfg: VideoMapConfig) -> None:
@@ -132,6 +136,28 @@ def loudness_db(windows: torch.Tensor) -> np.ndarray:
     return (20 * torch.log10(rms)).numpy()
 
 
+class StageTimes(dict):
+    """Seconds spent per stage: ``with times("model"): ...`` adds to ``times["model"]``."""
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[stage] = self.get(stage, 0.0) + time.perf_counter() - start
+
+    def timed(self, items: Iterable, stage: str) -> Iterator:
+        """``items`` with the time spent producing each one added to ``stage``."""
+        iterator = iter(items)
+        while True:
+            with self(stage):
+                item = next(iterator, StopIteration)
+            if item is StopIteration:
+                return
+            yield item
+
+
 def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int) -> Iterator[tuple[list[float], np.ndarray]]:
     times, batch = [], []
     for t, frame in frames:
@@ -145,39 +171,42 @@ def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int) -> Iterator[
 
 
 def analyse(model: AVLocalizer, path: Path, info: VideoInfo, wav_model: torch.Tensor, cfg: VideoMapConfig,
-            progress: Progress) -> dict[str, np.ndarray]:
+            progress: Progress, times: StageTimes) -> dict[str, np.ndarray]:
     """Pass 1: maps and scores of every ``stride``-th frame with its centred audio window."""
     acfg, side = model.cfg.audio, model.cfg.map_size
     same_window = cfg.audio == "silence"            # every window is identical: encode it once
     expected = max(1, -(-info.n_frames // cfg.stride))
     out: dict[str, list] = {k: [] for k in ("times_s", "maps_lowres", "s_L", "s_A", "loudness_db")}
-    frame_size = None
-    for times, frames in _batches(iter_frames(path, cfg.stride, cfg.max_side), cfg.batch_size):
-        windows = audio_windows(wav_model, np.asarray(times), acfg, mode=cfg.window_mode)   # (B, samples)
-        loc = model.localize(frames, windows[:1] if same_window else windows, sample_rate=None,
-                             output_size=(side, side), batch_size=cfg.batch_size)
-        out["times_s"].append(times)
+    frames_in = times.timed(iter_frames(path, cfg.stride, cfg.max_side), "decode")
+    for frame_times, frames in _batches(frames_in, cfg.batch_size):
+        with times("audio"), torch.inference_mode():
+            windows = audio_windows(wav_model, np.asarray(frame_times), acfg, mode=cfg.window_mode)  # (B, samples)
+            specs = model.spectrogram((windows[:1] if same_window else windows).to(model.pixel_mean.device))
+        with times("model"):
+            loc = model.localize(frames, specs, output_size=(side, side), batch_size=cfg.batch_size)
+        out["times_s"].append(frame_times)
         out["maps_lowres"].append(loc.maps_lowres)
         out["s_L"].append(loc.s_L)
         out["s_A"].append(loc.s_A)
         out["loudness_db"].append(loudness_db(windows))
-        frame_size = frames.shape[1:3]
         done = sum(len(t) for t in out["times_s"])
         progress(ANALYSE_SHARE * min(1.0, done / expected), f"mapping frames {done}/{expected}")
     result = {k: np.concatenate(v).astype(np.float64 if k == "times_s" else np.float32) for k, v in out.items()}
-    result["frame_size"] = frame_size
+    result["frame_size"] = frames.shape[1:3]
     return result
 
 
 def render(frames: Iterator[tuple[float, np.ndarray]], maps_lowres: np.ndarray, cfg: VideoMapConfig,
-           clip_range: tuple[float, float], progress: Progress | None = None) -> Iterator[np.ndarray]:
+           clip_range: tuple[float, float], progress: Progress, times: StageTimes) -> Iterator[np.ndarray]:
     """Pass 2: each frame with its map upsampled, normalised, coloured, blended (and contoured)."""
     n, i = len(maps_lowres), 0
-    for i, (_, frame) in enumerate(frames, start=1):
+    for i, (_, frame) in enumerate(times.timed(frames, "decode"), start=1):
         if i > n:
             break
-        yield draw(frame, maps_lowres[i - 1], cfg, clip_range)
-        if progress is not None and i % 10 == 0:
+        with times("overlay"):
+            drawn = draw(frame, maps_lowres[i - 1], cfg, clip_range)
+        yield drawn
+        if i % 10 == 0:
             progress(ANALYSE_SHARE + (1 - ANALYSE_SHARE) * i / n, f"drawing and encoding {i}/{n}")
     if i != n:
         raise AVDemoError(f"the video gave {i} frames on the second read but {n} on the first")
@@ -192,39 +221,47 @@ def draw(frame: np.ndarray, map_lowres: np.ndarray, cfg: VideoMapConfig,
 
 
 def localize_video(model: AVLocalizer, video_path: str | Path, cfg: VideoMapConfig = VideoMapConfig(),
-                   progress: Progress | None = None, out_dir: str | Path | None = None) -> VideoMapResult:
+                   progress: Progress | None = None, out_path: str | Path | None = None) -> VideoMapResult:
     """Heat map on every ``stride``-th frame of a video, written as an H.264 + AAC MP4.
 
-    The MP4 goes to ``out_dir`` (by default a new temporary folder; either way the caller deletes it);
-    on error nothing is left behind. Raises ``AVDemoError`` for unreadable files, a missing audio track
-    (unless a counterfactual sound is chosen) and videos over the duration cap.
+    The MP4 goes to ``out_path``, by default ``<stem>-heatmap.mp4`` in a new temporary folder that the
+    caller deletes; on error nothing is left behind. Raises ``AVDemoError`` for unreadable files, a
+    missing audio track (unless a counterfactual sound is chosen) and videos over the duration cap.
     """
     path = Path(video_path)
     progress = progress or (lambda fraction, message: None)
+    times = StageTimes()
+    start = time.perf_counter()
     check_config(cfg)
     info = probe(path)
     notes = check_limits(info, path, cfg)
-    wav, rate, label = paired_sound(path, info, cfg)
-    own_dir = out_dir is None
-    folder = Path(tempfile.mkdtemp(prefix="avdemo-video-")) if own_dir else Path(out_dir)
+    with times("audio"):
+        wav, rate, label = paired_sound(path, info, cfg)
+        wav_model = to_model_rate(wav, rate, model.cfg.audio)
+    folder = Path(tempfile.mkdtemp(prefix="avdemo-video-")) if out_path is None else None
+    out_path = Path(out_path) if folder is None else folder / f"{path.stem}-heatmap.mp4"
     try:
         progress(0.0, "reading the video")
-        stats = analyse(model, path, info, to_model_rate(wav, rate, model.cfg.audio), cfg, progress)
+        stats = analyse(model, path, info, wav_model, cfg, progress, times)
         maps = stats["maps_lowres"]
         clip_range = value_range(maps)
         fps = info.fps / cfg.stride
-        out = write_mp4(folder / f"{path.stem}-heatmap.mp4",
-                        render(iter_frames(path, cfg.stride, cfg.max_side), maps, cfg, clip_range, progress),
-                        fps, wav, rate)
+        before = times.get("decode", 0.0) + times.get("overlay", 0.0)
+        with times("encode"):
+            write_mp4(out_path, render(iter_frames(path, cfg.stride, cfg.max_side), maps, cfg, clip_range,
+                                       progress, times), fps, wav, rate)
+        times["encode"] -= times["decode"] + times["overlay"] - before     # frames were made inside
         progress(1.0, "done")
     except BaseException:
-        if own_dir:
+        if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         raise
+    times["total"] = time.perf_counter() - start
     return VideoMapResult(
-        video_path=out, times_s=stats["times_s"], peak=maps.max(axis=(1, 2)), mean=maps.mean(axis=(1, 2)),
+        video_path=out_path, times_s=stats["times_s"], peak=maps.max(axis=(1, 2)), mean=maps.mean(axis=(1, 2)),
         s_L=stats["s_L"], s_A=stats["s_A"], loudness_db=stats["loudness_db"], maps_lowres=maps,
-        clip_range=clip_range, fps=fps, frame_size=tuple(stats["frame_size"]), audio_label=label, notes=notes)
+        clip_range=clip_range, fps=fps, frame_size=tuple(stats["frame_size"]), audio_label=label, notes=notes,
+        seconds=dict(times))
 
 
 def frame_overlay(result: VideoMapResult, video_path: str | Path, time_s: float,

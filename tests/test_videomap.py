@@ -52,6 +52,8 @@ def test_output_mp4_has_every_strided_frame_and_the_original_stereo_audio(tiny_m
     for series in (result.peak, result.mean, result.s_A, result.s_L, result.loudness_db):
         assert series.shape == (n,) and np.isfinite(series).all()
     assert (result.peak >= result.mean).all()
+    assert set(result.seconds) == {"decode", "audio", "model", "overlay", "encode", "total"}
+    assert all(v >= 0 for v in result.seconds.values())
     with av.open(str(result.video_path)) as container:
         assert sum(1 for _ in container.decode(container.streams.video[0])) == n
     info = probe(result.video_path)
@@ -117,5 +119,5 @@ def test_temporary_files_are_removed_when_drawing_fails(tiny_model, clip, temp_r
     out_dir = tmp_path / "mine"
     out_dir.mkdir()
     with pytest.raises(AVDemoError):
-        localize_video(tiny_model, clip, out_dir=out_dir)
-    assert list(out_dir.iterdir()) == []                       # the caller's folder is kept, empty
+        localize_video(tiny_model, clip, out_path=out_dir / "map.mp4")
+    assert list(out_dir.iterdir()) == []                       # no partial file in the caller's folder
