@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 
 import gradio as gr
+from gradio.route_utils import delete_files_created_by_app
 
 from avdemo.ui.embedding_tab import build_embedding_tab
 from avdemo.ui.false_positive_tab import build_false_positive_tab
@@ -20,6 +22,7 @@ from avdemo.ui.indexes import dataset_choices, get_index
 from avdemo.ui.model_tab import build_model_panel
 from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices
 from avdemo.ui.retrieval_tab import build_retrieval_tab
+from avdemo.ui.video_tab import build_video_tab
 
 CONCURRENCY = 2                  # events run at once (2 CPU cores); the rest wait in the queue
 QUEUE_SIZE = 32
@@ -41,8 +44,7 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
         model_choice, dataset_choice = build_model_panel(checkpoints, checkpoint, dataset_choices(data), data)
         with gr.Tabs():
             with gr.Tab("Heat map on a video", id="video"):
-                # TODO(video tab): replace with build_video_tab(model_choice) once avdemo/ui/video_tab.py lands.
-                gr.Markdown("The video tab is being connected.")
+                build_video_tab(model_choice)
             with gr.Tab("Retrieval", id="retrieval"):
                 build_retrieval_tab(model_choice, dataset_choice, index)
             with gr.Tab("Embedding space", id="embedding"):
@@ -64,8 +66,12 @@ def main() -> None:
         from avdemo.data.splits import ensure_split
         args.data = str(ensure_split("test"))
     demo = build_app(args.checkpoint, args.data)
-    demo.launch(server_port=args.port, allowed_paths=[value for _, value in dataset_choices(args.data)],
-                max_file_size="500mb")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)     # stop on SIGTERM as on Ctrl-C
+    try:
+        demo.launch(server_port=args.port, allowed_paths=[value for _, value in dataset_choices(args.data)],
+                    max_file_size="500mb")
+    finally:    # Gradio's own clean-up at shutdown can be cut short while clients are still connected
+        delete_files_created_by_app(demo, age=None)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ class RunningApp:
     process: subprocess.Popen
     temp_dir: Path        # GRADIO_TEMP_DIR of the app
     log: Path             # its output
+    startup_files: set[Path]  # files in temp_dir once it answers: the initial values of the page
 
 
 def start_app(data: AppData, temp_dir: Path, timeout_s: float = 180.0) -> RunningApp:
@@ -78,11 +79,15 @@ def start_app(data: AppData, temp_dir: Path, timeout_s: float = 180.0) -> Runnin
             raise RuntimeError(f"the app exited with {process.returncode}: " + log.read_text()[-3000:])
         try:
             with urllib.request.urlopen(url, timeout=2):
-                return RunningApp(url, process, temp_dir, log)
+                return RunningApp(url, process, temp_dir, log, files_in(temp_dir))
         except OSError:
             time.sleep(0.5)
     process.kill()
     raise RuntimeError("the app did not answer in time: " + log.read_text()[-3000:])
+
+
+def files_in(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
 
 
 def stop_app(app: RunningApp) -> int:

@@ -105,7 +105,8 @@ def describe(checkpoint: str, dataset: str, progress=gr.Progress(track_tqdm=True
         index: SampleIndex = get_index(checkpoint, dataset)
     except AVDemoError as e:
         raise gr.Error(str(e)) from None
-    return card_markdown(model.card), json.loads(json.dumps(model.card, default=str)), summary_markdown(index.info["summary"])
+    shown = {k: v for k, v in model.card.items() if k != "path"}       # no server paths in the page
+    return card_markdown(model.card), json.loads(json.dumps(shown, default=str)), summary_markdown(index.info["summary"])
 
 
 def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tuple[str, str]],
