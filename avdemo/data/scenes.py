@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from scipy import signal
 
+from avdemo.data.build_pack import SILENT_OBJECT
 from avdemo.data.catalog import Catalog
 
 
@@ -174,32 +175,38 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def compose(rng: np.random.Generator, catalog: Catalog, media: SplitMedia, category: str,
-            cfg: SceneConfig) -> tuple[np.ndarray, np.ndarray, list[SceneObject]]:
-    """Draw the picture of a scene whose sounding object is of ``category``: (image, labels, objects),
-    the sounding object first in ``objects``."""
-    size = cfg.image_size
+def _pick_objects(rng: np.random.Generator, media: SplitMedia, category: str,
+                  cfg: SceneConfig) -> tuple[list[tuple[str, str]], list[float]]:
+    """(category, picture id) of each object, the sounding one first, and their target box areas: the
+    sounding one is the largest drawn only with probability ``sounding_largest_p``."""
     n = int(rng.choice(len(cfg.objects_p), p=cfg.objects_p)) + 1
     others = [c for c in media.categories if c != category and media.pictures.get(c)]
-    chosen: list[tuple[str, str]] = [(category, str(rng.choice(media.pictures[category])))]
+    chosen = [(category, str(rng.choice(media.pictures[category])))]
     silent_pool = list(media.silent)
     for _ in range(n - 1):
         if others and (rng.random() >= cfg.silent_share or not silent_pool):
             c = others.pop(int(rng.integers(len(others))))
             chosen.append((c, str(rng.choice(media.pictures[c]))))
         elif silent_pool:
-            chosen.append(("silent object", silent_pool.pop(int(rng.integers(len(silent_pool))))))
-
+            chosen.append((SILENT_OBJECT, silent_pool.pop(int(rng.integers(len(silent_pool))))))
     areas = sorted(rng.uniform(*(cfg.small_area if rng.random() < cfg.small_share else cfg.object_area))
                    for _ in chosen)
     if len(areas) > 1 and rng.random() >= cfg.sounding_largest_p:
         areas.insert(0, areas.pop(int(rng.integers(len(areas) - 1))))
     else:
         areas.insert(0, areas.pop())
-    sprites = [object_sprite(rng, catalog.pictures[pid], a, size) for (_, pid), a in zip(chosen, areas)]
+    return chosen, areas
 
+
+def _arrange(rng: np.random.Generator, sprites: list[np.ndarray], cfg: SceneConfig) -> tuple[list, np.ndarray]:
+    """Full-frame RGBA layers (None for a distractor left out) and the drawing depth of each sprite.
+
+    The sounding sprite (first) goes off centre, mostly inside the frame; each distractor takes, of 30
+    random places that leave the sounding object ``min_visible_sounding`` visible, the first whose box
+    overlaps the sounding box at most ``max_box_overlap``, else the least overlapping."""
+    size = cfg.image_size
     h, w = sprites[0].shape[:2]
-    while True:                                             # an off-centre place for the sounding object
+    while True:
         x, y = _random_position(rng, sprites[0], size, cfg.max_outside)
         in_frame = (min(x + w, size) - max(x, 0)) * (min(y + h, size) - max(y, 0)) / (w * h)
         off = np.hypot(x + w / 2 - size / 2, y + h / 2 - size / 2) / size
@@ -207,13 +214,13 @@ def compose(rng: np.random.Generator, catalog: Catalog, media: SplitMedia, categ
             break
     layers = [place(sprites[0], x, y, size)]
     sounding_mask = layers[0][..., 3] >= 128
-    depth = rng.permutation(len(chosen))                    # drawing order, bottom first
+    depth = rng.permutation(len(sprites))                   # drawing order, bottom first
     above = depth > depth[0]
     hidden = np.zeros_like(sounding_mask)
     sx1, sy1, sx2, sy2 = mask_box(sounding_mask)
-    for k in range(1, len(chosen)):       # distractors: hide little of it, overlap its box the least of 30 tries
+    for k in range(1, len(sprites)):
         h, w = sprites[k].shape[:2]
-        best, best_overlap = None, np.inf                   # left out when no place keeps it visible
+        best, best_overlap, best_cover = None, np.inf, hidden
         for _ in range(30):
             x, y = _random_position(rng, sprites[k], size, cfg.max_outside)
             overlap = max(0, min(x + w, sx2) - max(x, sx1)) * max(0, min(y + h, sy2) - max(y, sy1))
@@ -226,9 +233,20 @@ def compose(rng: np.random.Generator, catalog: Catalog, media: SplitMedia, categ
                 best, best_overlap, best_cover = candidate, overlap, cover
                 if overlap <= cfg.max_box_overlap:
                     break
-        if best is not None:
-            hidden = best_cover
+        hidden = best_cover
         layers.append(best)
+    return layers, depth
+
+
+def compose(rng: np.random.Generator, catalog: Catalog, media: SplitMedia, category: str,
+            cfg: SceneConfig) -> tuple[np.ndarray, np.ndarray, list[SceneObject]]:
+    """Draw the picture of a scene whose sounding object is of ``category``: (image (S, S, 3) uint8,
+    labels (S, S) uint8, objects), the sounding object first in ``objects``. Distractors left less than
+    ``min_visible`` visible are not drawn."""
+    size = cfg.image_size
+    chosen, areas = _pick_objects(rng, media, category, cfg)
+    sprites = [object_sprite(rng, catalog.pictures[pid], a, size) for (_, pid), a in zip(chosen, areas)]
+    layers, depth = _arrange(rng, sprites, cfg)
 
     order = [int(k) for k in np.argsort(depth) if layers[k] is not None]
     labels = np.zeros((size, size), np.uint8)
@@ -238,14 +256,12 @@ def compose(rng: np.random.Generator, catalog: Catalog, media: SplitMedia, categ
             (labels == k + 1).sum() >= cfg.min_visible * max(1, (layers[k][..., 3] >= 128).sum())]
     canvas = Image.fromarray(background(rng, catalog, media.silent, size)).convert("RGBA")
     labels[:] = 0
-    objects: list[SceneObject] = []
     for k in order:
         if k in keep:
             canvas.alpha_composite(Image.fromarray(layers[k]))
             labels[layers[k][..., 3] >= 128] = keep.index(k) + 1
-    for j, k in enumerate(keep):
-        cat, pid = chosen[k]
-        objects.append(SceneObject(cat, pid, mask_box(labels == j + 1), sounding=(k == 0)))
+    objects = [SceneObject(chosen[k][0], chosen[k][1], mask_box(labels == j + 1), sounding=(k == 0))
+               for j, k in enumerate(keep)]
     return np.asarray(canvas.convert("RGB")), labels, objects
 
 
