@@ -130,7 +130,8 @@ def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
         with gr.Column(scale=2):
             sample = gr.Dropdown(choices, value=None, label="Sample (type its # from the hover, an id or a class)",
                                  filterable=True, elem_id="embedding-sample")
-            picture = gr.Image(label="Card: ground truth, map, binarised map", interactive=False, height=200)
+            picture = gr.Image(label="Card: ground truth, map, binarised map", interactive=False, height=200,
+                               elem_id="embedding-card")
             sound = gr.Audio(label="Its sound", interactive=False)
             info = gr.Markdown()
             export_button = gr.Button("Export card (PNG)", size="sm")

@@ -118,8 +118,8 @@ def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tu
         model_choice = gr.Dropdown(choices, value=checkpoint, label="Model", scale=2, elem_id="model-choice")
         dataset_choice = gr.Dropdown(datasets, value=dataset, label="Dataset (VGG-SS layout)", scale=2,
                                      elem_id="dataset-choice")
-        upload = gr.File(label="…or upload a checkpoint (.pth.tar, or .safetensors + .json)", file_count="multiple",
-                         file_types=UPLOAD_TYPES, scale=1, height=90)
+        upload = gr.UploadButton("Upload a checkpoint (.pth.tar, or .safetensors + its .json)", file_count="multiple",
+                                 file_types=UPLOAD_TYPES, scale=1, elem_id="checkpoint-upload")
     with gr.Accordion("Model card", open=False):
         with gr.Row():
             card_view = gr.Markdown(card_md)

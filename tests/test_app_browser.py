@@ -1,0 +1,101 @@
+"""The real app in headless Chromium: every tab visited, one action run in each, what appears checked;
+screenshots saved to test-artifacts/."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from appdata import ROOT, app_data, start_app, stop_app
+
+from avdemo.benchmarks import read_frame, read_wav
+from avdemo.index import load_index
+from avdemo.media import write_mp4
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts"
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def app(tmp_path_factory, tiny_config):
+    data = app_data(tmp_path_factory.mktemp("appdata"), tiny_config)
+    running = start_app(data, tmp_path_factory.mktemp("gradio-temp"))
+    yield running, data
+    stop_app(running)
+
+
+def open_tab(page, name: str, ready: str) -> float:
+    """Click a tab; seconds until ``ready`` (a selector in it) is visible."""
+    start = time.perf_counter()
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_selector(ready, state="visible", timeout=TIMEOUT_MS)
+    return time.perf_counter() - start
+
+
+def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
+    running, data = app
+    ARTIFACTS.mkdir(exist_ok=True)
+    index = load_index(data.index)
+    frame, (wav, rate) = read_frame(index.image_paths[0]), read_wav(index.audio_paths[0])
+    clip = write_mp4(tmp_path / "clip.mp4", [np.roll(frame, 4 * k, axis=1) for k in range(20)], fps=10,
+                     audio=wav[: 2 * rate], sample_rate=rate)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(running.url)
+    page.wait_for_selector("#model-choice")
+    switches = {}
+
+    # Tab 1: a video uploaded and mapped; the MP4 plays in the browser.
+    page.set_input_files("#video-input input[type=file]", str(clip))
+    page.get_by_role("button", name="Map the video").click()
+    page.wait_for_function("() => { const v = document.querySelector('#video-output video');"
+                           " return v && v.readyState >= 2 && v.duration > 1.5; }", timeout=TIMEOUT_MS)
+    page.evaluate("() => document.querySelector('#video-output video').play()")
+    page.wait_for_function("() => document.querySelector('#video-output video').currentTime > 0.2")
+    page.screenshot(path=str(ARTIFACTS / "tab1-video.png"), full_page=True)
+
+    # Tab 2: a search from an indexed sound gives K pictures with heat maps.
+    switches["retrieval"] = open_tab(page, "Retrieval", "#retrieval-search")
+    page.click("#retrieval-search")
+    page.wait_for_function("() => document.querySelectorAll('#retrieval-gallery img').length === 8")
+    assert "partner ranks" in page.inner_text("body")
+    page.screenshot(path=str(ARTIFACTS / "tab2-retrieval.png"), full_page=True)
+
+    # Tab 3: the UMAP is drawn; choosing a sample shows its card and its neighbours, starred in the plot.
+    switches["embedding"] = open_tab(page, "Embedding space", "#embedding-plot .js-plotly-plot")
+    assert page.locator("#embedding-plot .scatterlayer .point").count() >= 16 + 32
+    page.click("#embedding-sample input")
+    page.keyboard.type("#4 ")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#embedding-card img")
+    page.wait_for_function("() => document.querySelectorAll('#embedding-image-neighbours img').length === 8")
+    page.screenshot(path=str(ARTIFACTS / "tab3-embedding.png"), full_page=True)
+
+    # Tab 4: the distributions and the worst-first gallery; a click on the worst sample shows its card.
+    switches["false positives"] = open_tab(page, "False positives", "#fp-plot .js-plotly-plot")
+    assert "AP " in page.inner_text("#fp-stats") and "false-positive rate" in page.inner_text("#fp-stats")
+    page.locator("#fp-gallery button.thumbnail-item").first.click()
+    page.wait_for_selector("#fp-card img")
+    page.screenshot(path=str(ARTIFACTS / "tab4-false-positives.png"), full_page=True)
+
+    switches["video"] = open_tab(page, "Heat map on a video", "#video-output video")
+    switches["retrieval again"] = open_tab(page, "Retrieval", "#retrieval-gallery img")
+    (ARTIFACTS / "tab-switch-seconds.txt").write_text("".join(f"{k}: {v:.3f}\n" for k, v in switches.items()))
+    assert max(switches.values()) < 5.0, switches
