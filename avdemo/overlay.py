@@ -62,16 +62,20 @@ def colour_table(cmap: str) -> np.ndarray:
 
 def colorize(maps01: np.ndarray, cmap: str = "jet") -> np.ndarray:
     """Maps in 0..1 (..., H, W) -> uint8 RGB (..., H, W, 3)."""
-    index = np.round(np.clip(maps01, 0.0, 1.0) * 255).astype(np.uint8)
-    return colour_table(cmap)[index]
+    index = (np.clip(maps01, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+    return np.take(colour_table(cmap), index, axis=0)
 
 
 def blend(frames: np.ndarray, colours: np.ndarray, opacity: float) -> np.ndarray:
-    """(1 - opacity) * frame + opacity * colour, uint8."""
+    """(1 - opacity) * frame + opacity * colour, uint8 (in 1/256 steps of opacity: integer arithmetic is
+    several times faster than float on video frames)."""
     if not 0.0 <= opacity <= 1.0:
         raise AVDemoError(f"opacity must be between 0 and 1; got {opacity}")
-    out = frames.astype(np.float32) * (1.0 - opacity) + colours.astype(np.float32) * opacity
-    return np.round(out).astype(np.uint8)
+    weight = round(opacity * 256)
+    out = frames.astype(np.uint16) * (256 - weight)
+    out += colours.astype(np.uint16) * weight
+    out += 128
+    return (out >> 8).astype(np.uint8)
 
 
 def _erode(mask: np.ndarray) -> np.ndarray:

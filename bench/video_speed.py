@@ -6,7 +6,7 @@ split into decode, audio features, model, overlay and encode.
 Memory: resident memory (RSS) of a fresh process with the app's imports and a loaded model (at rest), and
 its peak while a generated 60 s 1080p clip goes through ``localize_video`` with the default limits.
 
-    python -m bench.video_speed [--presets cpu paper] [--threads 2] [--memory]
+    python -m bench.video_speed [--presets cpu paper] [--threads 2] [--memory]   (--presets --memory: memory only)
 """
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ def rss_mb() -> float:
 
 
 def speed(presets: list[str], folder: Path) -> None:
+    if not presets:
+        return
     clip = make_clip(folder / "clip-640x360.mp4", 10.0, 640, 360)
     print(f"clip: 10 s, 640x360, 25 fps (250 frames), map on every frame; {torch.get_num_threads()} threads")
     print(f"{'preset':8} {'total s':>8} {'x real time':>11}  " + " ".join(f"{s:>8}" for s in STAGES))
@@ -97,7 +99,7 @@ def memory(folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", default=["cpu", "paper"])
+    parser.add_argument("--presets", nargs="*", default=["cpu", "paper"], help="none: memory only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory", action="store_true", help="also measure RSS with a 60 s 1080p clip")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
