@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,3 +205,16 @@ def test_ablation_presets_switch_the_documented_parts():
     assert nn.uses_neighbours and not nn.loss_alignment
     assert al.image_views == ("original",) and al.loss_alignment
     assert dataclasses.replace(full, out_dir="x") == dataclasses.replace(PRESETS["cpu"], out_dir="x")
+
+
+def test_shuffled_audio_control_gives_every_sounding_image_another_clips_audio():
+    from avdemo.benchmarks import BenchmarkSample
+    from train.loop import shuffled_audio
+
+    samples = [BenchmarkSample(f"s{i}", Path(f"f{i}.jpg"), Path(f"a{i}.wav"), "c", np.zeros((2, 2)), [[0, 0, 1, 1]],
+                               True, "sounding") for i in range(7)]
+    samples.append(BenchmarkSample("neg", Path("f.jpg"), Path("a.wav"), "", None, [], False, "silence"))
+    control = shuffled_audio(samples)
+    assert [s.id for s in control] == [f"s{i}" for i in range(7)]
+    assert sorted(s.audio_path.name for s in control) == [f"a{i}.wav" for i in range(7)]
+    assert all(s.audio_path.name != f"a{s.id[1:]}.wav" for s in control)

@@ -169,8 +169,8 @@ def ablation(base: TrainConfig, name: str) -> TrainConfig:
 
 PRESETS: dict[str, TrainConfig] = {
     "cpu": CPU,
-    "tiny": TrainConfig(model=TINY_MODEL, steps=6, batch_size=8, warmup_steps=2, num_workers=0,
-                        neighbour_k=3, neighbour_every=3, eval_every=3, eval_batch_size=16, log_every=1,
+    "tiny": TrainConfig(model=TINY_MODEL, steps=4, batch_size=8, warmup_steps=2, num_workers=0,
+                        neighbour_k=3, neighbour_every=2, eval_every=2, eval_batch_size=16, log_every=1,
                         save_every=2, audio_aug=AudioAugConfig(max_shift_s=0.5), out_dir="runs/tiny"),
     # The authors' setting: 224 px, 3 s, Adam 1e-4, about 80 epochs of VGGSound-144K, K = 1000.
     "paper": TrainConfig(model=preset("paper"), data_root="data/vggsound", train_split=".",

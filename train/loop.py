@@ -122,6 +122,16 @@ def selection_score(metrics: dict[str, float], keys: tuple[str, ...]) -> float:
     return float(sum(metrics[k] for k in keys))
 
 
+def shuffled_audio(samples: list, seed: int = 0) -> list:
+    """The sounding samples, each heard with another sample's audio (a fixed derangement): the control
+    that shows the map follows the sound. Ground truth stays the image's."""
+    sounding = [s for s in samples if s.sounding]
+    order = np.random.default_rng(seed).permutation(len(sounding))
+    source = np.empty_like(order)
+    source[order] = np.roll(order, 1)               # one random cycle: sample order[k] hears order[k - 1]
+    return [dataclasses.replace(s, audio_path=sounding[j].audio_path) for s, j in zip(sounding, source)]
+
+
 def remove_stale_temp_files(out_dir: Path) -> None:
     """Temp files of writes interrupted by a kill (``atomic_write`` names them ``.<name>.*.tmp``)."""
     for tmp in out_dir.glob(".*.tmp"):
@@ -142,7 +152,9 @@ class MetricLog:
         atomic_write(self.csv_path, lambda p: p.write_text(
             "".join(f"{s},{t},{v}\n" for s, t, v in [("step", "tag", "value")] + rows)))
         self.file = self.csv_path.open("a")
-        self.tb = SummaryWriter(str(out_dir / "tb"), purge_step=None if resume_step is None else resume_step + 1)
+        # TensorBoard hides earlier events from steps >= purge_step: those of a previous run, or logged
+        # after the checkpoint that this run resumes from
+        self.tb = SummaryWriter(str(out_dir / "tb"), purge_step=0 if resume_step is None else resume_step + 1)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         for tag, value in values.items():
@@ -249,13 +261,16 @@ class Trainer:
 
     # --- evaluation and checkpoints -------------------------------------------------------------
     def validate(self) -> dict[str, float]:
+        """Evaluate on the validation split; keep the weights if they are the best so far. Returns the
+        flattened metrics."""
         report, _ = evaluate(self.model, self.val_samples, batch_size=self.cfg.eval_batch_size, progress=False)
+        report.pop("per_sample")
         metrics = flatten(report)
         score = selection_score(metrics, self.cfg.select_metric)
         if score > self.best_score:
             self.best_score, self.best_step = score, self.step
             save_model(self.model, self.out / "best.safetensors",
-                       card={"provenance": self.provenance(), "metrics": {"val": metrics}})
+                       card={"provenance": self.provenance(), "metrics": {"val": report}})
         return metrics
 
     def latest_state(self) -> dict[str, Any]:
@@ -380,21 +395,23 @@ class Trainer:
         """The selected weights (best on val, else the last), rounded to the storage dtype, evaluated on the
         test split; written with a card holding provenance and the val and test metrics."""
         cfg = self.cfg
-        best = self.out / "best.safetensors"
-        model = load_model(best, self.dist.device) if best.exists() else self.model.eval()
+        validated = self.best_step >= 0
+        model = load_model(self.out / "best.safetensors", self.dist.device) if validated else self.model.eval()
         dtype = DTYPES[cfg.final_dtype]
         with torch.no_grad():
             for t in model.state_dict().values():
                 if t.is_floating_point():
                     t.copy_(t.to(dtype))
-        card = {"provenance": {**self.provenance(), "selected_step": self.best_step if best.exists() else self.step,
+        card = {"provenance": {**self.provenance(), "selected_step": self.best_step if validated else self.step,
                                "select_metric": list(cfg.select_metric)},
-                "metrics": {"val": model.card["metrics"]["val"] if best.exists() else None}}
+                "metrics": {"val": model.card["metrics"]["val"] if validated else None}}
         if cfg.test_split is not None:
             samples = load_benchmark("embedded", cfg.split_dir(cfg.test_split))   # with its negatives
             report, _ = evaluate(model, samples, batch_size=cfg.eval_batch_size, progress=True)
             report.pop("per_sample")
+            control, _ = evaluate(model, shuffled_audio(samples), batch_size=cfg.eval_batch_size, progress=False)
             card["metrics"]["test"] = report
+            card["metrics"]["test_shuffled_audio"] = {"localization": control["localization"]}
             self.log.log(self.step, {f"test/{k}": v for k, v in flatten(report).items()})
         path = Path(cfg.final_path or self.out / "model.safetensors")
         return save_model(model, path, card=card, dtype=dtype)
