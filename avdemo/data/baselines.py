@@ -8,6 +8,7 @@ would. ``oracle (binary box)`` is the raw box map, for comparison.
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from avdemo.metrics import adaptive_ciou, ciou, ciou_auc, gt_map_from_boxes, poi
 
 SIZE = 224
 TIE_BREAK = 1e-3
-CHUNK = 200
+CHUNK = 100
 METHODS = ("centre prior", "all objects", "largest object", "oracle (box)", "oracle (binary box)")
 
 
@@ -41,21 +42,28 @@ def baseline_maps(entry: dict, size: int = SIZE) -> dict[str, np.ndarray]:
     }
 
 
-def score_entries(entries: list[dict], size: int = SIZE) -> dict[str, dict[str, float]]:
+def _score_chunk(entries: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per-sample (cIoU, adaptive cIoU, pointing hit) of every method on a few entries."""
+    gts = np.stack([gt_map_from_boxes(e["bbox"], SIZE) for e in entries]).astype(np.float32)
+    maps = [baseline_maps(e) for e in entries]
+    out = {}
+    for m in METHODS:
+        pred = np.stack([mp[m] for mp in maps]).astype(np.float32)
+        out[m] = (ciou(pred, gts), adaptive_ciou(pred, gts), pointing_game(pred, gts))
+    return out
+
+
+def score_entries(entries: list[dict], workers: int = 1) -> dict[str, dict[str, float]]:
     """cIoU success rate at 0.5 and AUC, adaptive cIoU success rate at 0.5, pointing game (percent)."""
-    per_method: dict[str, dict[str, list]] = {m: {"ciou": [], "adaptive": [], "pointing": []} for m in METHODS}
-    for start in range(0, len(entries), CHUNK):
-        chunk = entries[start:start + CHUNK]
-        gts = np.stack([gt_map_from_boxes(e["bbox"], size) for e in chunk]).astype(np.float32)
-        maps = [baseline_maps(e, size) for e in chunk]
-        for m in METHODS:
-            pred = np.stack([mp[m] for mp in maps]).astype(np.float32)
-            per_method[m]["ciou"].append(ciou(pred, gts))
-            per_method[m]["adaptive"].append(adaptive_ciou(pred, gts))
-            per_method[m]["pointing"].append(pointing_game(pred, gts))
+    chunks = [entries[i:i + CHUNK] for i in range(0, len(entries), CHUNK)]
+    if workers > 1 and len(chunks) > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_score_chunk, chunks)
+    else:
+        parts = [_score_chunk(c) for c in chunks]
     scores = {}
-    for m, parts in per_method.items():
-        c, a, p = (np.concatenate(parts[k]) for k in ("ciou", "adaptive", "pointing"))
+    for m in METHODS:
+        c, a, p = (np.concatenate([part[m][k] for part in parts]) for k in range(3))
         scores[m] = {"cIoU@0.5": round(success_rate(c), 2), "AUC": round(ciou_auc(c), 2),
                      "adaptive_cIoU@0.5": round(success_rate(a), 2), "pointing_game": round(100 * float(p.mean()), 2)}
     return scores
@@ -74,16 +82,16 @@ def split_stats(entries: list[dict]) -> dict[str, float]:
     }
 
 
-def write_baselines(folder: Path) -> Path:
+def write_baselines(folder: Path, workers: int = 2) -> Path:
     """Score a split folder's vggss.json; write and return ``baselines.json`` next to it (per open-set
     group too when the split has one)."""
     folder = Path(folder)
     entries = json.loads((folder / "vggss.json").read_text())
     result = {"metric_note": "percent; cIoU@0.5 is the reference success rate; maps are 224 x 224",
-              "stats": split_stats(entries), "scores": score_entries(entries)}
+              "stats": split_stats(entries), "scores": score_entries(entries, workers)}
     groups = sorted({e["open_set"] for e in entries if "open_set" in e})
     for group in groups:
-        result[f"scores_{group}"] = score_entries([e for e in entries if e.get("open_set") == group])
+        result[f"scores_{group}"] = score_entries([e for e in entries if e.get("open_set") == group], workers)
     path = folder / "baselines.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     return path

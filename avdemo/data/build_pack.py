@@ -25,18 +25,16 @@ import torchaudio.functional as AF
 from PIL import Image
 from tqdm import tqdm
 
+from avdemo.data.catalog import PACK_DIR, SAMPLE_RATE, SILENT_OBJECT
 from avdemo.errors import AVDemoError
 
-PACK_DIR = Path(__file__).parent / "pack"
 STAMPS_IN_DEB = "usr/share/tuxpaint/stamps"
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-SAMPLE_RATE = 16000
 PICTURE_MAX_SIDE = 192
 PICTURE_COLOURS = 256
 MAX_SOUND_S = 6.0
 TRIM_FLOOR_DB = -40.0
 RENDER_S = 3.5
-SILENT_OBJECT = "silent object"
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,11 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-from avdemo.data.build_pack import PACK_DIR, SAMPLE_RATE, SILENT_OBJECT
 from avdemo.errors import AVDemoError
+
+PACK_DIR = Path(__file__).parent / "pack"
+SAMPLE_RATE = 16000                 # every pack sound is 16 kHz mono
+SILENT_OBJECT = "silent object"     # the category of stamps that never sound
 
 
 @dataclass(frozen=True)

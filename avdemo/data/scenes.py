@@ -5,14 +5,15 @@ Everything random comes from the ``rng`` handed in, so a scene is a pure functio
 """
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft as sfft
 from PIL import Image, ImageFilter
 from scipy import signal
 
-from avdemo.data.build_pack import SILENT_OBJECT
-from avdemo.data.catalog import Catalog
+from avdemo.data.catalog import SILENT_OBJECT, Catalog
 
 
 @dataclass(frozen=True)
@@ -85,28 +86,28 @@ class SplitMedia:
 # ----------------------------------------------------------------------------------------------- pictures
 
 def _muted_colour(rng: np.random.Generator) -> np.ndarray:
-    hsv = np.array([[[rng.random(), rng.uniform(0.1, 0.6), rng.uniform(0.35, 0.9)]]])
-    return np.asarray(Image.fromarray((hsv * 255).astype(np.uint8), "HSV").convert("RGB"), np.float32)[0, 0]
+    hsv = (rng.random(), rng.uniform(0.1, 0.6), rng.uniform(0.35, 0.9))
+    return 255 * np.array(colorsys.hsv_to_rgb(*hsv), np.float32)
 
 
 def background(rng: np.random.Generator, catalog: Catalog, silent: tuple[str, ...], size: int) -> np.ndarray:
     """(size, size, 3) uint8: a gradient, smooth noise, soft stripes, or large blurred stamps."""
     kind = rng.integers(4)
     a, b = _muted_colour(rng), _muted_colour(rng)
-    yy, xx = np.mgrid[0:size, 0:size] / size
+    coords = (np.arange(size, dtype=np.float32) + 0.5) / size
+    xx, yy = coords[None, :], coords[:, None]
     if kind == 0:
         angle = rng.uniform(0, 2 * np.pi)
         t = np.cos(angle) * xx + np.sin(angle) * yy
         t = (t - t.min()) / (t.max() - t.min())
-        img = a + (b - a) * t[..., None]
     elif kind == 1:
         cells = int(rng.integers(3, 9))
         low = Image.fromarray(rng.integers(0, 256, (cells, cells), dtype=np.uint8))
         t = np.asarray(low.resize((size, size), Image.BICUBIC), np.float32) / 255
-        img = a + (b - a) * t[..., None]
     elif kind == 2:
         angle, freq = rng.uniform(0, np.pi), rng.uniform(2, 10)
         t = 0.5 + 0.5 * np.sin(2 * np.pi * freq * (np.cos(angle) * xx + np.sin(angle) * yy))
+    if kind < 3:
         img = a + (b - a) * t[..., None]
     else:
         canvas = Image.new("RGBA", (size, size), tuple(int(v) for v in a) + (255,))
@@ -116,9 +117,9 @@ def background(rng: np.random.Generator, catalog: Catalog, silent: tuple[str, ..
             stamp = stamp.resize((side, max(1, side * stamp.height // stamp.width)), Image.BILINEAR)
             canvas.alpha_composite(stamp, (int(rng.integers(-side // 2, size - side // 2)),
                                            int(rng.integers(-side // 2, size - side // 2))))
-        blurred = np.asarray(canvas.convert("RGB").filter(ImageFilter.GaussianBlur(8)), np.float32)
-        img = 0.5 * blurred + 0.5 * b
-    img = img + rng.normal(0, rng.uniform(1, 6), (size, size, 1))
+        small = canvas.convert("RGB").resize((size // 2, size // 2), Image.BILINEAR).filter(ImageFilter.GaussianBlur(4))
+        img = 0.5 * np.asarray(small.resize((size, size), Image.BILINEAR), np.float32) + 0.5 * b
+    img += rng.standard_normal((size, size, 1), dtype=np.float32) * np.float32(rng.uniform(1, 6))
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -268,13 +269,14 @@ def compose(rng: np.random.Generator, catalog: Catalog, media: SplitMedia, categ
 # ------------------------------------------------------------------------------------------------- sounds
 
 def coloured_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
-    """Unit-RMS noise with power spectrum ~ 1 / f**exponent (0 white, 1 pink, 2 brown)."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n)
-    spectrum[1:] /= f[1:] ** (exponent / 2)
+    """Unit-RMS float32 noise with power spectrum ~ 1 / f**exponent (0 white, 1 pink, 2 brown)."""
+    spectrum = sfft.rfft(rng.standard_normal(n, dtype=np.float32))
+    f = np.fft.rfftfreq(n).astype(np.float32)
+    f[0] = 1
+    spectrum *= f ** np.float32(-exponent / 2)
     spectrum[0] = 0
-    noise = np.fft.irfft(spectrum, n)
-    return (noise / max(np.sqrt(np.mean(noise ** 2)), 1e-12)).astype(np.float32)
+    noise = sfft.irfft(spectrum, n)
+    return noise / max(float(np.sqrt(np.mean(noise ** 2))), 1e-12)
 
 
 def augment_sound(rng: np.random.Generator, wav: np.ndarray, cfg: SceneConfig) -> np.ndarray:

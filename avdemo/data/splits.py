@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from avdemo.data.baselines import write_baselines
-from avdemo.data.catalog import Catalog, load_catalog, read_manifest
+from avdemo.data.catalog import SILENT_OBJECT, Catalog, load_catalog
 from avdemo.data.scenes import SceneConfig, SplitMedia, make_scene, negative_audio
 from avdemo.errors import AVDemoError
 
@@ -53,7 +53,7 @@ def _key(text: str) -> int:
 def media_pools(catalog: Catalog, seed: int = 0) -> dict[str, str]:
     """Media id -> ``train``, ``heldout`` or ``shared`` (the only medium of its category and kind)."""
     pools: dict[str, str] = {}
-    categories = catalog.categories + ["silent object"]
+    categories = catalog.categories + [SILENT_OBJECT]
     for category in categories:
         for kind in ("sound", "picture"):
             ids = catalog.ids(category, kind)
@@ -87,7 +87,7 @@ def split_media(catalog: Catalog, split: str, seed: int = 0) -> SplitMedia:
     return SplitMedia(categories=tuple(catalog.categories),
                       pictures={c: pick(c, "picture") for c in catalog.categories},
                       sounds={c: pick(c, "sound") for c in catalog.categories},
-                      silent=pick("silent object", "picture"))
+                      silent=pick(SILENT_OBJECT, "picture"))
 
 
 def norm_coord(px: int, size: int) -> float:
@@ -141,9 +141,8 @@ def _write_one(index: int) -> tuple[dict, dict | None]:
     _write_wav(job.folder / "audio" / f"{sid}.wav", scene.audio, cfg.sample_rate)
     sounding = scene.objects[scene.sounding]
     areas = [o.area(size) for o in scene.objects]
-    centre = np.array([size / 2, size / 2])
-    offsets = [np.hypot(*(np.array([(o.box_px[0] + o.box_px[2]) / 2, (o.box_px[1] + o.box_px[3]) / 2]) - centre))
-               for o in scene.objects]
+    offsets = [np.hypot((x1 + x2 - size) / 2, (y1 + y2 - size) / 2) for x1, y1, x2, y2 in
+               (o.box_px for o in scene.objects)]
     entry = {
         "file": sid, "class": sounding.category, "bbox": [norm_box(sounding.box_px, size)],
         "split": job.split, "mask": f"masks/{sid}.png", "mask_value": scene.sounding + 1,
@@ -159,7 +158,7 @@ def _write_one(index: int) -> tuple[dict, dict | None]:
     if job.split in NEGATIVE_SPLITS:
         kind = NEGATIVE_KINDS[index % len(NEGATIVE_KINDS)]
         nrng = _rng(job.seed, SPLIT_CODES[job.split], index, _key(kind))
-        wav, offscreen = None, ""
+        wav = None
         if kind == "offscreen":
             present = {o.category for o in scene.objects}
             offscreen = str(nrng.choice([c for c in media.categories if c not in present]))
@@ -198,18 +197,16 @@ def build_split(split: str, n: int, out: Path = DEFAULT_ROOT, seed: int = 0, cfg
         _write_index(tmp, split, results, {
             "split": split, "scenes": n, "seed": seed, "config": asdict(cfg), "workers": workers,
             "seconds": round(seconds, 2), "scenes_per_s": round(n / max(seconds, 1e-9), 1),
-            "heard_categories": list(heard), "pack_manifest_crc32": _manifest_crc()})
+            "heard_categories": list(heard),
+            "pack_crc32": _key(json.dumps(sorted(m.file for m in catalog.media.values())))})
         final = out / split
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
+        _WORKER.clear()
         shutil.rmtree(tmp, ignore_errors=True)
     return final
-
-
-def _manifest_crc() -> int:
-    return _key(json.dumps([m.file for m in read_manifest()]))
 
 
 def _write_index(folder: Path, split: str, results: list[tuple[dict, dict | None]], build: dict) -> None:
