@@ -36,8 +36,9 @@ def clip(tmp_path):
     return write_mp4(tmp_path / "clip.mp4", noise_frames(), FPS, click_track(1.2, 44100, 0.6, 2), 44100)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def temp_root(tmp_path, monkeypatch):
+    """Temporary folders of ``localize_video`` land here (and go with tmp_path)."""
     root = tmp_path / "tmproot"
     root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(root))
