@@ -19,6 +19,7 @@ from .views import card, export_png, sample_markdown, score_line
 
 COLOUR_BY = {"modality": "modality", "class": "class", "kind": "sounding / non-sounding kind", "group": "split",
              "ciou": "cIoU", "s_A": "s_A", "s_L": "s_L", "conf_top25": "map confidence (top 25 %)"}
+SCORE_COLOURS = ("ciou", "s_A", "s_L", "conf_top25")
 SYMBOLS = {"image": "circle", "sound": "diamond"}
 NEIGHBOURS = 8
 
@@ -36,51 +37,57 @@ def _points(index: SampleIndex, negatives: bool) -> tuple[np.ndarray, np.ndarray
 
 def embedding_figure(index: SampleIndex, colour_by: str, pairs: bool = True, negatives: bool = True,
                      selected: int | None = None) -> go.Figure:
-    """The UMAP scatter: circles are images, diamonds sounds; hover names the sample (#index id · class)."""
+    """The UMAP scatter: circles are images, diamonds sounds; hover names the sample (#index id · class).
+
+    Traces are plain dicts and the figure skips plotly's per-property validation, which otherwise
+    takes most of a second for a few thousand points (the browser test draws every trace kind)."""
     samples, modality, x, y = _points(index, negatives)
     hover = np.array([f"{index.label(i)}<br>{m}<br>{score_line(index, i)}" for i, m in zip(samples, modality)])
-    symbols = np.array([SYMBOLS[m] for m in modality])
-    fig = go.Figure()
+    traces: list[dict] = []
     if pairs:
         keep = np.unique(samples)
         ends = np.stack([index.umap_image[keep], index.umap_audio[keep], np.full((len(keep), 2), np.nan)], 1).reshape(-1, 2)
-        fig.add_trace(go.Scatter(x=ends[:, 0], y=ends[:, 1], mode="lines", name="pairs", hoverinfo="skip",
-                                 line=dict(color="rgba(120,120,120,0.25)", width=1)))
-    common = dict(mode="markers", hovertemplate="%{hovertext}<extra></extra>")
+        traces.append(dict(type="scatter", x=ends[:, 0], y=ends[:, 1], mode="lines", name="pairs", hoverinfo="skip",
+                           line=dict(color="rgba(120,120,120,0.25)", width=1)))
+
+    def add(mask: np.ndarray, name: str, marker: dict, legend: bool = True) -> None:
+        """One trace per modality, each with its marker symbol."""
+        for k, (kind, symbol) in enumerate(SYMBOLS.items()):
+            m = mask & (modality == kind)
+            colour = marker["color"][m] if isinstance(marker["color"], np.ndarray) else marker["color"]
+            traces.append(dict(type="scatter", x=x[m], y=y[m], name=name, legendgroup=name, mode="markers",
+                               showlegend=legend and k == 0, customdata=samples[m], hovertext=hover[m],
+                               hovertemplate="%{hovertext}<extra></extra>",
+                               marker={**marker, "symbol": symbol, "color": colour}))
+
     if colour_by in ("modality", "class", "kind", "group"):
         values = {"modality": modality, "class": index.class_names[samples], "kind": index.kinds[samples],
                   "group": index.groups[samples]}[colour_by]
         values = np.where(values == "", "(none)", values)
         palette = qualitative.Dark24 + qualitative.Light24
         for k, value in enumerate(sorted(set(values))):
-            m = values == value
-            fig.add_trace(go.Scatter(x=x[m], y=y[m], name=str(value), customdata=samples[m], hovertext=hover[m],
-                                     marker=dict(symbol=symbols[m], size=7, color=palette[k % len(palette)],
-                                                 line=dict(width=0)), **common))
-    elif colour_by in COLOUR_BY:
+            add(values == value, str(value), dict(size=7, color=palette[k % len(palette)]))
+    elif colour_by in SCORE_COLOURS:
         values = index.scores[colour_by][samples]
         defined = ~np.isnan(values)
-        fig.add_trace(go.Scatter(x=x[~defined], y=y[~defined], name="undefined", customdata=samples[~defined],
-                                 hovertext=hover[~defined], marker=dict(symbol=symbols[~defined], size=6,
-                                                                        color="lightgray"), **common))
-        fig.add_trace(go.Scatter(x=x[defined], y=y[defined], name=COLOUR_BY[colour_by], customdata=samples[defined],
-                                 hovertext=hover[defined], showlegend=False,
-                                 marker=dict(symbol=symbols[defined], size=7, color=values[defined], colorscale="Viridis",
-                                             colorbar=dict(title=COLOUR_BY[colour_by])), **common))
+        add(~defined, "undefined", dict(size=6, color="lightgray"))
+        if defined.any():
+            add(defined, COLOUR_BY[colour_by], dict(size=7, color=values, colorscale="Viridis",
+                                                     cmin=float(values[defined].min()), cmax=float(values[defined].max()),
+                                                     colorbar=dict(title=dict(text=COLOUR_BY[colour_by]))), legend=False)
     else:
         raise AVDemoError(f"unknown colouring {colour_by!r}; use one of {', '.join(COLOUR_BY)}")
     if selected is not None:
         i = int(selected)
-        fig.add_trace(go.Scatter(x=[index.umap_image[i, 0], index.umap_audio[i, 0]],
-                                 y=[index.umap_image[i, 1], index.umap_audio[i, 1]], mode="markers+lines",
-                                 name=f"#{i}", hovertext=[f"{index.label(i)}<br>image", f"{index.label(i)}<br>sound"],
-                                 hovertemplate="%{hovertext}<extra></extra>", line=dict(color="black", width=2),
-                                 marker=dict(symbol="star", size=18, color="gold", line=dict(color="black", width=1.5))))
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10), uirevision="umap", legend=dict(itemsizing="constant"),
-                      title=f"UMAP of {len(np.unique(samples))} pairs: ● image, ◆ sound",
-                      xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None,
-                                                                               scaleanchor="x"))
-    return fig
+        traces.append(dict(type="scatter", x=[index.umap_image[i, 0], index.umap_audio[i, 0]],
+                           y=[index.umap_image[i, 1], index.umap_audio[i, 1]], mode="markers+lines", name=f"#{i}",
+                           hovertext=[f"{index.label(i)}<br>image", f"{index.label(i)}<br>sound"],
+                           hovertemplate="%{hovertext}<extra></extra>", line=dict(color="black", width=2),
+                           marker=dict(symbol="star", size=18, color="gold", line=dict(color="black", width=1.5))))
+    layout = dict(height=560, margin=dict(l=10, r=10, t=30, b=10), uirevision="umap", legend=dict(itemsizing="constant"),
+                  title=dict(text=f"UMAP of {len(np.unique(samples))} pairs: ● image, ◆ sound"),
+                  xaxis=dict(showticklabels=False), yaxis=dict(showticklabels=False, scaleanchor="x"))
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def neighbours(index: SampleIndex, i: int, k: int = NEIGHBOURS) -> dict[str, list[tuple[int, float]]]:

@@ -2,7 +2,6 @@
 index, built on first use and then shared by all sessions (read-only)."""
 from __future__ import annotations
 
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -16,12 +15,11 @@ _LOCK = threading.Lock()      # one index build at a time; concurrent requests w
 
 
 def dataset_choices(default: str | Path) -> list[tuple[str, str]]:
-    """(label, folder) of the datasets to offer: ``default``, the folders listed in ``$AVDEMO_DATA``
-    (separated by the OS path separator), and the embedded splits already generated next to it."""
+    """(label, resolved folder) of the datasets to offer: ``default`` and the embedded evaluation
+    splits already generated."""
     from ..data.splits import DEFAULT_ROOT
 
-    folders = [Path(default)] + [Path(p) for p in os.environ.get("AVDEMO_DATA", "").split(os.pathsep) if p]
-    folders += [DEFAULT_ROOT / s for s in EMBEDDED_SPLITS if (DEFAULT_ROOT / s / "vggss.json").is_file()]
+    folders = [Path(default)] + [DEFAULT_ROOT / s for s in EMBEDDED_SPLITS if (DEFAULT_ROOT / s / "vggss.json").is_file()]
     seen: dict[str, str] = {}
     for folder in folders:
         key = str(folder.resolve())

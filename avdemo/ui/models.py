@@ -4,6 +4,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import torch
+
 from ..checkpoints import OFFICIAL_SUFFIXES, load_model
 from ..model import AVLocalizer
 
@@ -21,5 +23,6 @@ def checkpoint_choices(folder: Path = CHECKPOINT_DIR) -> list[str]:
 
 @lru_cache(maxsize=3)
 def get_model(path: str) -> AVLocalizer:
-    """The model at ``path``, loaded once and shared by all sessions (read-only use only)."""
-    return load_model(path)
+    """The model at ``path``, loaded once (on the GPU when there is one) and shared by all sessions
+    (read-only use only)."""
+    return load_model(path, device="cuda" if torch.cuda.is_available() else "cpu")
