@@ -146,8 +146,12 @@ class TrainConfig:
 TINY_MODEL = ModelConfig(image_size=64, audio=AudioConfig(sample_rate=8000, window_s=0.5, nperseg=128,
                                                           noverlap=48, downmix="mean"))
 
-# cpu: measured on this 2-core machine (bench/train_speed.py); ~1200 steps of 64 fit in about an hour.
-CPU = TrainConfig(audio_aug=AudioAugConfig(max_shift_s=1.0))
+# cpu: the default checkpoint's recipe. On this 2-core AVX2 machine (float32; bench/train_speed.py) the
+# full 3 x 3 views cost 27.5 GFLOP per sample (2 x 2: 18.3, 1 x 1: 9.2) and run at about 75% of the
+# matmul floor, about 5 samples/s on a quiet machine: 400 steps of 48 (2 x 2 views until the kNN tables
+# exist after the first epoch, 3 x 3 after) take about an hour.
+CPU = TrainConfig(audio_aug=AudioAugConfig(max_shift_s=1.0), steps=400, batch_size=48, warmup_steps=30,
+                  neighbour_every=100, eval_every=100, save_every=25)
 
 # The ablation variants as changes to any base recipe (the presets apply them to ``cpu``).
 ORIGINAL_ONLY = {"image_views": ("original",), "audio_views": ("original",)}
