@@ -14,6 +14,7 @@ import signal
 from pathlib import Path
 
 import gradio as gr
+import torch
 from gradio.route_utils import delete_files_created_by_app
 
 from avdemo.ui.embedding_tab import build_embedding_tab
@@ -24,7 +25,7 @@ from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices
 from avdemo.ui.retrieval_tab import build_retrieval_tab
 from avdemo.ui.video_tab import build_video_tab
 
-CONCURRENCY = 2                  # events run at once (2 CPU cores); the rest wait in the queue
+CONCURRENCY = 2                  # events run at once; the rest wait in the queue
 QUEUE_SIZE = 32
 DELETE_CACHE = (600, 3600)       # every 10 min, delete temporary files older than 1 h (all of them at exit)
 INTRO = """# What does the model hear, and where does it see it?
@@ -55,6 +56,13 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
     return demo
 
 
+def threads_per_event() -> int:
+    """Torch threads for each of the CONCURRENCY events that may run at once: the cores shared out, so
+    that overlapping events never oversubscribe them (OpenMP threads that wait on descheduled peers make a
+    2-core machine several times slower)."""
+    return max(1, len(os.sched_getaffinity(0)) // CONCURRENCY)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=os.environ.get("AVDEMO_CHECKPOINT") or str(DEFAULT_CHECKPOINT))
@@ -65,7 +73,8 @@ def main() -> None:
     if args.data is None:
         from avdemo.data.splits import ensure_split
         args.data = str(ensure_split("test"))
-    demo = build_app(args.checkpoint, args.data)
+    demo = build_app(args.checkpoint, args.data)       # may build the index first, with every core
+    torch.set_num_threads(threads_per_event())
     signal.signal(signal.SIGTERM, signal.default_int_handler)     # stop on SIGTERM as on Ctrl-C
     try:
         demo.launch(server_port=args.port, allowed_paths=[value for _, value in dataset_choices(args.data)],

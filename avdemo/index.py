@@ -391,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     except AVDemoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"index written to {folder}")
     return 0

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from appdata import AppData, start_app, stop_app  # noqa: E402
+from app import threads_per_event  # noqa: E402
 
 from avdemo.index import default_cache_dir, ensure_index, index_folder_name  # noqa: E402
 
@@ -90,6 +91,8 @@ def through_server(url: str, checkpoint: str, data: str, sample: int, repeats: i
     client = Client(url, verbose=False, download_files=False)
     retrieve = lambda direction: client.predict(checkpoint, data, direction, "indexed sample", sample, None, None, 8,
                                                 api_name="/retrieve")
+    report("server round trip: an event that does nothing (floor)", timed(lambda: client.predict(
+        checkpoint, data, None, api_name="/retrieval_result"), repeats))
     retrieve("sound → pictures")
     report("server round trip: retrieve, sound -> 8 pictures", timed(lambda: retrieve("sound → pictures"), repeats))
     report("server round trip: retrieve, picture -> 8 sounds", timed(lambda: retrieve("picture → sounds"), repeats))
@@ -133,7 +136,6 @@ def main() -> None:
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--video", type=Path, default=None, help="a clip to map in the video tab (peak memory)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
     if args.data is None:
         from avdemo.data.splits import ensure_split
         args.data = ensure_split("test")
@@ -142,6 +144,7 @@ def main() -> None:
     index = ensure_index(checkpoint, data)
     print(f"{'index ready (built or loaded)':48s} {time.perf_counter() - start:7.2f} s   "
           f"({len(index)} pairs, {len(index.gallery)} sounding)", flush=True)
+    torch.set_num_threads(threads_per_event())          # as the app runs its events
     in_process(checkpoint, data, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "gradio").mkdir()

@@ -138,15 +138,16 @@ def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
             sample = gr.Dropdown(choices, value=None, label="Sample (type its # from the hover, an id or a class)",
                                  filterable=True, elem_id="embedding-sample")
             picture = gr.Image(label="Card: ground truth, map, binarised map", interactive=False, height=200,
-                               elem_id="embedding-card")
+                               format="jpeg", elem_id="embedding-card")
             sound = gr.Audio(label="Its sound", interactive=False)
             info = gr.Markdown()
             export_button = gr.Button("Export card (PNG)", size="sm")
             exported = gr.File(label="Card", height=60)
     with gr.Row():
         image_neighbours = gr.Gallery(label="Nearest images (z_v), click to select", columns=8, height=170,
-                                      elem_id="embedding-image-neighbours")
-        sound_neighbours = gr.Gallery(label="Nearest sounds (z_a), shown by their pictures", columns=8, height=170)
+                                      format="jpeg", elem_id="embedding-image-neighbours")
+        sound_neighbours = gr.Gallery(label="Nearest sounds (z_a), shown by their pictures", columns=8, height=170,
+                                      format="jpeg")
 
     inputs = [model_choice, dataset_choice, sample, colour_by, pairs, negatives]
     gr.on([colour_by.change, pairs.change, negatives.change],

@@ -127,7 +127,7 @@ def build_false_positive_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropd
     with gr.Row():
         with gr.Column(scale=3):
             gallery = gr.Gallery(init[2], label="Worst first (click one for its card)", columns=6, height=330,
-                                 elem_id="fp-gallery")
+                                 format="jpeg", elem_id="fp-gallery")
             table = gr.Dataframe(init[3], headers=COLUMNS, label="Table (first rows; the export has all)", interactive=False,
                                  max_height=300)
             with gr.Row():
@@ -135,7 +135,7 @@ def build_false_positive_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropd
                 json_button = gr.Button("Export table (JSON)", size="sm")
         with gr.Column(scale=2):
             position = gr.Number(None, label="Position in the list (or click a picture)", precision=0, minimum=1)
-            picture = gr.Image(label="Card", interactive=False, height=200, elem_id="fp-card")
+            picture = gr.Image(label="Card", interactive=False, height=200, format="jpeg", elem_id="fp-card")
             sound = gr.Audio(label="Its sound", interactive=False)
             info = gr.Markdown()
             png_button = gr.Button("Export card (PNG)", size="sm")

@@ -114,12 +114,12 @@ def build_retrieval_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
             recall = gr.Markdown(recall_markdown(index))
         with gr.Column(scale=3):
             with gr.Row():
-                query_picture = gr.Image(label="Query picture", height=200, interactive=False)
+                query_picture = gr.Image(label="Query picture", height=200, interactive=False, format="jpeg")
                 with gr.Column():
                     query_sound = gr.Audio(label="Query sound", interactive=False)
                     partner = gr.Markdown()
             gallery = gr.Gallery(label="Top K: heat map of the pair, class (✓ same as the query's), s_A",
-                                 columns=4, height=420, elem_id="retrieval-gallery")
+                                 columns=4, height=420, format="jpeg", elem_id="retrieval-gallery")
             table = gr.Dataframe(headers=COLUMNS, label="Results", interactive=False)
             with gr.Row():
                 rank = gr.Number(None, label="Result # (or click a picture)", precision=0, minimum=1, scale=1)
