@@ -148,10 +148,10 @@ TINY_MODEL = ModelConfig(image_size=64, audio=AudioConfig(sample_rate=8000, wind
 
 # cpu: the default checkpoint's recipe. On this 2-core AVX2 machine (float32; bench/train_speed.py) the
 # full 3 x 3 views cost 27.5 GFLOP per sample (2 x 2: 18.3, 1 x 1: 9.2) and run at about 75% of the
-# matmul floor, about 5 samples/s on a quiet machine: 400 steps of 48 (2 x 2 views until the kNN tables
-# exist after the first epoch, 3 x 3 after) take about an hour.
-CPU = TrainConfig(audio_aug=AudioAugConfig(max_shift_s=1.0), steps=400, batch_size=48, warmup_steps=30,
-                  neighbour_every=100, eval_every=100, save_every=25)
+# matmul floor, about 5 samples/s on a quiet machine: 300 steps of 48 (2 x 2 views until the kNN tables
+# exist after the first epoch of 10,000 scenes, 3 x 3 after) take about an hour.
+CPU = TrainConfig(audio_aug=AudioAugConfig(max_shift_s=1.0), steps=300, batch_size=48, warmup_steps=20,
+                  neighbour_every=100, eval_every=50, save_every=10)
 
 # The ablation variants as changes to any base recipe (the presets apply them to ``cpu``).
 ORIGINAL_ONLY = {"image_views": ("original",), "audio_views": ("original",)}
