@@ -8,22 +8,27 @@ test split (generated on first start); the index cache in ``$AVDEMO_INDEX_DIR`` 
 """
 from __future__ import annotations
 
-import argparse
 import os
-import signal
-from pathlib import Path
 
-import gradio as gr
-import torch
-from gradio.route_utils import delete_files_created_by_app
+# Before torch loads OpenMP: threads that spin-wait for descheduled peers make a shared 2-core machine
+# several times slower (retrieval measured 1.69 s spinning, 0.41 s passive, under load); passive waiting
+# costs next to nothing on an idle machine. An explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from avdemo.ui.embedding_tab import build_embedding_tab
-from avdemo.ui.false_positive_tab import build_false_positive_tab
-from avdemo.ui.indexes import dataset_choices, get_index
-from avdemo.ui.model_tab import build_model_panel
-from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices
-from avdemo.ui.retrieval_tab import build_retrieval_tab
-from avdemo.ui.video_tab import build_video_tab
+import argparse  # noqa: E402
+import signal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+from gradio.route_utils import delete_files_created_by_app  # noqa: E402
+
+from avdemo.ui.embedding_tab import build_embedding_tab  # noqa: E402
+from avdemo.ui.false_positive_tab import build_false_positive_tab  # noqa: E402
+from avdemo.ui.indexes import dataset_choices, get_index  # noqa: E402
+from avdemo.ui.model_tab import build_model_panel  # noqa: E402
+from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices  # noqa: E402
+from avdemo.ui.retrieval_tab import build_retrieval_tab  # noqa: E402
+from avdemo.ui.video_tab import build_video_tab  # noqa: E402
 
 CONCURRENCY = 2                  # events run at once; the rest wait in the queue
 QUEUE_SIZE = 32
@@ -56,13 +61,6 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
     return demo
 
 
-def threads_per_event() -> int:
-    """Torch threads for each of the CONCURRENCY events that may run at once: the cores shared out, so
-    that overlapping events never oversubscribe them (OpenMP threads that wait on descheduled peers make a
-    2-core machine several times slower)."""
-    return max(1, len(os.sched_getaffinity(0)) // CONCURRENCY)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=os.environ.get("AVDEMO_CHECKPOINT") or str(DEFAULT_CHECKPOINT))
@@ -73,8 +71,7 @@ def main() -> None:
     if args.data is None:
         from avdemo.data.splits import ensure_split
         args.data = str(ensure_split("test"))
-    demo = build_app(args.checkpoint, args.data)       # may build the index first, with every core
-    torch.set_num_threads(threads_per_event())
+    demo = build_app(args.checkpoint, args.data)
     signal.signal(signal.SIGTERM, signal.default_int_handler)     # stop on SIGTERM as on Ctrl-C
     try:
         demo.launch(server_port=args.port, allowed_paths=[value for _, value in dataset_choices(args.data)],

@@ -358,7 +358,8 @@ def load_index(folder: str | Path) -> SampleIndex:
         groups=np.array([s["group"] for s in samples], dtype=str),
         sounding=np.array([s["sounding"] for s in samples], dtype=bool),
         image_paths=[root / s["image"] for s in samples], audio_paths=[root / s["audio"] for s in samples],
-        boxes=[s["boxes"] for s in samples], masks=[s["mask"] for s in samples], scores={name: np.asarray(load(name)) for name in SCORES},
+        boxes=[s["boxes"] for s in samples], masks=[s["mask"] for s in samples],
+        scores={name: np.asarray(load(name)) for name in SCORES},
         image_emb=np.asarray(load("image_emb")), audio_emb=np.asarray(load("audio_emb")),
         maps_lowres=load("maps_lowres"), umap_image=np.asarray(load("umap_image")),
         umap_audio=np.asarray(load("umap_audio")), thumbs=load("thumbs"), thumb_row=np.asarray(load("thumb_row")),
@@ -381,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="index a dataset split (VGG-SS layout) under a checkpoint")
     build.add_argument("--checkpoint", type=Path, required=True, help="ours (.safetensors) or a .pth.tar")
     build.add_argument("--root", type=Path, required=True, help="a split folder: frames/, audio/, vggss.json")
-    build.add_argument("--out", type=Path, default=None, help="cache folder (default: $AVDEMO_INDEX_DIR or data_cache/index)")
+    build.add_argument("--out", type=Path, default=None,
+                       help="cache folder (default: $AVDEMO_INDEX_DIR or data_cache/index)")
     build.add_argument("--batch-size", type=int, default=32)
     build.add_argument("--device", default=None, help="default: cuda (this rank's GPU) when present, else cpu")
     build.add_argument("--seed", type=int, default=0, help="UMAP seed")

@@ -10,20 +10,21 @@ Defaults: the default checkpoint and the embedded test split. The index is built
 """
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
-import tempfile
-import time
-from pathlib import Path
+import os
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # as app.py, before torch loads
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from appdata import AppData, start_app, stop_app  # noqa: E402
-from app import threads_per_event  # noqa: E402
 
 from avdemo.index import default_cache_dir, ensure_index, index_folder_name  # noqa: E402
 
@@ -144,13 +145,12 @@ def main() -> None:
     index = ensure_index(checkpoint, data)
     print(f"{'index ready (built or loaded)':48s} {time.perf_counter() - start:7.2f} s   "
           f"({len(index)} pairs, {len(index.gallery)} sounding)", flush=True)
-    torch.set_num_threads(threads_per_event())          # as the app runs its events
     in_process(checkpoint, data, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "gradio").mkdir()
         start = time.perf_counter()
-        app = start_app(AppData(Path(checkpoint), Path(data), default_cache_dir(),
-                                default_cache_dir() / index_folder_name(Path(checkpoint), Path(data))), Path(tmp) / "gradio")
+        folder = default_cache_dir() / index_folder_name(Path(checkpoint), Path(data))
+        app = start_app(AppData(Path(checkpoint), Path(data), default_cache_dir(), folder), Path(tmp) / "gradio")
         print(f"{'app start to first HTTP response':48s} {time.perf_counter() - start:7.2f} s", flush=True)
         pid = app.process.pid
         print(f"{'app memory at rest':48s} {memory_mib(pid, 'VmRSS'):7.0f} MiB", flush=True)

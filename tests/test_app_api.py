@@ -72,7 +72,8 @@ def test_model_card_and_dataset_numbers(client, data, index):
 
 def test_retrieval_by_an_indexed_sound_ranks_k_pictures_by_s_A(client, data, index):
     gallery, table, partner, picture, sound = client.predict(
-        str(data.checkpoint), str(data.split), SOUND_TO_PICTURES, "indexed sample", 3, None, None, 5, api_name="/retrieve")
+        str(data.checkpoint), str(data.split), SOUND_TO_PICTURES, "indexed sample", 3, None, None, 5,
+        api_name="/retrieve")
     assert len(gallery) == 5 and all(Image.open(item["image"]).size == (224, 224) for item in gallery)
     sims = index.image_emb[index.gallery] @ index.audio_emb[3]
     best = index.gallery[np.argsort(-sims, kind="stable")[:5]]
@@ -90,8 +91,8 @@ def test_retrieval_by_uploaded_sound_and_picture(client, data, index, tmp_path):
     wav, rate = read_wav(index.audio_paths[7])
     sf.write(tmp_path / "query.wav", wav, rate)
     gallery, table, partner, *_ = client.predict(
-        str(data.checkpoint), str(data.split), SOUND_TO_PICTURES, "upload", None, handle_file(str(tmp_path / "query.wav")),
-        None, 4, api_name="/retrieve")
+        str(data.checkpoint), str(data.split), SOUND_TO_PICTURES, "upload", None,
+        handle_file(str(tmp_path / "query.wav")), None, 4, api_name="/retrieve")
     sims = index.image_emb[index.gallery] @ index.audio_emb[7]
     assert [row[1] for row in table["data"]] == index.gallery[np.argsort(-sims, kind="stable")[:4]].tolist()
     assert "no partner" in partner and len(gallery) == 4

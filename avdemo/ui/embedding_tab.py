@@ -46,7 +46,8 @@ def embedding_figure(index: SampleIndex, colour_by: str, pairs: bool = True, neg
     traces: list[dict] = []
     if pairs:
         keep = np.unique(samples)
-        ends = np.stack([index.umap_image[keep], index.umap_audio[keep], np.full((len(keep), 2), np.nan)], 1).reshape(-1, 2)
+        gaps = np.full((len(keep), 2), np.nan)
+        ends = np.stack([index.umap_image[keep], index.umap_audio[keep], gaps], 1).reshape(-1, 2)
         traces.append(dict(type="scatter", x=ends[:, 0], y=ends[:, 1], mode="lines", name="pairs", hoverinfo="skip",
                            line=dict(color="rgba(120,120,120,0.25)", width=1)))
 
@@ -72,9 +73,9 @@ def embedding_figure(index: SampleIndex, colour_by: str, pairs: bool = True, neg
         defined = ~np.isnan(values)
         add(~defined, "undefined", dict(size=6, color="lightgray"))
         if defined.any():
-            add(defined, COLOUR_BY[colour_by], dict(size=7, color=values, colorscale="Viridis",
-                                                     cmin=float(values[defined].min()), cmax=float(values[defined].max()),
-                                                     colorbar=dict(title=dict(text=COLOUR_BY[colour_by]))), legend=False)
+            scale = dict(colorscale="Viridis", cmin=float(values[defined].min()), cmax=float(values[defined].max()),
+                         colorbar=dict(title=dict(text=COLOUR_BY[colour_by])))
+            add(defined, COLOUR_BY[colour_by], dict(size=7, color=values, **scale), legend=False)
     else:
         raise AVDemoError(f"unknown colouring {colour_by!r}; use one of {', '.join(COLOUR_BY)}")
     if selected is not None:
@@ -84,7 +85,8 @@ def embedding_figure(index: SampleIndex, colour_by: str, pairs: bool = True, neg
                            hovertext=[f"{index.label(i)}<br>image", f"{index.label(i)}<br>sound"],
                            hovertemplate="%{hovertext}<extra></extra>", line=dict(color="black", width=2),
                            marker=dict(symbol="star", size=18, color="gold", line=dict(color="black", width=1.5))))
-    layout = dict(height=560, margin=dict(l=10, r=10, t=30, b=10), uirevision="umap", legend=dict(itemsizing="constant"),
+    layout = dict(height=560, margin=dict(l=10, r=10, t=30, b=10), uirevision="umap",
+                  legend=dict(itemsizing="constant"),
                   title=dict(text=f"UMAP of {len(np.unique(samples))} pairs: ● image, ◆ sound"),
                   xaxis=dict(showticklabels=False), yaxis=dict(showticklabels=False, scaleanchor="x"))
     return go.Figure(data=traces, layout=layout, _validate=False)
@@ -104,7 +106,8 @@ def neighbours(index: SampleIndex, i: int, k: int = NEIGHBOURS) -> dict[str, lis
 
 
 def _neighbour_gallery(index: SampleIndex, i: int, found: list[tuple[int, float]]) -> list[tuple[np.ndarray, str]]:
-    mark = lambda j: "" if not index.class_names[i] else (" ✓" if index.class_names[j] == index.class_names[i] else " ✗")
+    same = lambda j: index.class_names[j] == index.class_names[i]
+    mark = lambda j: "" if not index.class_names[i] else (" ✓" if same(j) else " ✗")
     return [(index.thumbnail(j), f"#{j} {index.class_names[j]}{mark(j)}  {s:.3f}") for j, s in found]
 
 
@@ -176,6 +179,7 @@ def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
         _, new = model_and_index(checkpoint, dataset)
         return gr.update(choices=sample_choices(new), value=None), embedding_figure(new, col, p, n), {}
 
-    gr.on([model_choice.change, dataset_choice.change], refresh, [model_choice, dataset_choice, colour_by, pairs, negatives],
+    gr.on([model_choice.change, dataset_choice.change], refresh,
+          [model_choice, dataset_choice, colour_by, pairs, negatives],
           [sample, plot, near], api_name="embedding_refresh")
 

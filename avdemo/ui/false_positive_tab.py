@@ -50,7 +50,8 @@ def distribution_figure(index: SampleIndex, measure: str, threshold: float, curv
 def stats_markdown(index: SampleIndex, measure: str, threshold: float, result: dict) -> str:
     s = at_threshold(index.confidence(measure), index.sounding, index.kinds, result["curves"], threshold)
     kinds = ", ".join(f"{k} {v:.1f} %" for k, v in s.fpr_by_kind.items())
-    return (f"**AP {result['AP']:.2f} · max-F1 {result['max_F1']:.2f}** (at threshold {result['best_threshold']:.4f}) · "
+    return (f"**AP {result['AP']:.2f} · max-F1 {result['max_F1']:.2f}** "
+            f"(at threshold {result['best_threshold']:.4f}) · "
             f"ROC-AUC sounding vs not {result['roc_auc']:.1f}  \n"
             f"At threshold **{threshold:.4f}**: false-positive rate **{s.fpr:.1f} %** ({kinds}) · "
             f"recall **{s.recall:.1f} %** · precision {s.precision:.1f} % · "
@@ -128,7 +129,8 @@ def build_false_positive_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropd
         with gr.Column(scale=3):
             gallery = gr.Gallery(init[2], label="Worst first (click one for its card)", columns=6, height=330,
                                  format="jpeg", elem_id="fp-gallery")
-            table = gr.Dataframe(init[3], headers=COLUMNS, label="Table (first rows; the export has all)", interactive=False,
+            table = gr.Dataframe(init[3], headers=COLUMNS, label="Table (first rows; the export has all)",
+                                 interactive=False,
                                  max_height=300)
             with gr.Row():
                 csv_button = gr.Button("Export table (CSV)", size="sm")

@@ -19,7 +19,8 @@ def dataset_choices(default: str | Path) -> list[tuple[str, str]]:
     splits already generated."""
     from ..data.splits import DEFAULT_ROOT
 
-    folders = [Path(default)] + [DEFAULT_ROOT / s for s in EMBEDDED_SPLITS if (DEFAULT_ROOT / s / "vggss.json").is_file()]
+    folders = [Path(default)] + [DEFAULT_ROOT / s for s in EMBEDDED_SPLITS
+                                 if (DEFAULT_ROOT / s / "vggss.json").is_file()]
     seen: dict[str, str] = {}
     for folder in folders:
         key = str(folder.resolve())

@@ -2,7 +2,6 @@
 the model card, and the index's headline numbers on the chosen dataset."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -106,7 +105,8 @@ def describe(checkpoint: str, dataset: str, progress=gr.Progress(track_tqdm=True
     except AVDemoError as e:
         raise gr.Error(str(e)) from None
     shown = {k: v for k, v in model.card.items() if k != "path"}       # no server paths in the page
-    return card_markdown(model.card), json.loads(json.dumps(shown, default=str)), summary_markdown(index.info["summary"])
+    return (card_markdown(model.card), json.loads(json.dumps(shown, default=str)),
+            summary_markdown(index.info["summary"]))
 
 
 def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tuple[str, str]],

@@ -34,7 +34,7 @@ def recall_markdown(index: SampleIndex) -> str:
     rows = ["| split, R@K (%) | R@1 | R@5 | R@10 |", "|---|---|---|---|"]
     for level, directions in retrieval.items():
         for direction, r in directions.items():
-            name = direction.replace("audio_to_image", "sound → picture").replace("image_to_audio", "picture → sound")
+            name = {"audio_to_image": "sound → picture", "image_to_audio": "picture → sound"}[direction]
             rows.append(f"| {level}, {name} | " + " | ".join(f"{v:.1f}" for v in r.values()) + " |")
     return "\n".join(rows)
 
@@ -130,7 +130,8 @@ def build_retrieval_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
                 json_button = gr.Button("Export results (JSON)", size="sm")
                 exported = gr.File(label="Export", height=60)
 
-    search_button.click(search, [model_choice, dataset_choice, direction, source, sample, upload_sound, upload_picture, k],
+    search_button.click(search,
+                        [model_choice, dataset_choice, direction, source, sample, upload_sound, upload_picture, k],
                         [gallery, table, partner, query_picture, query_sound, results], api_name="retrieve")
     gallery.select(clicked_rank, None, rank, api_name="retrieval_pick")
     rank.change(show_result, [model_choice, dataset_choice, rank, results], [result_sound, result_info],
