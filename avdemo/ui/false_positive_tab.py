@@ -136,7 +136,7 @@ def build_false_positive_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropd
                 csv_button = gr.Button("Export table (CSV)", size="sm")
                 json_button = gr.Button("Export table (JSON)", size="sm")
         with gr.Column(scale=2):
-            position = gr.Number(None, label="Position in the list (or click a picture)", precision=0, minimum=1)
+            position = gr.Number(None, label="Position in the list (or click a picture)", precision=0)
             picture = gr.Image(label="Card", interactive=False, height=200, format="jpeg", elem_id="fp-card")
             sound = gr.Audio(label="Its sound", interactive=False)
             info = gr.Markdown()

@@ -122,7 +122,7 @@ def build_retrieval_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
                                  columns=4, height=420, format="jpeg", elem_id="retrieval-gallery")
             table = gr.Dataframe(headers=COLUMNS, label="Results", interactive=False)
             with gr.Row():
-                rank = gr.Number(None, label="Result # (or click a picture)", precision=0, minimum=1, scale=1)
+                rank = gr.Number(None, label="Result # (or click a picture)", precision=0, scale=1)
                 result_sound = gr.Audio(label="Its sound", interactive=False, scale=2)
             result_info = gr.Markdown()
             with gr.Row():
