@@ -1,8 +1,9 @@
 """Training configuration: one dataclass of plain values, named presets, and ``key=value`` overrides.
 
 Presets
-- ``cpu``: the recipe of the default checkpoint (the ``cpu`` model on the embedded benchmark, about an
-  hour on 2 cores); ``paper``: the authors' setting on VGGSound-style data (GPUs); ``tiny``: tests.
+- ``cpu``: the full method for the ``cpu`` model on the embedded benchmark (about an hour on 2 cores;
+  the shipped default checkpoint was trained with the cheaper ``alignment`` variant, its card holds
+  the exact command); ``paper``: the authors' setting on VGGSound-style data (GPUs); ``tiny``: tests.
 - Ablations on top of ``cpu`` (see ``ABLATIONS``): ``single_positive`` (original pair, s_L only, as the
   localization-only baselines), ``aug_views`` (+ augmented views), ``neighbours`` (+ conceptually similar
   views), ``alignment`` (original pair, s_L + s_A), ``full`` (all views, s_L + s_A = ``cpu``).
@@ -146,7 +147,7 @@ class TrainConfig:
 TINY_MODEL = ModelConfig(image_size=64, audio=AudioConfig(sample_rate=8000, window_s=0.5, nperseg=128,
                                                           noverlap=48, downmix="mean"))
 
-# cpu: the default checkpoint's recipe. On this 2-core AVX2 machine (float32; bench/train_speed.py) the
+# cpu: the full method on the embedded data. On this 2-core AVX2 machine (float32; bench/train_speed.py) the
 # full 3 x 3 views cost 27.5 GFLOP per sample (2 x 2: 18.3, 1 x 1: 9.2) and run at about 75% of the
 # matmul floor, about 5 samples/s on a quiet machine: 300 steps of 48 (2 x 2 views until the kNN tables
 # exist after the first epoch of 10,000 scenes, 3 x 3 after) take about an hour.
