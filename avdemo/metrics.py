@@ -68,6 +68,15 @@ def _ciou_above_rank(pred_maps: np.ndarray, gt_maps: np.ndarray, rank_of) -> np.
     return np.concatenate(out) if out else np.zeros(0)
 
 
+def median_binarise(maps: np.ndarray) -> np.ndarray:
+    """The pixels cIoU counts as predicted, (..., H, W) bool: above the value at index int(H*W/2) of each
+    map's ascending sort (the reference's median rule; ties at it are dropped)."""
+    maps = np.asarray(maps)
+    flat = maps.reshape(*maps.shape[:-2], -1)
+    threshold = np.sort(flat, axis=-1)[..., int(flat.shape[-1] / 2)]
+    return maps > threshold[..., None, None]
+
+
 def ciou(pred_maps: np.ndarray, gt_maps: np.ndarray) -> np.ndarray:
     """Per-sample cIoU (N,): min-max normalise, keep pixels above the value at index ``int(H*W/2)`` of
     the ascending sort (the reference's median: ties at it are dropped), then

@@ -286,3 +286,12 @@ def test_false_positive_metrics_and_roc_auc_match_loops_on_random_inputs():
     pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
     assert M.roc_auc(conf, sounding) == pytest.approx(100 * pairs / (len(pos) * len(neg)))
     assert np.isnan(M.roc_auc(conf, np.ones(n, bool)))
+
+
+def test_median_binarise_selects_the_pixels_ciou_counts():
+    rng = np.random.default_rng(7)
+    maps = rng.random((5, 9, 11))
+    gt = (rng.random((5, 9, 11)) > 0.6).astype(float)
+    binary = M.median_binarise(maps)
+    expected = (binary * gt).sum((1, 2)) / (gt.sum((1, 2)) + (binary & (gt == 0)).sum((1, 2)))
+    np.testing.assert_allclose(M.ciou(maps, gt), expected)

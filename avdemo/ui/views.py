@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..benchmarks import read_frame
 from ..index import SampleIndex
+from ..metrics import median_binarise
 from ..model import upsample_maps
 from ..overlay import normalise, overlay, sample_card
 
@@ -38,12 +39,6 @@ def heat_thumbnail(index: SampleIndex, i: int, normalisation: str = "frame") -> 
 def heat_picture(frame: np.ndarray, map_raw: np.ndarray, normalisation: str = "frame") -> np.ndarray:
     """A frame with a map (at the frame's size) blended on it."""
     return overlay(frame, normalise(map_raw, normalisation), CMAP, OPACITY)
-
-
-def median_binarised(map_raw: np.ndarray) -> np.ndarray:
-    """The pixels that cIoU counts as predicted: above the value at index int(H*W/2) of the sorted map
-    (``avdemo.metrics.ciou``'s median rule)."""
-    return map_raw > np.sort(map_raw, axis=None)[int(map_raw.size / 2)]
 
 
 def gt_mask(index: SampleIndex, i: int) -> np.ndarray | None:
@@ -74,7 +69,7 @@ def card(index: SampleIndex, i: int, normalisation: str = "frame") -> np.ndarray
         mask = None
     title = f"{index.ids[i]} · {index.class_names[i] or index.kinds[i]}"
     return sample_card(frame, map_raw, score_items(index, i), gt_boxes=index.boxes[i], gt_mask=mask,
-                       pred_mask=median_binarised(map_raw), title=title, normalisation=normalisation,
+                       pred_mask=median_binarise(map_raw), title=title, normalisation=normalisation,
                        cmap=CMAP, opacity=OPACITY)
 
 
