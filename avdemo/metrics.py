@@ -120,20 +120,25 @@ def ciou_auc(cious: np.ndarray) -> float:
     return 100.0 * float(np.trapezoid(rates, AUC_THRESHOLDS))
 
 
+def best_match_rank(sims: np.ndarray, match: np.ndarray) -> np.ndarray:
+    """0-based rank (Q,) of each query's best-ranked matching gallery item when the gallery is sorted by
+    similarity, ties ranked by gallery index; inf for a query with no match. Computed without sorting:
+    the number of items more similar than it, plus equally similar ones before it."""
+    sims, match = np.atleast_2d(sims), np.atleast_2d(match)
+    best = np.where(match, sims, -np.inf).argmax(1)                         # first of equally similar
+    s_best = sims[np.arange(len(sims)), best][:, None]
+    rank = (sims > s_best).sum(1) + ((sims == s_best) & (np.arange(sims.shape[1]) < best[:, None])).sum(1)
+    return np.where(match.any(1), rank, np.inf)
+
+
 def retrieval_recall(query_emb: np.ndarray, gallery_emb: np.ndarray, query_labels: np.ndarray,
                      gallery_labels: np.ndarray, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
     """R@K in percent: a query hits when any of its K most similar gallery items (dot product of
     L2-normalised embeddings; ties ranked by gallery index) has the query's label. Class-level with
-    class labels; instance-level with ``np.arange(N)`` as the labels of both sides.
-
-    Computed without sorting: the rank of a query's best-ranked matching item is the number of items
-    more similar than it (plus equally similar ones before it), and the query hits at K when rank < K."""
+    class labels; instance-level with ``np.arange(N)`` as the labels of both sides."""
     sims = np.asarray(query_emb) @ np.asarray(gallery_emb).T                # (Q, G)
     match = np.asarray(gallery_labels)[None, :] == np.asarray(query_labels)[:, None]
-    best = np.where(match, sims, -np.inf).argmax(1)                         # first of equally similar
-    s_best = sims[np.arange(len(sims)), best][:, None]
-    rank = (sims > s_best).sum(1) + ((sims == s_best) & (np.arange(sims.shape[1]) < best[:, None])).sum(1)
-    rank = np.where(match.any(1), rank, np.inf)
+    rank = best_match_rank(sims, match)
     return {f"R@{k}": 100.0 * float(np.mean(rank < k)) for k in ks}
 
 

@@ -14,6 +14,7 @@ from .audio import reference_window, to_model_rate
 from .benchmarks import read_frame, read_wav
 from .errors import AVDemoError
 from .index import SampleIndex
+from .metrics import best_match_rank
 from .media import scaled_size
 from .model import AVLocalizer
 
@@ -60,10 +61,9 @@ def shrink(frame_uint8: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def rank_of(similarities: np.ndarray, target: int) -> int:
-    """1-based rank of item ``target`` when items are sorted by similarity (ties by position, as
-    ``avdemo.metrics.retrieval_recall`` breaks them)."""
-    s = similarities[target]
-    return 1 + int((similarities > s).sum() + (similarities[:target] == s).sum())
+    """1-based rank of item ``target`` when items are sorted by similarity (ties by position, the rule
+    of ``avdemo.metrics.retrieval_recall``)."""
+    return 1 + int(best_match_rank(similarities, np.arange(len(similarities)) == target)[0])
 
 
 def query_inputs(query: Query, index: SampleIndex, model: AVLocalizer) -> tuple[np.ndarray, np.ndarray]:
