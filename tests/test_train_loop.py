@@ -129,8 +129,10 @@ def test_same_seed_gives_identical_weights_across_stop_resume_and_worker_counts(
     a data-loader worker, ends with exactly the reference's weights."""
     assert train(tiny(data, tmp_path), stop_after=3, command="test") is None
     assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 3
-    train(tiny(data, tmp_path, num_workers=1), resume=True, command="test")
+    train(tiny(data, tmp_path, num_workers=1), resume=True, command="test --resume")
     assert_same_weights(weights(reference), weights(tmp_path))
+    card = json.loads((tmp_path / "model.json").read_text())
+    assert card["provenance"]["commands"] == ["test", "test --resume"]
     with (tmp_path / "metrics.csv").open() as f:
         steps = [int(r["step"]) for r in csv.DictReader(f) if r["tag"] == "train/loss"]
     assert steps == [1, 2, 3, 4]

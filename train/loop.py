@@ -173,7 +173,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, command: str | None = None):
         self.cfg, self.dist = cfg, setup_distributed(cfg.device)
         self.out = Path(cfg.out_dir)
-        self.command = command or " ".join([Path(sys.executable).name, "-m", "train", *sys.argv[1:]])
+        # every command that ran this training, in order (a resumed run appends its own)
+        self.commands = [command or " ".join([Path(sys.executable).name, "-m", "train", *sys.argv[1:]])]
         self.bf16 = use_bf16(cfg.amp, self.dist.device)
         torch.manual_seed(cfg.seed)
         self.model = AVLocalizer(cfg.model_config).to(self.dist.device, memory_format=torch.channels_last)
@@ -279,6 +280,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng_cpu": torch.get_rng_state(),
             "best_score": self.best_score, "best_step": self.best_step, "train_time_s": self.train_time_s,
+            "commands": json.dumps(self.commands),
         }
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
@@ -316,10 +318,11 @@ class Trainer:
         self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
         self.best_score, self.best_step = state["best_score"], state["best_step"]
         self.train_time_s = state["train_time_s"]
+        self.commands = json.loads(state.get("commands", "[]")) + self.commands
 
     def provenance(self) -> dict[str, Any]:
         cfg = self.cfg
-        return {"command": self.command, "git_commit": git_commit(), "seed": cfg.seed, "steps": self.step,
+        return {"commands": self.commands, "git_commit": git_commit(), "seed": cfg.seed, "steps": self.step,
                 "samples_seen": self.step * cfg.batch_size * self.dist.world,
                 "data": {"train": str(cfg.split_dir(cfg.train_split)), "train_ids": cfg.train_ids,
                          "train_clips": len(self.clips), "val": cfg.val_split and str(cfg.split_dir(cfg.val_split)),
