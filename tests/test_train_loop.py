@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,15 +126,17 @@ def test_run_writes_checkpoints_logs_and_a_card_with_test_metrics(reference, dat
 
 
 def test_same_seed_gives_identical_weights_across_stop_resume_and_worker_counts(reference, data, tmp_path):
-    """A second run with the same seed, stopped after step 3 (after the first kNN refresh) and resumed with
-    a data-loader worker, ends with exactly the reference's weights."""
-    assert train(tiny(data, tmp_path), stop_after=3, command="test") is None
-    assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 3
-    train(tiny(data, tmp_path, num_workers=1), resume=True, command="test --resume")
-    assert_same_weights(weights(reference), weights(tmp_path))
-    card = json.loads((tmp_path / "model.json").read_text())
+    """A second run with the same seed, stopped after step 3 (after the first kNN refresh), its folder
+    moved, and resumed there with a data-loader worker, ends with exactly the reference's weights."""
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    assert train(tiny(data, first), stop_after=3, command="test") is None
+    assert torch.load(first / "latest.pt", weights_only=True)["step"] == 3
+    shutil.move(first, moved)
+    train(tiny(data, moved, num_workers=1), resume=True, command="test --resume")
+    assert_same_weights(weights(reference), weights(moved))
+    card = json.loads((moved / "model.json").read_text())
     assert card["provenance"]["commands"] == ["test", "test --resume"]
-    with (tmp_path / "metrics.csv").open() as f:
+    with (moved / "metrics.csv").open() as f:
         steps = [int(r["step"]) for r in csv.DictReader(f) if r["tag"] == "train/loss"]
     assert steps == [1, 2, 3, 4]
 

@@ -43,7 +43,7 @@ from .data import ClipStore, TrainBatchSampler, ViewDataset, list_clips
 from .losses import multi_positive_loss
 from .views import EmbeddingBank, NeighbourTable, cached_side, load_feature_file
 
-RESUME_MAY_CHANGE = {"steps", "num_workers", "cache_frames", "log_every", "save_every", "eval_batch_size",
+RESUME_MAY_CHANGE = {"out_dir", "steps", "num_workers", "cache_frames", "log_every", "save_every", "eval_batch_size",
                      "final_path", "device"}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
