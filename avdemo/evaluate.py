@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on a benchmark: localization, retrieval and false-positive metrics.
 
     python -m avdemo.evaluate --checkpoint PATH --benchmark {vggss,flickr,embedded} --root DIR \\
-        [--meta FILE] [--ids FILE] [--negatives CSV] [--out report.json] [--batch-size N]
+        [--meta FILE] [--ids FILE] [--negatives CSV] [--train-meta FILE] [--out report.json] [--batch-size N]
 """
 from __future__ import annotations
 
@@ -117,6 +117,28 @@ def score(preds: Predictions, samples: list[BenchmarkSample], confidence: str = 
     return report
 
 
+def localization_by_media(report: dict[str, Any], samples: list[BenchmarkSample],
+                          train_meta: Path) -> dict[str, dict[str, float]]:
+    """Our data: the sounding samples' cIoU success and pointing game, grouped by whether their sounding
+    picture and recording also appear in the training split (``train_meta``, its vggss.json), as
+    "picture held-out, audio seen" and so on. Shows how much of a score is recognition of seen media."""
+    entries = json.loads(Path(train_meta).read_text())
+    seen = {key: {e.get(key) for e in entries} for key in ("picture_media", "audio_media")}
+    per_sample, groups = report["per_sample"], defaultdict(list)
+    for i, s in enumerate(samples):
+        if not s.sounding:
+            continue
+        if not {"picture_media", "audio_media"} <= s.meta.keys():
+            raise AVDemoError(f"sample {s.id} names no picture_media/audio_media: grouping by training "
+                              f"media applies to the embedded benchmark")
+        state = lambda key: "seen" if s.meta[key] in seen[key] else "held-out"
+        groups[f"picture {state('picture_media')}, audio {state('audio_media')}"].append(i)
+    return {name: {"n": len(idx),
+                   "ciou_success": success_rate(np.array([per_sample["ciou"][i] for i in idx]), report["ciou_threshold"]),
+                   "pointing_game": 100.0 * float(np.mean([per_sample["pointing_hit"][i] for i in idx]))}
+            for name, idx in sorted(groups.items())}
+
+
 def evaluate(model: AVLocalizer, samples: list[BenchmarkSample], batch_size: int = 32, progress: bool = True,
              confidence: str = "top25") -> tuple[dict[str, Any], Predictions]:
     """``run_model`` then ``score`` with the model's cIoU threshold."""
@@ -146,6 +168,9 @@ def format_report(report: dict[str, Any]) -> str:
                   row("precision, sounding pairs", fp["precision_sounding"]),
                   row("precision, all pairs", fp["precision_all"])]
         lines += [row(f"confident {kind} (n={k['n']})", k["confident_pct"]) for kind, k in fp["by_kind"].items()]
+    if groups := report.get("localization_by_media"):
+        lines.append(f"{'By training media':<30}{'success':>9}{'pointing':>9}")
+        lines += [row(f"{name} (n={g['n']})", g["ciou_success"], g["pointing_game"]) for name, g in groups.items()]
     return "\n".join(lines)
 
 
@@ -186,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ids", type=Path, help="a .txt/.csv list of the ids to evaluate")
     parser.add_argument("--negatives", type=Path, help="a *_plus_silent.csv of non-sounding pairs")
     parser.add_argument("--confidence", choices=("top25", "peak", "s_A"), default="top25")
+    parser.add_argument("--train-meta", type=Path, help="embedded benchmark: the training split's vggss.json, "
+                        "to group results by whether the sounding picture and recording were seen in training")
     parser.add_argument("--out", type=Path, default=Path("report.json"))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -195,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         check_files(samples)
         model = load_model(args.checkpoint, device=args.device)
         report, _ = evaluate(model, samples, batch_size=args.batch_size, confidence=args.confidence)
+        if args.train_meta is not None:
+            report["localization_by_media"] = localization_by_media(report, samples, args.train_meta)
     except AVDemoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

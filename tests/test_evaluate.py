@@ -12,9 +12,10 @@ from test_benchmarks import write_vggss_layout
 
 from avdemo import metrics as M
 from avdemo.audio import reference_window, to_model_rate
-from avdemo.benchmarks import load_vggss, read_frame, read_wav
+from avdemo.benchmarks import BenchmarkSample, load_vggss, read_frame, read_wav
 from avdemo.checkpoints import load_model, save_model
-from avdemo.evaluate import main, run_model, score
+from avdemo.errors import AVDemoError
+from avdemo.evaluate import localization_by_media, main, run_model, score
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,3 +103,26 @@ def test_cli_names_the_first_missing_file_and_exits_nonzero(dataset, checkpoint,
     assert "error: 1 of 8 benchmark files are missing; the first is" in run.stderr
     assert "ccccccccccc_000030.wav" in run.stderr and "Traceback" not in run.stderr
     assert not out.exists()
+
+
+def test_localization_by_media_groups_sounding_samples_by_what_training_saw(tmp_path):
+    (tmp_path / "train.json").write_text(json.dumps([
+        {"file": "t0", "picture_media": "pictures/dog", "audio_media": "sounds/dog"},
+        {"file": "t1", "picture_media": "pictures/cat", "audio_media": "sounds/cat_b"}]))
+    media = [("pictures/dog", "sounds/dog"), ("pictures/dog", "sounds/dog_2"), ("pictures/cow", "sounds/cow"),
+             ("pictures/cow", "sounds/cow"), ("pictures/cat", "sounds/dog"), (None, None)]
+    samples = [BenchmarkSample(id=f"s{i}", image_path=Path("x.jpg"), audio_path=Path("x.wav"), class_name="c",
+                               gt_map=None, boxes=[], sounding=pic is not None,
+                               kind="sounding" if pic else "silence",
+                               meta={"picture_media": pic, "audio_media": aud})
+               for i, (pic, aud) in enumerate(media)]
+    report = {"ciou_threshold": 0.5, "per_sample": {"ciou": [0.9, 0.2, 0.6, 0.1, 0.7, None],
+                                                    "pointing_hit": [True, False, True, False, True, None]}}
+    groups = localization_by_media(report, samples, tmp_path / "train.json")
+    assert groups == {
+        "picture held-out, audio held-out": {"n": 2, "ciou_success": 50.0, "pointing_game": 50.0},
+        "picture seen, audio held-out": {"n": 1, "ciou_success": 0.0, "pointing_game": 0.0},
+        "picture seen, audio seen": {"n": 2, "ciou_success": 100.0, "pointing_game": 100.0}}
+    samples[0].meta.clear()
+    with pytest.raises(AVDemoError, match="s0 names no picture_media"):
+        localization_by_media(report, samples, tmp_path / "train.json")
