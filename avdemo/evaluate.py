@@ -133,9 +133,9 @@ def localization_by_media(report: dict[str, Any], samples: list[BenchmarkSample]
                               f"media applies to the embedded benchmark")
         state = lambda key: "seen" if s.meta[key] in seen[key] else "held-out"
         groups[f"picture {state('picture_media')}, audio {state('audio_media')}"].append(i)
-    return {name: {"n": len(idx),
-                   "ciou_success": success_rate(np.array([per_sample["ciou"][i] for i in idx]), report["ciou_threshold"]),
-                   "pointing_game": 100.0 * float(np.mean([per_sample["pointing_hit"][i] for i in idx]))}
+    cious, hits = np.array(per_sample["ciou"], dtype=float), np.array(per_sample["pointing_hit"], dtype=float)
+    return {name: {"n": len(idx), "ciou_success": success_rate(cious[idx], report["ciou_threshold"]),
+                   "pointing_game": 100.0 * float(np.mean(hits[idx]))}
             for name, idx in sorted(groups.items())}
 
 

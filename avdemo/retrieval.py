@@ -14,8 +14,8 @@ from .audio import reference_window, to_model_rate
 from .benchmarks import read_frame, read_wav
 from .errors import AVDemoError
 from .index import SampleIndex
-from .metrics import best_match_rank
 from .media import scaled_size
+from .metrics import best_match_rank
 from .model import AVLocalizer
 
 MODALITIES = ("audio", "image")   # what the query is: a sound ranks images, a picture ranks sounds
