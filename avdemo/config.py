@@ -9,10 +9,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
 @dataclass(frozen=True)
 class AudioConfig:
     """Audio front end: waveform window -> log linear-frequency spectrogram (scipy.signal.spectrogram)."""
@@ -42,10 +38,12 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The localization model of METHOD.md: two ResNet-18 towers, map S, s_L and s_A."""
+    """The localization model of METHOD.md: a visual and an audio tower, map S, s_L and s_A."""
 
     image_size: int = 224                  # frames are resized to a square of this side
-    feat_dim: int = 512                    # ResNet-18 output channels
+    visual_backbone: str = "resnet18"      # the paper's stride-1 ResNet-18, or "efficientnet_lite0"
+                                           # (output stride 16 + a 1x1 projection to feat_dim)
+    feat_dim: int = 512                    # channels of the map and the audio vector (ResNet-18's)
     embed_dim: int = 512                   # alignment head output (s_A space)
     alignment_head: bool = True            # released checkpoints may lack it
     mask_threshold: float = 0.65           # s_L soft mask: sigmoid((S - threshold) / temperature)
@@ -55,7 +53,7 @@ class ModelConfig:
 
     @property
     def map_size(self) -> int:
-        """Side of the visual feature map: ResNet-18 with a stride-1 last stage downsamples by 16."""
+        """Side of the visual feature map: every visual backbone downsamples by 16."""
         return self.image_size // 16
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,12 +75,13 @@ class ModelConfig:
 #        About a third of the paper image cost and a sixth of its audio cost, so that the multi-view
 #        training of several thousand steps fits in about an hour on 2 cores; 1 s still holds a bark, a
 #        note or a moo, and 8x8 cells still separate objects that cover a quarter of the frame.
+# lite:  the cpu preset's audio with the ImageNet EfficientNet-Lite0 visual trunk at output stride 16
+#        (128 px -> 8x8 map), the default model's architecture.
+CPU_AUDIO = AudioConfig(window_s=1.0, nperseg=256, noverlap=96, downmix="mean")
 PRESETS: dict[str, ModelConfig] = {
     "paper": ModelConfig(),
-    "cpu": ModelConfig(
-        image_size=128,
-        audio=AudioConfig(window_s=1.0, nperseg=256, noverlap=96, downmix="mean"),
-    ),
+    "cpu": ModelConfig(image_size=128, audio=CPU_AUDIO),
+    "lite": ModelConfig(image_size=128, visual_backbone="efficientnet_lite0", audio=CPU_AUDIO),
 }
 
 

@@ -1,6 +1,7 @@
 """The localization model of "Sound Source Localization is All about Cross-Modal Alignment".
 
-Visual encoder f_v: ResNet-18 with a stride-1 last stage -> (B, 512, H/16, W/16) feature map.
+Visual encoder f_v: ResNet-18 with a stride-1 last stage -> (B, 512, H/16, W/16) feature map; or another
+                    backbone of output stride 16 (``avdemo.backbones``) with a 1x1 projection to 512.
 Audio encoder f_a:  ResNet-18 with a 1-channel stem on a log spectrogram, global max pool -> (B, 512).
 Localization map:   S = cos(f_a, f_v[:, :, i, j]) for every cell.
 Localization score: s_L = sum(w * S) / sum(w), w = sigmoid((S - threshold) / temperature).
@@ -8,31 +9,16 @@ Alignment score:    s_A = z_v . z_a, z_v = norm(W_v maxpool(f_v)), z_a = norm(W_
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from .audio import LogSpectrogram, audio_windows, to_model_rate
-from .config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
-
-
-def resnet18_trunk(in_channels: int, last_stride: int) -> nn.Sequential:
-    """torchvision's ResNet-18 without pooling and classifier (keys conv1.*, bn1.*, layer1-4.*)."""
-    net = torchvision.models.resnet18(weights=None)
-    if in_channels != 3:
-        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    if last_stride != 2:
-        net.layer4[0].conv1.stride = (last_stride, last_stride)
-        net.layer4[0].downsample[0].stride = (last_stride, last_stride)
-    return nn.Sequential(OrderedDict(
-        conv1=net.conv1, bn1=net.bn1, relu=net.relu, maxpool=net.maxpool,
-        layer1=net.layer1, layer2=net.layer2, layer3=net.layer3, layer4=net.layer4,
-    ))
+from .backbones import resnet18_trunk, visual_backbone
+from .config import ModelConfig
 
 
 def localization_maps(visual_map: torch.Tensor, audio_vec: torch.Tensor) -> torch.Tensor:
@@ -70,24 +56,28 @@ class Localization:
 
 
 class AVLocalizer(nn.Module):
-    """Two ResNet-18 towers, the localization map S, s_L and the alignment head for s_A."""
+    """A visual and an audio tower, the localization map S, s_L and the alignment head for s_A."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.visual_encoder = resnet18_trunk(in_channels=3, last_stride=1)
+        backbone = visual_backbone(cfg.visual_backbone)
+        self.visual_encoder = backbone.build()
+        # the pretrained variants' 1x1 projection of the trunk's channels to the shared space
+        self.visual_map_proj = nn.Conv2d(backbone.channels, cfg.feat_dim, 1) \
+            if backbone.channels != cfg.feat_dim else nn.Identity()
         self.audio_encoder = resnet18_trunk(in_channels=1, last_stride=2)
         if cfg.alignment_head:
             self.visual_proj = nn.Linear(cfg.feat_dim, cfg.embed_dim)
             self.audio_proj = nn.Linear(cfg.feat_dim, cfg.embed_dim)
         self.spectrogram = LogSpectrogram(cfg.audio)
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_mean", torch.tensor(backbone.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(backbone.std).view(1, 3, 1, 1), persistent=False)
 
     # --- encoders -------------------------------------------------------------------------------
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised images (B, 3, S, S) -> visual feature map f_v (B, 512, S/16, S/16)."""
-        return self.visual_encoder(images)
+        return self.visual_map_proj(self.visual_encoder(images))
 
     def encode_audio(self, specs: torch.Tensor) -> torch.Tensor:
         """Log spectrograms (B, 1, F, T) -> audio vector f_a (B, 512), global max pooled."""

@@ -11,12 +11,14 @@ import pytest
 import torch
 
 from avdemo.audio import audio_windows
+from avdemo.config import AudioConfig
 from avdemo.errors import AVDemoError
-from train.config import ABLATIONS, PRESETS, ImageAugConfig, ablation, apply_overrides, load_config
+from train.config import (ABLATIONS, PRESETS, AudioAugConfig, ImageAugConfig, ablation, apply_overrides,
+                          load_config)
 from train.data import TrainBatchSampler
 from train.losses import multi_positive_loss
 from train.loop import lr_factor
-from train.views import EmbeddingBank, ImageAugment, NeighbourTable, audio_views, knn
+from train.views import EmbeddingBank, ImageAugment, NeighbourTable, audio_views, augment_window, knn
 
 TINY = PRESETS["tiny"]
 
@@ -169,9 +171,49 @@ def test_image_augment_with_everything_off_is_the_identity():
 def test_audio_views_original_is_the_centred_window_and_augmented_is_shifted():
     cfg = TINY.model.audio
     wav = torch.randn(3 * cfg.sample_rate)
-    views = audio_views(wav, ["original", "augmented"], 0.25, cfg)
+    aug = AudioAugConfig(max_shift_s=0.5)
+    views = audio_views(wav, ["original", "augmented"], cfg, aug, torch.Generator().manual_seed(3))
+    shift = 0.5 * (2 * float(torch.rand((), generator=torch.Generator().manual_seed(3))) - 1)
     np.testing.assert_array_equal(views[0], audio_windows(wav, [1.5], cfg)[0])
-    np.testing.assert_array_equal(views[1], audio_windows(wav, [1.75], cfg)[0])
+    np.testing.assert_array_equal(views[1], audio_windows(wav, [1.5 + shift], cfg)[0])
+
+
+def dominant_hz(x: torch.Tensor, sample_rate: int) -> float:
+    spectrum = torch.fft.rfft(x).abs()
+    return float(torch.fft.rfftfreq(x.shape[-1], 1 / sample_rate)[spectrum.argmax()])
+
+
+def test_audio_augmentations_change_what_they_claim():
+    cfg = AudioConfig(sample_rate=16000, window_s=1.0, nperseg=256, noverlap=96)
+    t = torch.arange(3 * 16000) / 16000
+    tone = 0.5 * torch.sin(2 * torch.pi * 1000 * t)
+    g = lambda seed: torch.Generator().manual_seed(seed)
+    off = AudioAugConfig(max_shift_s=0.0)
+    np.testing.assert_allclose(augment_window(tone, 1.5, cfg, off, g(0)), audio_windows(tone, [1.5], cfg)[0],
+                               atol=1e-6)
+    pitched = [dominant_hz(augment_window(tone, 1.5, cfg, dataclasses.replace(off, pitch_semitones=2.0), g(s)),
+                           16000) for s in range(8)]
+    assert all(1000 * 2 ** (-2 / 12) - 2 <= hz <= 1000 * 2 ** (2 / 12) + 2 for hz in pitched)
+    assert max(pitched) - min(pitched) > 20                             # the pitch really moves
+    gains = [float(augment_window(tone, 1.5, cfg, dataclasses.replace(off, gain_db=6.0), g(s)).abs().max())
+             for s in range(8)]
+    assert 0.5 * 10 ** (-6 / 20) - 1e-3 <= min(gains) < max(gains) <= 0.5 * 10 ** (6 / 20) + 1e-3
+    low = augment_window(tone, 1.5, cfg, dataclasses.replace(off, bandlimit_p=1.0), g(1))
+    assert float(low.abs().max()) < 0.51 and dominant_hz(low, 16000) == 1000.0   # 1 kHz lies in every band
+    hiss = 0.5 * torch.sin(2 * torch.pi * 7500 * t)                               # above every low-pass cut
+    assert float(augment_window(hiss, 1.5, cfg, dataclasses.replace(off, bandlimit_p=1.0), g(1)).abs().max()) < 0.05
+    noisy = augment_window(tone, 1.5, cfg, dataclasses.replace(off, noise_p=1.0, noise_snr_db=(10.0, 10.0)), g(2))
+    residual = noisy - audio_windows(tone, [1.5], cfg)[0]
+    assert float(residual.square().mean() / audio_windows(tone, [1.5], cfg)[0].square().mean()) == \
+        pytest.approx(0.1, rel=0.05)                                   # 10 dB below the signal
+    other = 0.5 * torch.sin(2 * torch.pi * 300 * t)
+    mixed = augment_window(tone, 1.5, cfg, dataclasses.replace(off, mix_p=1.0, mix_db=(-12.0, -12.0)), g(3), other)
+    spectrum = torch.fft.rfft(mixed).abs()
+    hz = torch.fft.rfftfreq(mixed.shape[-1], 1 / 16000)
+    ratio = float(spectrum[(hz - 300).abs().argmin()] / spectrum[(hz - 1000).abs().argmin()])
+    assert ratio == pytest.approx(10 ** (-12 / 20), rel=0.05)         # the second source, 12 dB quieter
+    np.testing.assert_array_equal(augment_window(tone, 1.5, cfg, dataclasses.replace(off, noise_p=1.0), g(5)),
+                                  augment_window(tone, 1.5, cfg, dataclasses.replace(off, noise_p=1.0), g(5)))
 
 
 def test_lr_warms_up_then_decays_to_the_final_ratio():

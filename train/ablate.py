@@ -19,7 +19,7 @@ import numpy as np
 from avdemo.checkpoints import atomic_write
 from avdemo.errors import AVDemoError
 
-from .config import ABLATIONS, ablation, load_config
+from .config import ABLATIONS, VISION_ABLATIONS, ablation, load_config
 from .loop import flatten, train
 
 COLUMNS = {  # column title -> key of the flattened test report
@@ -46,22 +46,31 @@ def run_variant(base, variant: str, seed: int, runs: Path) -> dict[str, float]:
     return flatten(json.loads(card_path.read_text())["metrics"]["test"])
 
 
+def media_columns(results: dict[str, list[dict[str, float]]]) -> dict[str, str]:
+    """Pointing game and cIoU@0.5 per group of seen / held-out training media, where the cards have them."""
+    groups = sorted({key.split(".")[1] for runs in results.values() for r in runs for key in r
+                     if key.startswith("localization_by_media.")})
+    return {f"{metric} ({group})": f"localization_by_media.{group}.{key}" for group in groups
+            for metric, key in (("pointing", "pointing_game"), ("cIoU@0.5", "ciou_success"))}
+
+
 def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
     """variant -> column -> [mean, std] over seeds (nan where a run lacks the metric)."""
     table = {}
     for variant, runs in results.items():
         table[variant] = {}
-        for title, key in COLUMNS.items():
+        for title, key in {**COLUMNS, **media_columns(results)}.items():
             values = np.array([r.get(key, np.nan) for r in runs], dtype=np.float64)
             table[variant][title] = [float(np.mean(values)), float(np.std(values))]
     return table
 
 
 def markdown(table: dict[str, dict[str, list[float]]], seeds: list[int], steps: int) -> str:
-    head = "| variant | " + " | ".join(COLUMNS) + " |"
-    rule = "|---|" + "---|" * len(COLUMNS)
+    columns = list(next(iter(table.values())))
+    head = "| variant | " + " | ".join(columns) + " |"
+    rule = "|---|" + "---|" * len(columns)
     fmt = (lambda m, s: f"{m:.1f}") if len(seeds) == 1 else (lambda m, s: f"{m:.1f} ± {s:.1f}")
-    rows = [f"| {v} | " + " | ".join(fmt(*cols[c]) for c in COLUMNS) + " |" for v, cols in table.items()]
+    rows = [f"| {v} | " + " | ".join(fmt(*cols[c]) for c in columns) + " |" for v, cols in table.items()]
     note = (f"Test split, {steps} steps per run, seeds {', '.join(map(str, seeds))}"
             f"{' (mean ± std)' if len(seeds) > 1 else ''}; all numbers in %.")
     return "\n".join([note, "", head, rule, *rows]) + "\n"
@@ -74,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--out", type=Path, default=Path("ablation.md"))
     parser.add_argument("--base", default="cpu", help="the recipe the variants change (preset or JSON)")
-    parser.add_argument("--variants", nargs="+", default=list(ABLATIONS), choices=list(ABLATIONS))
+    parser.add_argument("--variants", nargs="+", default=list(ABLATIONS), choices=[*ABLATIONS, *VISION_ABLATIONS])
     parser.add_argument("--runs", type=Path, default=Path("runs/ablate"), help="folder of the runs")
     parser.add_argument("--override", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)

@@ -22,7 +22,7 @@ from avdemo.config import AudioConfig
 from avdemo.errors import AVDemoError
 
 from .config import TrainConfig
-from .views import ImageAugment, NeighbourTable, audio_views, random_shift, resize_square
+from .views import ImageAugment, NeighbourTable, audio_views, resize_square
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,12 @@ class ViewDataset(Dataset):
             elif image_nn >= 0:
                 images.append(resize_square(self.store.get(image_nn)[0], self.size))
         kinds = [k for k in self.cfg.audio_views if k != "neighbour"]
-        windows = [audio_views(wav, kinds, random_shift(g, self.cfg.audio_aug), self.cfg.model.audio)]
+        mix_wav = self.store.get(int(torch.randint(len(self.store), (), generator=g)))[1] \
+            if self.cfg.audio_aug.mix_p > 0 and "augmented" in kinds else None
+        windows = [audio_views(wav, kinds, self.cfg.model.audio, self.cfg.audio_aug, g, mix_wav)]
         if "neighbour" in self.cfg.audio_views and audio_nn >= 0:
-            windows.append(audio_views(self.store.get(audio_nn)[1], ["original"], 0.0, self.cfg.model.audio))
+            windows.append(audio_views(self.store.get(audio_nn)[1], ["original"], self.cfg.model.audio,
+                                       self.cfg.audio_aug, g))
         return torch.stack(images).permute(0, 2, 3, 1), torch.cat(windows), i
 
 

@@ -32,16 +32,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from avdemo.backbones import load_imagenet_trunk
 from avdemo.benchmarks import load_vggss
 from avdemo.checkpoints import atomic_write, git_commit, load_model, save_model
 from avdemo.errors import AVDemoError
-from avdemo.evaluate import evaluate, load_benchmark
+from avdemo.evaluate import evaluate, load_benchmark, localization_by_media
 from avdemo.model import AVLocalizer
 
 from .config import TrainConfig
 from .data import ClipStore, TrainBatchSampler, ViewDataset, list_clips
 from .losses import multi_positive_loss
-from .views import EmbeddingBank, NeighbourTable, cached_side, load_feature_file
+from .features import imagenet_features
+from .views import EmbeddingBank, NeighbourTable, cached_side, load_feature_file, negative_windows
 
 RESUME_MAY_CHANGE = {"out_dir", "steps", "num_workers", "cache_frames", "log_every", "save_every", "eval_batch_size",
                      "final_path", "device"}
@@ -80,6 +82,28 @@ def use_bf16(amp: str, device: torch.device) -> bool:
     if amp != "auto":
         return amp == "bf16"
     return device.type == "cuda" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def freeze_visual_trunk(model: AVLocalizer, mode: str) -> list[nn.Module]:
+    """Stop the gradients of what ``mode`` freezes: the whole visual trunk ("frozen"), its batch norms
+    ("frozen_bn") or nothing ("train"). Returns the frozen modules, which must stay in eval mode (their
+    running statistics are the pretrained ones)."""
+    if mode == "train":
+        return []
+    frozen = [m for m in model.visual_encoder.modules()
+              if mode == "frozen" or isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for module in frozen:
+        module.requires_grad_(False)
+    return frozen
+
+
+def parameter_groups(model: AVLocalizer, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The trainable parameters: the visual trunk's at ``lr * trunk_lr_ratio``, the rest at ``lr``."""
+    trunk = {id(p) for p in model.visual_encoder.parameters()}
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) in trunk],
+               "lr": cfg.lr * cfg.trunk_lr_ratio},
+              {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in trunk], "lr": cfg.lr}]
+    return [g for g in groups if g["params"]]
 
 
 class Towers(nn.Module):
@@ -177,7 +201,11 @@ class Trainer:
         self.commands = [command or " ".join([Path(sys.executable).name, "-m", "train", *sys.argv[1:]])]
         self.bf16 = use_bf16(cfg.amp, self.dist.device)
         torch.manual_seed(cfg.seed)
-        self.model = AVLocalizer(cfg.model_config).to(self.dist.device, memory_format=torch.channels_last)
+        self.model = AVLocalizer(cfg.model_config)
+        if cfg.visual_init == "imagenet":
+            load_imagenet_trunk(self.model.visual_encoder, cfg.model.visual_backbone)
+        self.frozen = freeze_visual_trunk(self.model, cfg.visual_trunk)
+        self.model.to(self.dist.device, memory_format=torch.channels_last)
         self.towers = Towers(self.model)
         if self.dist.world > 1:
             self.towers = DistributedDataParallel(self.towers)
@@ -193,12 +221,15 @@ class Trainer:
         self.bank = None
         if cfg.uses_neighbours and cfg.neighbour_features is None:
             self.bank = EmbeddingBank(len(store), cfg.model.embed_dim if cfg.loss_alignment else cfg.model.feat_dim)
+        elif cfg.uses_neighbours and cfg.neighbour_features == "imagenet":
+            features = imagenet_features(store, self.clips, cfg, self.dist.device)
+            self.sampler.neighbours = NeighbourTable.from_features(features, features, cfg.neighbour_k)
         elif cfg.uses_neighbours:
             self.sampler.neighbours = NeighbourTable.from_features(
                 *load_feature_file(cfg.neighbour_features, len(store)), cfg.neighbour_k)
 
         optim = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = optim(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = optim(parameter_groups(self.model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
         self.step = self.epoch = self.batch = 0
         self.best_score, self.best_step, self.train_time_s = -math.inf, -1, 0.0
@@ -220,13 +251,21 @@ class Trainer:
         """images_u8 (B, V_img, S, S, 3), wavs (B, V_aud, T) -> loss terms; updates the weights."""
         cfg, device = self.cfg, self.dist.device
         b = images_u8.shape[0]
+        self.model.train()
+        for module in self.frozen:
+            module.eval()
         images = self.model.preprocess_frames(images_u8.to(device, non_blocking=True).transpose(0, 1).flatten(0, 1))
-        specs = self.model.spectrogram(wavs.to(device, non_blocking=True).transpose(0, 1).flatten(0, 1))
+        wavs = wavs.transpose(0, 1).flatten(0, 1)
+        if cfg.extra_negatives:
+            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+            wavs = torch.cat([wavs, negative_windows(cfg.extra_negatives, wavs.shape[-1], generator)])
+        specs = self.model.spectrogram(wavs.to(device, non_blocking=True))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
             visual_maps, audio_vecs, image_emb, audio_emb = self.towers(
                 images.contiguous(memory_format=torch.channels_last),
                 specs.contiguous(memory_format=torch.channels_last))
-        loss, parts = multi_positive_loss(visual_maps, audio_vecs, image_emb, audio_emb, b, self.model.cfg, cfg)
+        loss, parts = multi_positive_loss(visual_maps, audio_vecs, image_emb, audio_emb, b, self.model.cfg, cfg,
+                                          cfg.extra_negatives)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -411,6 +450,9 @@ class Trainer:
         if cfg.test_split is not None:
             samples = load_benchmark("embedded", cfg.split_dir(cfg.test_split))   # with its negatives
             report, _ = evaluate(model, samples, batch_size=cfg.eval_batch_size, progress=True)
+            train_meta = cfg.split_dir(cfg.train_split) / "vggss.json"
+            if train_meta.is_file() and all("picture_media" in s.meta for s in samples if s.sounding):
+                report["localization_by_media"] = localization_by_media(report, samples, train_meta)
             report.pop("per_sample")
             control, _ = evaluate(model, shuffled_audio(samples), batch_size=cfg.eval_batch_size, progress=False)
             card["metrics"]["test"] = report

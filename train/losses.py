@@ -1,5 +1,6 @@
 """The multi-positive loss: for every image view p and audio view q, InfoNCE over the batch (the diagonal
-pairs are the positives) with s_L and with s_A, temperature 0.07, summed over the view pairs.
+pairs are the positives) with s_L and with s_A, temperature 0.07, summed over the view pairs. Optional
+extra negatives (silence and noise-only audio) join every image's candidates, never as a positive.
 
 The scores reuse the model's own definitions (``pairwise_localization_maps``, ``soft_masked_mean``);
 the loss is computed in float32 even under bf16 autocast, as s_L's soft mask is steep (1/0.03).
@@ -16,14 +17,15 @@ from .config import TrainConfig
 
 
 def info_nce(scores: torch.Tensor, temperature: float, direction: str) -> torch.Tensor:
-    """scores (B, B): rows are images, columns audio, positives on the diagonal.
-    ``image_to_audio``: each image picks its audio among the batch (the authors' code);
-    ``symmetric``: the mean of that and each audio picking its image."""
+    """scores (B, B + E): rows are images, columns audio, positives on the diagonal, E extra negative
+    audio columns. ``image_to_audio``: each image picks its audio among the batch (the authors' code);
+    ``symmetric``: the mean of that and each of the B audio picking its image."""
     logits = scores.float() / temperature
-    target = torch.arange(logits.shape[0], device=logits.device)
+    b = logits.shape[0]
+    target = torch.arange(b, device=logits.device)
     loss = F.cross_entropy(logits, target)
     if direction == "symmetric":
-        loss = (loss + F.cross_entropy(logits.T, target)) / 2
+        loss = (loss + F.cross_entropy(logits[:, :b].T, target)) / 2
     return loss
 
 
@@ -35,20 +37,24 @@ def localization_scores(visual_map: torch.Tensor, audio_vec: torch.Tensor, model
 
 def multi_positive_loss(visual_maps: torch.Tensor, audio_vecs: torch.Tensor, image_emb: torch.Tensor | None,
                         audio_emb: torch.Tensor | None, batch_size: int, model_cfg: ModelConfig,
-                        cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                        cfg: TrainConfig, num_negatives: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Features of all views stacked view-major: visual_maps (V_img * B, C, h, w), audio_vecs
-    (V_aud * B, C), embeddings (V * B, D) or None without the alignment loss.
+    (V_aud * B + E, C), embeddings (V * B (+ E), D) or None without the alignment loss; the last
+    ``num_negatives`` (E) audio rows are the extra negatives.
     Returns the summed loss and the mean s_L and s_A terms (detached, for logging)."""
     with torch.autocast(visual_maps.device.type, enabled=False):
-        v_views, a_views = visual_maps.split(batch_size), audio_vecs.split(batch_size)
+        n_audio = audio_vecs.shape[0] - num_negatives
+        v_views, a_views = visual_maps.split(batch_size), audio_vecs[:n_audio].split(batch_size)
+        neg_vecs = audio_vecs[n_audio:]
         terms_L, terms_A = [], []
         for p, v in enumerate(v_views):
             for q, a in enumerate(a_views):
                 if cfg.loss_localization:
-                    terms_L.append(info_nce(localization_scores(v, a, model_cfg), cfg.temperature, cfg.direction))
+                    scores = localization_scores(v, torch.cat([a, neg_vecs]), model_cfg)
+                    terms_L.append(info_nce(scores, cfg.temperature, cfg.direction))
                 if cfg.loss_alignment:
                     z_v = image_emb[p * batch_size:(p + 1) * batch_size].float()
-                    z_a = audio_emb[q * batch_size:(q + 1) * batch_size].float()
+                    z_a = torch.cat([audio_emb[q * batch_size:(q + 1) * batch_size], audio_emb[n_audio:]]).float()
                     terms_A.append(info_nce(z_v @ z_a.T, cfg.temperature, cfg.direction))
         loss = torch.stack(terms_L + terms_A).sum()
         zero = loss.new_zeros(())

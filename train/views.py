@@ -14,11 +14,13 @@ construction, and a random neighbour is rarely in the batch anyway (K/N).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import faiss
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 
@@ -73,16 +75,72 @@ class ImageAugment:
             return self.transform(frame_uint8)
 
 
-def audio_views(wav: torch.Tensor, kinds: list[str], shift_s: float, cfg: AudioConfig) -> torch.Tensor:
+def audio_views(wav: torch.Tensor, kinds: list[str], cfg: AudioConfig, aug: AudioAugConfig,
+                generator: torch.Generator, mix_wav: torch.Tensor | None = None) -> torch.Tensor:
     """Windows (len(kinds), window_samples) of a model-rate clip: ``original`` centred on the clip (as
-    the evaluation hears it), ``augmented`` centred ``shift_s`` seconds away (tiling the clip)."""
+    the evaluation hears it), ``augmented`` from ``augment_window`` (``mix_wav``: the second source)."""
     centre = wav.shape[-1] / cfg.sample_rate / 2
-    centres = [centre + (shift_s if kind == "augmented" else 0.0) for kind in kinds]
-    return audio_windows(wav, centres, cfg, mode="tile")
+    return torch.stack([augment_window(wav, centre, cfg, aug, generator, mix_wav) if kind == "augmented"
+                        else audio_windows(wav, [centre], cfg, mode="tile")[0] for kind in kinds])
 
 
-def random_shift(generator: torch.Generator, cfg: AudioAugConfig) -> float:
-    return float((torch.rand((), generator=generator) * 2 - 1) * cfg.max_shift_s)
+def uniform(generator: torch.Generator, low: float, high: float) -> float:
+    return float(low + (high - low) * torch.rand((), generator=generator))
+
+
+def rms(x: torch.Tensor) -> torch.Tensor:
+    return x.square().mean().sqrt().clamp_min(1e-5)
+
+
+def coloured_noise(n: int, colour: int, generator: torch.Generator) -> torch.Tensor:
+    """Unit-RMS noise (n,) with power spectrum 1/f^colour: 0 white, 1 pink, 2 brown."""
+    spectrum = torch.fft.rfft(torch.randn(n, generator=generator))
+    f = torch.arange(spectrum.shape[0]).clamp_min(1).float()
+    x = torch.fft.irfft(spectrum / f ** (colour / 2), n=n)
+    return x / rms(x)
+
+
+def band_limit(x: torch.Tensor, low_hz: float, high_hz: float, sample_rate: int) -> torch.Tensor:
+    """Keep the band [low_hz, high_hz] (zero the other FFT bins)."""
+    spectrum = torch.fft.rfft(x)
+    hz = torch.fft.rfftfreq(x.shape[-1], 1 / sample_rate)
+    return torch.fft.irfft(spectrum * ((hz >= low_hz) & (hz <= high_hz)), n=x.shape[-1])
+
+
+def augment_window(wav: torch.Tensor, centre_s: float, cfg: AudioConfig, aug: AudioAugConfig,
+                   generator: torch.Generator, mix_wav: torch.Tensor | None = None) -> torch.Tensor:
+    """The augmented audio view (window_samples,): the window moved by up to +-max_shift_s, then (each
+    with its probability) resampled by up to +-pitch_semitones, band-limited, mixed with a quieter
+    second source, noise added at a random SNR, gain changed. All draws come from ``generator``."""
+    n, sr = cfg.window_samples, cfg.sample_rate
+    centre_s += uniform(generator, -aug.max_shift_s, aug.max_shift_s)
+    rate = 2 ** (uniform(generator, -aug.pitch_semitones, aug.pitch_semitones) / 12)
+    span = dataclasses.replace(cfg, window_s=round(n * rate) / sr)
+    x = audio_windows(wav, [centre_s], span, mode="tile")
+    if x.shape[-1] != n:                                         # higher and faster (rate > 1) or lower
+        x = F.interpolate(x[None], size=n, mode="linear", align_corners=False)[0]
+    x = x[0]
+    if torch.rand((), generator=generator) < aug.bandlimit_p:
+        x = band_limit(x, uniform(generator, 50, 500), uniform(generator, 2000, 7000), sr)
+    if mix_wav is not None and torch.rand((), generator=generator) < aug.mix_p:
+        other = audio_windows(mix_wav, [uniform(generator, 0, mix_wav.shape[-1] / sr)], cfg, mode="tile")[0]
+        x = x + other * (rms(x) / rms(other)) * 10 ** (uniform(generator, *aug.mix_db) / 20)
+    if torch.rand((), generator=generator) < aug.noise_p:
+        noise = coloured_noise(n, int(torch.randint(3, (), generator=generator)), generator)
+        x = x + noise * rms(x) * 10 ** (-uniform(generator, *aug.noise_snr_db) / 20)
+    x = x * 10 ** (uniform(generator, -aug.gain_db, aug.gain_db) / 20)
+    return x.clamp(-1.0, 1.0)
+
+
+def negative_windows(n: int, samples: int, generator: torch.Generator) -> torch.Tensor:
+    """n windows (n, samples) in which nothing sounds, as extra negatives: the first half silence (a
+    faint hiss at -100 to -60 dBFS RMS), the rest white, pink or brown noise at -45 to -10 dBFS RMS."""
+    windows = []
+    for k in range(n):
+        colour = 0 if k < n // 2 else int(torch.randint(3, (), generator=generator))
+        level_db = uniform(generator, -100, -60) if k < n // 2 else uniform(generator, -45, -10)
+        windows.append(coloured_noise(samples, colour, generator) * 10 ** (level_db / 20))
+    return torch.stack(windows).clamp(-1.0, 1.0)
 
 
 def knn(features: np.ndarray, k: int) -> np.ndarray:
