@@ -194,3 +194,61 @@ def test_ablate_plot_and_cli_errors(data, tmp_path, capsys):
     assert (run / "curves.png").stat().st_size > 10_000
     assert train_main(["--config", "tiny", "--override", f"data_root={data}", "optimizer=sgd"]) == 2
     assert "optimizer must be" in capsys.readouterr().err
+
+
+def test_pretrained_lite_run_freezes_what_it_says_and_caches_its_imagenet_neighbours(data, tmp_path, monkeypatch):
+    """EfficientNet-Lite0 from ImageNet with frozen batch norms and a tenth of the lr, neighbours from its
+    ImageNet features, the full audio augmentation and extra negatives: the batch norms keep the
+    ImageNet statistics, the convolutions learn, the feature cache is written once and reused, and the
+    saved model loads from its card without the weights package."""
+    import importlib.resources
+
+    import train.features as features
+    from avdemo.backbones import EfficientNetLite0Trunk, load_imagenet_weights
+    from train.config import LITE_AUDIO_AUG
+
+    monkeypatch.setattr(features, "CACHE_DIR", tmp_path / "features")
+    model_cfg = dataclasses.replace(PRESETS["tiny"].model, visual_backbone="efficientnet_lite0")
+    cfg = tiny(data, tmp_path / "run", model=model_cfg, visual_init="imagenet", visual_trunk="frozen_bn",
+               trunk_lr_ratio=0.1, neighbour_features="imagenet", audio_aug=LITE_AUDIO_AUG, extra_negatives=2)
+    train(cfg, command="test")
+    imagenet = load_imagenet_weights(EfficientNetLite0Trunk()).state_dict()
+    trained = {k.removeprefix("visual_encoder."): v for k, v in weights(tmp_path / "run").items()
+               if k.startswith("visual_encoder.")}
+    bn = [k for k in imagenet if "_bn" in k]
+    convs = [k for k in imagenet if "conv" in k]
+    assert all(torch.equal(trained[k], imagenet[k]) for k in bn)
+    assert sum(not torch.equal(trained[k], imagenet[k]) for k in convs) > len(convs) / 2
+    cached = list((tmp_path / "features").glob("efficientnet_lite0-64px-*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (16, 1280)
+    assert torch.load(tmp_path / "run" / "latest.pt", weights_only=True)["neighbours"].shape == (2, 16, 3)
+    stamp = cached[0].stat().st_mtime_ns
+    train(dataclasses.replace(cfg, out_dir=str(tmp_path / "again"), steps=1, val_split=None, test_split=None))
+    assert cached[0].stat().st_mtime_ns == stamp                      # read back, not recomputed
+
+    def no_package(name):
+        raise ModuleNotFoundError(name)
+    monkeypatch.setattr(importlib.resources, "files", no_package)
+    model = load_model(tmp_path / "run" / "model.safetensors")
+    assert model.card["config"]["visual_backbone"] == "efficientnet_lite0" and model.cfg.map_size == 4
+
+
+def test_frozen_trunk_keeps_every_imagenet_weight(data, tmp_path):
+    from avdemo.backbones import EfficientNetLite0Trunk, load_imagenet_weights
+
+    model_cfg = dataclasses.replace(PRESETS["tiny"].model, visual_backbone="efficientnet_lite0")
+    cfg = tiny(data, tmp_path, model=model_cfg, visual_init="imagenet", visual_trunk="frozen", steps=2,
+               image_views=("original",), audio_views=("original",), val_split=None, test_split=None)
+    train(cfg)
+    imagenet = load_imagenet_weights(EfficientNetLite0Trunk()).state_dict()
+    state = weights(tmp_path)
+    assert all(torch.equal(state[f"visual_encoder.{k}"], v) for k, v in imagenet.items())
+    assert not torch.equal(state["visual_map_proj.weight"], AVLocalizer_proj_init(model_cfg))
+
+
+def AVLocalizer_proj_init(model_cfg) -> torch.Tensor:
+    """The 1x1 projection's initial weights for seed 0 (as the trainer builds it)."""
+    from avdemo.model import AVLocalizer
+
+    torch.manual_seed(0)
+    return AVLocalizer(dataclasses.replace(model_cfg, alignment_head=True)).visual_map_proj.weight.detach()

@@ -260,3 +260,30 @@ def test_shuffled_audio_control_gives_every_sounding_image_another_clips_audio()
     assert [s.id for s in control] == [f"s{i}" for i in range(7)]
     assert sorted(s.audio_path.name for s in control) == [f"a{i}.wav" for i in range(7)]
     assert all(s.audio_path.name != f"a{s.id[1:]}.wav" for s in control)
+
+
+def test_extra_negatives_join_every_images_candidates_and_are_never_positives():
+    from train.losses import info_nce
+
+    torch.manual_seed(0)
+    b, e, t = 5, 3, 0.07
+    scores = torch.rand(b, b + e) * 2 - 1
+    rows = [-scores[i, i] / t + torch.logsumexp(scores[i] / t, 0) for i in range(b)]
+    cols = [-scores[j, j] / t + torch.logsumexp(scores[:, j] / t, 0) for j in range(b)]
+    assert float(info_nce(scores, t, "image_to_audio")) == pytest.approx(float(sum(rows) / b), rel=1e-5)
+    assert float(info_nce(scores, t, "symmetric")) == pytest.approx(float((sum(rows) + sum(cols)) / (2 * b)), rel=1e-5)
+    # a negative that outscores the positives raises the loss; one that scores far below changes nothing
+    base = info_nce(scores[:, :b], t, "image_to_audio")
+    assert info_nce(torch.cat([scores[:, :b], torch.ones(b, 1)], 1), t, "image_to_audio") > base + 1
+    assert float(info_nce(torch.cat([scores[:, :b], -torch.ones(b, 1) * 50], 1), t, "image_to_audio")) == \
+        pytest.approx(float(base), rel=1e-6)
+
+
+def test_negative_windows_are_half_silence_half_noise_and_seeded():
+    from train.views import negative_windows
+
+    windows = negative_windows(6, 16000, torch.Generator().manual_seed(1))
+    levels = windows.square().mean(1).sqrt()
+    assert windows.shape == (6, 16000) and torch.all(levels[:3] < 10 ** (-60 / 20) * 1.01)
+    assert torch.all(levels[3:] > 10 ** (-45 / 20) * 0.99) and torch.all(levels[3:] < 10 ** (-10 / 20) * 1.01)
+    assert torch.equal(windows, negative_windows(6, 16000, torch.Generator().manual_seed(1)))

@@ -5,8 +5,6 @@ training frame, computed once and cached by encoder, input size and data.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -33,11 +31,11 @@ def cache_key(clips: list[Clip], image_size: int) -> str:
 
 @torch.inference_mode()
 def imagenet_features(store: ClipStore, clips: list[Clip], cfg: TrainConfig, device: torch.device,
-                      cache_dir: Path = CACHE_DIR, batch_size: int = 64) -> np.ndarray:
+                      batch_size: int = 64) -> np.ndarray:
     """(N, 1280) float32 pooled ImageNet features of the training frames at the model's input size,
-    in training order; read from ``cache_dir`` when this encoder has seen these frames before."""
+    in training order; read from ``CACHE_DIR`` when this encoder has seen these frames before."""
     size = cfg.model.image_size
-    path = Path(cache_dir) / f"{cache_key(clips, size)}.npy"
+    path = CACHE_DIR / f"{cache_key(clips, size)}.npy"
     if path.is_file():
         return np.load(path)
     backbone = visual_backbone(ENCODER)
