@@ -8,23 +8,66 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from avdemo.data.build_pack import (CATEGORIES, PACK_DIR, SAMPLE_RATE, Voice, finish_sound, phrase, render,
-                                    shrink_picture, DEFAULT_SOUNDFONT)
+from avdemo.data.build_pack import (CATEGORIES, DEFAULT_SOUNDFONT, LOUDNESS_DBFS, PACK_DIR, SAMPLE_RATE, Voice,
+                                    finish_sound, phrase, render, shrink_picture)
 from avdemo.data.catalog import read_manifest
+from avdemo.data.pack_docs import LICENCE_FILES, coverage
+from avdemo.data.sound_sources import opensfx_entries
+from avdemo.data.sources import SOURCES
+
+SHARE_ALIKE = ("SA", "GFDL", "NC")
 
 
 def test_pack_is_small_and_every_manifest_file_exists():
     rows = read_manifest()
     assert all((PACK_DIR / m.file).is_file() for m in rows)
+    listed = {m.file for m in rows}
+    assert {str(p.relative_to(PACK_DIR)) for p in PACK_DIR.glob("*/*") if p.is_file()} == listed
     total = sum(p.stat().st_size for p in PACK_DIR.rglob("*") if p.is_file())
-    assert total < 10.5 * 2 ** 20
-    assert {"LICENSE-GPL-2.txt", "ATTRIBUTION.md", "COPYRIGHT-tuxpaint-stamps.txt"} <= {p.name for p in PACK_DIR.iterdir()}
+    assert total < 40 * 2 ** 20
+    names = {p.name for p in PACK_DIR.iterdir()}
+    assert {"ATTRIBUTION.md", "COPYRIGHT-tuxpaint-stamps-default.txt"} <= names
+    assert set(LICENCE_FILES.values()) <= names
 
 
-def test_no_spoken_description_is_used_as_a_sound():
+def test_manifest_records_provenance_and_no_share_alike_licence():
+    rows = read_manifest()
+    packages = {s.package: s.version for s in SOURCES.values()}
+    for m in rows:
+        assert packages[m.package] == m.version and m.original and m.licence and m.style, m.file
+        assert not any(tag in m.licence.upper() for tag in SHARE_ALIKE), m.file
+        assert m.licence in LICENCE_FILES or m.package in ("openclipart-svg", "fonts-symbola"), m.file
+    attribution = (PACK_DIR / "ATTRIBUTION.md").read_text()
+    assert all(p in attribution for p in {m.package for m in rows})
+
+
+def test_no_spoken_description_and_no_duplicate_sound():
     sounds = [m for m in read_manifest() if m.kind == "sound"]
-    assert sounds and not any("_desc" in m.source for m in sounds)
-    assert all(m.source.endswith(".ogg") or m.source.startswith("fluidsynth") for m in sounds)
+    assert sounds and not any("_desc" in m.original for m in sounds)
+    assert all(m.original.endswith((".ogg", ".flac")) or m.original.startswith(("fluidsynth", '"')) for m in sounds)
+    decoded = {sf.read(PACK_DIR / m.file, dtype="int16")[0].tobytes() for m in sounds}
+    assert len(decoded) == len(sounds)
+
+
+def test_pack_meets_the_coverage_target_for_pictures():
+    counts = coverage(read_manifest())
+    assert len(counts) == len(CATEGORIES) == 53
+    assert sum(c.pictures >= 8 and c.picture_sources >= 3 for c in counts.values()) >= 45
+    assert all(c.pictures >= 1 and c.sounds >= 1 for c in counts.values())
+
+
+def test_opensfx_reader_splits_the_container(tmp_path):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(100, np.float32), 8000)
+    entries = [(b"\x08\"Cow\". \x00", wav.read_bytes()), (b"\x02x\x00", wav.read_bytes())]
+    table, body, offset = b"", b"", 16
+    for name, data in entries:
+        table += (offset | 0x80000000).to_bytes(4, "little") + len(data).to_bytes(4, "little")
+        body += name + data
+        offset += len(name) + len(data)
+    (tmp_path / "x.cat").write_bytes(table + body)
+    found = opensfx_entries(tmp_path / "x.cat")
+    assert [t for t, _ in found] == ['"Cow". ', "x"] and all(d == wav.read_bytes() for _, d in found)
 
 
 def test_every_category_has_a_sound_and_a_picture_and_pack_sounds_are_16k_mono():
@@ -45,12 +88,18 @@ def test_shrink_picture_crops_to_alpha_box_and_keeps_transparency(tmp_path):
     rgba = np.zeros((400, 300, 4), np.uint8)
     rgba[100:300, 50:150] = (200, 30, 30, 255)
     rgba[150:160, 60:70, 3] = 0                                      # a hole stays transparent
+    for y, x in ((100, 50), (285, 50), (100, 135), (285, 135)):
+        rgba[y:y + 15, x:x + 15, 3] = 0                              # cut corners: an outline, not a rectangle
     Image.fromarray(rgba).save(tmp_path / "in.png")
-    shrink_picture(tmp_path / "in.png", tmp_path / "out.png")
+    assert shrink_picture(tmp_path / "in.png", tmp_path / "out.png")
     out = np.asarray(Image.open(tmp_path / "out.png").convert("RGBA"))
     assert out.shape[:2] == (192, 96)                                # 200 x 100 box, long side 192
     assert out[..., 3].max() >= 250 and out[50:55, 11:17, 3].max() < 128
     assert out[out[..., 3] >= 250][:, 0].min() > 150
+    rgba[:, :, 3] = 255                                              # an opaque rectangle (a photo) is refused
+    Image.fromarray(rgba).save(tmp_path / "photo.png")
+    assert not shrink_picture(tmp_path / "photo.png", tmp_path / "photo_out.png")
+    assert not (tmp_path / "photo_out.png").exists()
 
 
 def test_finish_sound_trims_silence_and_resamples_to_16k():
@@ -59,10 +108,13 @@ def test_finish_sound_trims_silence_and_resamples_to_16k():
     wav = np.concatenate([np.zeros(rate), tone, np.zeros(2 * rate)]).astype(np.float32)
     out = finish_sound(wav, rate)
     assert abs(len(out) / SAMPLE_RATE - 1.1) < 0.05                  # 1 s tone + 2 x 50 ms margins
-    assert np.isclose(np.abs(out).max(), 0.9, atol=0.02)
+    assert np.isclose(20 * np.log10(np.sqrt(np.mean(out[1000:-1000] ** 2))), LOUDNESS_DBFS, atol=0.5)
+    spiky = wav * 0.03
+    spiky[rate + 100] = 0.5                                           # a click on a quiet tone: the peak is capped
+    assert np.isclose(np.abs(finish_sound(spiky, rate)).max(), 0.95, atol=0.01)
 
 
-@pytest.mark.parametrize("style", ["melody", "chords", "drums", "cymbals", "drone", "tweets"])
+@pytest.mark.parametrize("style", ["melody", "chords", "drums", "cymbals", "drone", "tweets", "hits"])
 def test_phrase_is_deterministic_and_plays_notes(style):
     voice = Voice(0, style, bank=128 if style in ("drums", "cymbals") else 0)
     a, desc = phrase(voice, np.random.default_rng(1))
@@ -77,4 +129,4 @@ def test_phrase_is_deterministic_and_plays_notes(style):
 def test_render_gives_16k_mono_audio():
     midi, _ = phrase(Voice(40, "melody", 55, 80), np.random.default_rng(0))
     wav = render(midi, DEFAULT_SOUNDFONT, reverb=False)
-    assert wav.ndim == 1 and 1.5 * SAMPLE_RATE < len(wav) <= 3.5 * SAMPLE_RATE and np.abs(wav).max() > 0.5
+    assert wav.ndim == 1 and 1.5 * SAMPLE_RATE < len(wav) <= 3.5 * SAMPLE_RATE and np.abs(wav).max() > 0.05

@@ -12,8 +12,8 @@ from PIL import Image
 from avdemo.benchmarks import load_vggss
 from avdemo.data.catalog import load_catalog
 from avdemo.data.scenes import mask_box
-from avdemo.data.splits import (build_split, ensure_split, heard_categories, media_pools, norm_coord,
-                                split_media)
+from avdemo.data.splits import (HELDOUT_POOLS, HELDOUT_STYLES, build_split, ensure_split, heard_categories,
+                                heldout_style, media_pools, norm_coord, split_media)
 from avdemo.metrics import gt_map_from_boxes
 
 N = 6
@@ -51,17 +51,30 @@ def test_heldout_media_never_reach_train(catalog):
             ids = catalog.ids(category, kind)
             if len(ids) > 1:
                 assert tr[category] and te[category] and not set(tr[category]) & set(te[category])
-                assert set(te[category]) <= {i for i in ids if pools[i] == "heldout"}
+                assert set(te[category]) <= {i for i in ids if pools[i] in HELDOUT_POOLS}
             else:
                 assert tr[category] == te[category] == tuple(ids)
     assert train.silent and test.silent and not set(train.silent) & set(test.silent)
+
+
+def test_heldout_styles_never_reach_train_and_reach_test(catalog):
+    pools = media_pools(catalog)
+    train, test = split_media(catalog, "train"), split_media(catalog, "test")
+    train_ids = {i for ids in (*train.pictures.values(), *train.sounds.values()) for i in ids}
+    test_ids = {i for ids in (*test.pictures.values(), *test.sounds.values()) for i in ids}
+    styled = {i for i, pool in pools.items() if pool == "style"}
+    assert styled and not styled & train_ids and styled <= test_ids | set(test.silent)
+    assert {catalog.media[i].style for i in styled} >= set(HELDOUT_STYLES) | {"timgm6mb"}
+    assert all(heldout_style(catalog.media[i]) for i in styled)
+    for category in catalog.categories:                     # every category keeps training media of each kind
+        assert train.pictures[category] and train.sounds[category]
 
 
 def test_built_test_scenes_use_only_heldout_or_shared_media(catalog, test_split):
     pools = media_pools(catalog, seed=5)
     for entry in json.loads((test_split / "vggss.json").read_text()):
         used = [entry["audio_media"]] + [o["picture"] for o in entry["objects"]]
-        assert all(pools[m] in ("heldout", "shared") for m in used)
+        assert all(pools[m] in (*HELDOUT_POOLS, "shared") for m in used)
 
 
 def test_layout_is_vggss_and_the_benchmark_loader_reads_it(test_split):

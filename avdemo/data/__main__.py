@@ -9,8 +9,10 @@ import tempfile
 from pathlib import Path
 
 from avdemo.data.baselines import baseline_table, write_baselines
-from avdemo.data.build_pack import DEFAULT_SOUNDFONT, PACK_DIR, build_pack, stamps_from_deb
-from avdemo.data.catalog import load_catalog
+from avdemo.data.build_pack import PACK_DIR, SHEETS_DIR, build_pack
+from avdemo.data.pack_docs import coverage
+from avdemo.data.sources import fetch_all
+from avdemo.data.catalog import load_catalog, read_manifest
 from avdemo.data.splits import DEFAULT_ROOT, DEFAULT_SIZES, SPLITS, build_split
 from avdemo.data.videos import EXAMPLES_DIR, write_examples
 
@@ -19,12 +21,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m avdemo.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    pack = sub.add_parser("pack", help="rebuild the curated media pack from Debian's tuxpaint-stamps-default")
-    source = pack.add_mutually_exclusive_group(required=True)
-    source.add_argument("--deb", type=Path, help="tuxpaint-stamps-default_*.deb (apt-get download tuxpaint-stamps-default)")
-    source.add_argument("--stamps", type=Path, help="an extracted stamps folder (.../usr/share/tuxpaint/stamps)")
-    pack.add_argument("--soundfont", type=Path, default=DEFAULT_SOUNDFONT)
+    pack = sub.add_parser("pack", help="rebuild the media pack from its pinned npm and Debian packages")
+    pack.add_argument("--from", dest="given", type=Path,
+                      help="a folder holding already unpacked sources (<package>-<version>/); others are downloaded")
     pack.add_argument("--out", type=Path, default=PACK_DIR)
+    pack.add_argument("--sheets", type=Path, default=SHEETS_DIR, help="where the per-category contact sheets go")
 
     build = sub.add_parser("build", help="generate the benchmark splits (VGG-SS layout) and their baselines")
     build.add_argument("--out", type=Path, default=DEFAULT_ROOT)
@@ -43,11 +44,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parser.parse_args(argv)
     if args.command == "pack":
-        if args.stamps:
-            print(build_pack(args.stamps, args.out, args.soundfont))
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                print(build_pack(stamps_from_deb(args.deb, Path(tmp)), args.out, args.soundfont))
+        with tempfile.TemporaryDirectory() as tmp:
+            print(build_pack(fetch_all(Path(tmp), args.given), args.out, args.sheets))
+        _print_coverage(args.out)
     elif args.command == "build":
         catalog = load_catalog()
         for split in SPLITS:
@@ -63,6 +62,17 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "videos":
         for path in write_examples(args.out, args.seed):
             print(f"{path} ({path.stat().st_size // 1024} KB)")
+
+
+def _print_coverage(pack: Path) -> None:
+    counts = coverage(read_manifest(pack))
+    pictures = sum(c.pictures >= 8 and c.picture_sources >= 3 for c in counts.values())
+    sounds = sum(c.sounds >= 3 and c.sound_sources >= 2 for c in counts.values())
+    for category, c in counts.items():
+        print(f"{category:32s} pictures {c.pictures:3d} from {c.picture_sources} sources, "
+              f"sounds {c.sounds:3d} from {c.sound_sources}")
+    print(f"{pictures}/{len(counts)} categories with >= 8 pictures from >= 3 sources; "
+          f"{sounds}/{len(counts)} with >= 3 recordings from >= 2 sources")
 
 
 def _print_baselines(path: Path) -> None:

@@ -1,20 +1,22 @@
-"""Rebuild the curated media pack (``avdemo/data/pack/``) from Debian's ``tuxpaint-stamps-default`` and
-fluidsynth renders of Debian's General MIDI soundfont ``fluid-soundfont-gm``.
+"""Rebuild the media pack (``avdemo/data/pack/``) from pinned npm and Debian packages (see sources.py).
 
-Every stamp whose own recording is the thing's sound (never the spoken ``*_desc*.ogg``) joins a
-category named like VGGSound's, with the pictures of its kind; instrument, bird and helicopter categories
-are widened with General MIDI renders (many programs, pitches, tempi, velocities). Other stamps become
-silent objects. Sounds: 16 kHz mono, trimmed, OGG Vorbis. Pictures: cropped to their alpha box,
-shrunk, 256-colour PNG with alpha. ``manifest.csv`` lists file, category, kind and source.
+Pictures: Tux Paint stamps, ten emoji sets, game-icons, Openclipart drawings and Symbola glyphs, each
+cropped to its alpha box, shrunk to at most 192 px, 256-colour PNG with alpha. Sounds: Tux Paint stamps'
+own recordings (never the spoken ``*_desc*.ogg``), OpenSFX and Sonic Pi recordings, and fluidsynth
+renders of three soundfonts (FluidR3 GM, FluidR3 GS sound effects, TimGM6mb); 16 kHz mono, trimmed,
+loudness-normalised OGG Vorbis. Duplicates (same decoded pixels or samples) are dropped. Stamps outside
+the categories become silent objects. ``manifest.csv`` records every file's provenance; ATTRIBUTION.md
+and one contact sheet per category are written from it.
 """
 from __future__ import annotations
 
 import csv
 import fnmatch
+import hashlib
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mido
@@ -25,15 +27,27 @@ import torchaudio.functional as AF
 from PIL import Image
 from tqdm import tqdm
 
-from avdemo.data.catalog import PACK_DIR, SAMPLE_RATE, SILENT_OBJECT
+from avdemo.data import picture_sources as pics
+from avdemo.data import sound_sources as snd
+from avdemo.data.catalog import MANIFEST_FIELDS, PACK_DIR, SAMPLE_RATE, SILENT_OBJECT, Media
+from avdemo.data.pack_docs import COPYRIGHT_FILES, write_attribution, write_contact_sheets
+from avdemo.data.sources import SOURCES, Source
 from avdemo.errors import AVDemoError
 
 STAMPS_IN_DEB = "usr/share/tuxpaint/stamps"
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+SOUNDFONTS = {"fluid-soundfont-gm": "usr/share/sounds/sf2/FluidR3_GM.sf2",
+              "fluid-soundfont-gs": "usr/share/sounds/sf2/FluidR3_GS.sf2",
+              "timgm6mb-soundfont": "usr/share/sounds/sf2/TimGM6mb.sf2"}
+SYMBOLA_FONT = "usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf"
+SHEETS_DIR = Path(__file__).resolve().parents[2] / "data_cache" / "contact_sheets"
 PICTURE_MAX_SIDE = 192
 PICTURE_COLOURS = 256
 MAX_SOUND_S = 6.0
 TRIM_FLOOR_DB = -40.0
+LOUDNESS_DBFS = -20.0
+PEAK_MAX = 0.95
+OPAQUE_BOX_SHARE = 0.97           # pictures whose alpha box is this opaque are photos/rectangles
 RENDER_S = 3.5
 
 
@@ -41,7 +55,7 @@ RENDER_S = 3.5
 class Voice:
     """A General MIDI voice to render: ``bank`` 128 is the percussion channel (``program`` = kit)."""
     program: int
-    style: str                      # melody | chords | drums | cymbals | drone | tweets
+    style: str                      # melody | chords | drums | cymbals | drone | tweets | hits
     low: int = 48                   # MIDI note range of melodies / chords
     high: int = 72
     bank: int = 0
@@ -162,29 +176,50 @@ def trim_silence(wav: np.ndarray, sample_rate: int, floor_db: float = TRIM_FLOOR
 
 
 def finish_sound(wav: np.ndarray, sample_rate: int, max_s: float = MAX_SOUND_S, fade_s: float = 0.01) -> np.ndarray:
-    """Mono float (T,) at any rate -> 16 kHz, trimmed, at most ``max_s`` (faded ends), peak 0.9, float32."""
+    """Mono float (T,) at any rate -> 16 kHz, trimmed, at most ``max_s`` (faded ends), loudness-normalised
+    (RMS of the frames within 30 dB of the loudest at LOUDNESS_DBFS, peak at most PEAK_MAX), float32."""
     wav16 = AF.resample(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), sample_rate, SAMPLE_RATE).numpy()
     wav16 = trim_silence(wav16, SAMPLE_RATE)[: int(max_s * SAMPLE_RATE)]
     fade = np.linspace(0, 1, min(int(fade_s * SAMPLE_RATE), len(wav16) // 2), dtype=np.float32)
     wav16[: len(fade)] *= fade
     wav16[len(wav16) - len(fade):] *= fade[::-1]
-    return (0.9 * wav16 / max(np.abs(wav16).max(), 1e-6)).astype(np.float32)
+    return normalise_loudness(wav16)
+
+
+def normalise_loudness(wav: np.ndarray) -> np.ndarray:
+    """Scale so the active part's RMS is LOUDNESS_DBFS, unless that would push the peak past PEAK_MAX."""
+    hop = SAMPLE_RATE // 100
+    count = max(1, -(-len(wav) // hop))
+    frames = np.pad(wav, (0, count * hop - len(wav))).reshape(count, hop)
+    energy = (frames ** 2).mean(1)
+    active = energy[energy > energy.max() * 10 ** (-3.0)]
+    rms = float(np.sqrt(active.mean())) if len(active) else 0.0
+    gain = min(10 ** (LOUDNESS_DBFS / 20) / max(rms, 1e-6), PEAK_MAX / max(float(np.abs(wav).max()), 1e-6))
+    return (wav * gain).astype(np.float32)
 
 
 def write_ogg(path: Path, wav16: np.ndarray) -> None:
     sf.write(path, wav16, SAMPLE_RATE, format="OGG", subtype="VORBIS")
 
 
-def shrink_picture(src: Path, dst: Path) -> None:
-    """Crop to the alpha box, shrink to PICTURE_MAX_SIDE (premultiplied), save a 256-colour RGBA PNG."""
+def shrink_picture(src: Path, dst: Path) -> bool:
+    """Crop to the alpha box, shrink to PICTURE_MAX_SIDE (premultiplied), save a 256-colour RGBA PNG.
+    Returns False (and writes nothing) for an empty picture or an opaque rectangle (no object outline)."""
     image = Image.open(src).convert("RGBA")
-    image = image.crop(image.getchannel("A").point(lambda a: 255 if a >= 16 else 0).getbbox())
+    box = image.getchannel("A").point(lambda a: 255 if a >= 16 else 0).getbbox()
+    if box is None:
+        return False
+    image = image.crop(box)
+    if (np.asarray(image.getchannel("A")) >= 250).mean() > OPAQUE_BOX_SHARE:
+        return False
     image = image.convert("RGBa")
     image.thumbnail((PICTURE_MAX_SIDE, PICTURE_MAX_SIDE), Image.LANCZOS)
     image.convert("RGBA").quantize(PICTURE_COLOURS, method=Image.Quantize.FASTOCTREE).save(dst, optimize=True)
+    return True
 
 
-def phrase(voice: Voice, rng: np.random.Generator, duration_s: float = RENDER_S) -> tuple[mido.MidiFile, str]:
+def phrase(voice: Voice, rng: np.random.Generator, duration_s: float = RENDER_S,
+           font: str = "FluidR3_GM") -> tuple[mido.MidiFile, str]:
     """A random phrase for ``voice`` filling ``duration_s``; returns the MIDI file and a description."""
     tempo_bpm = int(rng.integers(70, 161))
     velocity = int(rng.integers(55, 121))
@@ -238,6 +273,11 @@ def phrase(voice: Voice, rng: np.random.Generator, duration_s: float = RENDER_S)
         while beat < beats:
             note(beat, int(rng.choice(cymbals)), 1.0, velocity)
             beat += float(rng.choice((0.5, 1.0, 2.0)))
+    elif voice.style == "hits":
+        beat = 0.0
+        while beat < beats:
+            note(beat, int(rng.integers(voice.low, voice.high + 1)), 0.9, velocity)
+            beat += float(rng.choice((1.0, 1.5, 2.0)))
     elif voice.style == "drone":
         note(0.0, int(rng.integers(voice.low, voice.high)), beats, velocity)
     else:
@@ -247,6 +287,8 @@ def phrase(voice: Voice, rng: np.random.Generator, duration_s: float = RENDER_S)
     track = mido.MidiTrack()
     midi.tracks.append(track)
     track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm)))
+    if 0 < voice.bank < 128:
+        track.append(mido.Message("control_change", channel=channel, control=0, value=voice.bank))
     track.append(mido.Message("program_change", channel=channel, program=voice.program))
     now = 0
     for beat, pitch, vel, on in sorted(events, key=lambda e: (e[0], e[3])):
@@ -254,7 +296,7 @@ def phrase(voice: Voice, rng: np.random.Generator, duration_s: float = RENDER_S)
         kind = "note_on" if on else "note_off"
         track.append(mido.Message(kind, channel=channel, note=pitch, velocity=vel, time=tick - now))
         now = tick
-    description = (f"fluidsynth FluidR3_GM bank {voice.bank} program {voice.program}, {voice.style}, "
+    description = (f"fluidsynth {font} bank {voice.bank} program {voice.program}, {voice.style}, "
                    f"notes {voice.low}-{voice.high}, {tempo_bpm} bpm, velocity {velocity}")
     return midi, description
 
@@ -270,6 +312,60 @@ def render(midi: mido.MidiFile, soundfont: Path, reverb: bool) -> np.ndarray:
     return finish_sound(audio.mean(1), rate, max_s=RENDER_S)
 
 
+
+# FluidR3 GS sound-effect variations (bank, program) per category: (voice, renders).
+GS_SFX: dict[str, tuple[tuple[Voice, int], ...]] = {
+    "dog, fox barking": ((Voice(123, "hits", 57, 63, bank=1), 3),),
+    "bird chirping, tweeting": ((Voice(123, "tweets", 60, 84, bank=3), 2),),
+    "thunder": ((Voice(122, "drone", 55, 65, bank=2), 2),),
+    "fire truck siren": ((Voice(125, "drone", 57, 65, bank=5), 2),),
+    "race car, auto racing": ((Voice(125, "drone", 57, 64, bank=3), 2), (Voice(125, "drone", 57, 64, bank=1), 1)),
+}
+TIMGM_RENDERS = 6                    # TimGM6mb renders per category with General MIDI voices
+
+
+@dataclass
+class PackWriter:
+    """Writes media into the pack folder, drops content duplicates and collects the manifest rows."""
+    out: Path
+    rows: list[dict[str, str]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    duplicates: list[str] = field(default_factory=list)
+
+    def _row(self, name: str, category: str, kind: str, source: Source, original: str, style: str,
+             licence: str = "", author: str = "") -> None:
+        self.rows.append(dict(file=name, category=category, kind=kind, package=source.package, version=source.version,
+                              original=original, licence=licence or source.licence, author=author or source.author,
+                              style=style))
+
+    def _fresh(self, digest: str, name: str) -> bool:
+        if digest in self.seen:
+            self.duplicates.append(name)
+            return False
+        self.seen.add(digest)
+        return True
+
+    def sound(self, name: str, wav16: np.ndarray, category: str, source: Source, original: str, style: str,
+              licence: str = "", author: str = "") -> None:
+        """Add a finished 16 kHz sound unless the same samples are already in the pack."""
+        if not self._fresh(hashlib.sha1(np.round(wav16 * 32767).astype(np.int16).tobytes()).hexdigest(), name):
+            return
+        write_ogg(self.out / name, wav16)
+        self._row(name, category, "sound", source, original, style, licence, author)
+
+    def picture(self, name: str, src: Path, category: str, source: Source, original: str, style: str,
+                licence: str = "", author: str = "") -> None:
+        """Add a picture (shrunk from ``src``) unless it is empty, an opaque rectangle or a duplicate."""
+        dst = self.out / name
+        if not shrink_picture(src, dst):
+            self.duplicates.append(f"{name} (no outline)")
+            return
+        if not self._fresh(hashlib.sha1(np.asarray(Image.open(dst).convert("RGBA")).tobytes()).hexdigest(), name):
+            dst.unlink()
+            return
+        self._row(name, category, "picture", source, original, style, licence, author)
+
+
 def silent_stamps(stamps: Path) -> list[str]:
     """Stamp pictures that no category uses, less SILENT_EXCLUDE."""
     used = {p for c in CATEGORIES for p in c.pictures}
@@ -277,58 +373,112 @@ def silent_stamps(stamps: Path) -> list[str]:
     return [s for s in found if s not in used and not any(fnmatch.fnmatch(s, pat) for pat in SILENT_EXCLUDE)]
 
 
-def build_pack(stamps: Path, out: Path = PACK_DIR, soundfont: Path = DEFAULT_SOUNDFONT, seed: int = 0) -> Path:
-    """Write the curated pack into ``out`` (sounds/, pictures/, manifest.csv, LICENSE files)."""
+def add_tuxpaint(writer: PackWriter, root: Path) -> None:
+    """Stamps' own recordings and pictures per category, then the silent objects."""
+    stamps, source = root / STAMPS_IN_DEB, SOURCES["tuxpaint-stamps-default"]
     if not (stamps / "animals").is_dir():
-        raise AVDemoError(f"{stamps} is not the stamps folder of tuxpaint-stamps-default (no animals/ in it)")
-    if not soundfont.is_file() or shutil.which("fluidsynth") is None:
-        raise AVDemoError(f"need fluidsynth and the soundfont {soundfont}: apt-get install fluidsynth fluid-soundfont-gm")
+        raise AVDemoError(f"{root} holds no Tux Paint stamps ({STAMPS_IN_DEB}/animals missing)")
+    for category in CATEGORIES:
+        for stamp in category.sounds:
+            audio, rate = sf.read(stamps / f"{stamp}.ogg", dtype="float32", always_2d=True)
+            writer.sound(f"sounds/{stamp_id(stamp)}.ogg", finish_sound(audio.mean(1), rate), category.name, source,
+                         f"{STAMPS_IN_DEB}/{stamp}.ogg", "tuxpaint")
+        for stamp in category.pictures:
+            writer.picture(f"pictures/{stamp_id(stamp)}.png", stamps / f"{stamp}.png", category.name, source,
+                           f"{STAMPS_IN_DEB}/{stamp}.png", "tuxpaint")
+    for stamp in tqdm(silent_stamps(stamps), desc="silent objects"):
+        writer.picture(f"pictures/{stamp_id(stamp)}.png", stamps / f"{stamp}.png", SILENT_OBJECT, source,
+                       f"{STAMPS_IN_DEB}/{stamp}.png", "tuxpaint")
+
+
+def _slug(text: str) -> str:
+    return stamp_id(text.split(",")[0].replace(" ", "_").replace(".", "_"))
+
+
+def add_renders(writer: PackWriter, roots: dict[str, Path], seed: int) -> None:
+    """fluidsynth renders: FluidR3 GM voices (as before), FluidR3 GS sound effects, TimGM6mb GM voices."""
+    fonts = {key: roots[key] / rel for key, rel in SOUNDFONTS.items()}
+    rng = np.random.default_rng(seed)
+    plans = (("fluid-soundfont-gm", "gm", "fluidr3", [(c.name, c.voices, c.renders) for c in CATEGORIES], rng),
+             ("fluid-soundfont-gs", "gs", "fluidr3-gs",
+              [(name, (v,), n) for name, group in GS_SFX.items() for v, n in group], np.random.default_rng([seed, 1])),
+             ("timgm6mb-soundfont", "timgm", "timgm6mb",
+              [(c.name, c.voices, TIMGM_RENDERS) for c in CATEGORIES if c.voices], np.random.default_rng([seed, 2])))
+    for key, prefix, style, plan, plan_rng in plans:
+        label, counters = fonts[key].stem, {}
+        for category, voices, renders in tqdm(plan, desc=f"{label} renders"):
+            for k in range(renders):
+                midi, description = phrase(voices[k % len(voices)], plan_rng, font=label)
+                reverb = bool(plan_rng.random() < 0.5)
+                index = counters.setdefault(category, 0)
+                counters[category] += 1
+                writer.sound(f"sounds/{prefix}_{_slug(category)}_{index:02d}.ogg", render(midi, fonts[key], reverb),
+                             category, SOURCES[key], f"{description}, reverb {'on' if reverb else 'off'}", style)
+
+
+def add_recordings(writer: PackWriter, roots: dict[str, Path]) -> None:
+    """OpenSFX and Sonic Pi recordings (each with its own licence and author)."""
+    for key, prefix, style, found in (("openttd-opensfx", "opensfx", "opensfx", snd.opensfx_recordings),
+                                      ("sonic-pi-samples", "sonicpi", "sonic-pi", snd.sonic_pi_recordings)):
+        for rec in found(roots[key]):
+            writer.sound(f"sounds/{prefix}_{rec.name}.ogg", finish_sound(rec.wav, rec.rate), rec.category, SOURCES[key],
+                         rec.original, style, rec.licence, rec.author)
+
+
+def add_drawings(writer: PackWriter, roots: dict[str, Path], tmp: Path) -> None:
+    """Emoji sets, game-icons, Openclipart and Symbola pictures, rasterised then shrunk."""
+    sets = {name: pics.IconSet(roots[name]) for name in pics.EMOJI_SETS + ("game-icons",)}
+    points = pics.code_points(sets)
+    font = roots["fonts-symbola"] / SYMBOLA_FONT
+    groups = [(name, pics.emoji_drawings(name, sets[name], points, SOURCES[name].author)) for name in pics.EMOJI_SETS]
+    groups += [("game-icons", pics.game_icon_drawings(sets["game-icons"], SOURCES["game-icons"].author)),
+               ("openclipart-svg", pics.openclipart_drawings(roots["openclipart-svg"])),
+               ("fonts-symbola", pics.symbola_drawings(font, points))]
+    for key, drawings in groups:
+        for drawing in tqdm(drawings, desc=key):
+            stem = Path(drawing.original).stem if drawing.style == "openclipart" else drawing.original.split()[-1]
+            raster = tmp / "raster.png"
+            pics.rasterise(drawing, raster, font)
+            writer.picture(f"pictures/{_slug(drawing.style)}_{stamp_id(stem)}.png", raster, drawing.category,
+                           SOURCES[key], drawing.original, drawing.style, author=drawing.author)
+
+
+def build_pack(roots: dict[str, Path], out: Path = PACK_DIR, sheets: Path | None = SHEETS_DIR, seed: int = 0) -> Path:
+    """Write the whole pack into ``out`` from the unpacked sources ``roots`` (see sources.fetch_all)."""
+    missing = [tool for tool in ("fluidsynth", "rsvg-convert") if shutil.which(tool) is None]
+    if missing:
+        raise AVDemoError(f"need {', '.join(missing)}: apt-get install fluidsynth librsvg2-bin")
     for sub in ("sounds", "pictures"):
         shutil.rmtree(out / sub, ignore_errors=True)
         (out / sub).mkdir(parents=True)
-    rows: list[dict[str, str]] = []
-    rng = np.random.default_rng(seed)
-    for category in tqdm(CATEGORIES, desc="categories"):
-        for stamp in category.sounds:
-            audio, rate = sf.read(stamps / f"{stamp}.ogg", dtype="float32", always_2d=True)
-            name = f"sounds/{stamp_id(stamp)}.ogg"
-            write_ogg(out / name, finish_sound(audio.mean(1), rate))
-            rows.append(dict(file=name, category=category.name, kind="sound", source=f"{STAMPS_IN_DEB}/{stamp}.ogg"))
-        for k in range(category.renders):
-            voice = category.voices[k % len(category.voices)]
-            midi, description = phrase(voice, rng)
-            reverb = bool(rng.random() < 0.5)
-            name = f"sounds/gm_{stamp_id(category.name.split(',')[0].replace(' ', '_'))}_{k:02d}.ogg"
-            write_ogg(out / name, render(midi, soundfont, reverb))
-            rows.append(dict(file=name, category=category.name, kind="sound",
-                             source=f"{description}, reverb {'on' if reverb else 'off'}"))
-        for stamp in category.pictures:
-            name = f"pictures/{stamp_id(stamp)}.png"
-            shrink_picture(stamps / f"{stamp}.png", out / name)
-            rows.append(dict(file=name, category=category.name, kind="picture", source=f"{STAMPS_IN_DEB}/{stamp}.png"))
-    for stamp in tqdm(silent_stamps(stamps), desc="silent objects"):
-        name = f"pictures/{stamp_id(stamp)}.png"
-        shrink_picture(stamps / f"{stamp}.png", out / name)
-        rows.append(dict(file=name, category=SILENT_OBJECT, kind="picture", source=f"{STAMPS_IN_DEB}/{stamp}.png"))
-    copy_licences(stamps, out)
+    writer = PackWriter(out)
+    add_tuxpaint(writer, roots["tuxpaint-stamps-default"])
+    add_renders(writer, roots, seed)
+    add_recordings(writer, roots)
+    with tempfile.TemporaryDirectory() as tmp:
+        add_drawings(writer, roots, Path(tmp))
+    rows = sorted(writer.rows, key=lambda r: (r["category"] == SILENT_OBJECT, r["category"], r["kind"], r["file"]))
     with open(out / "manifest.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["file", "category", "kind", "source"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        csv_writer = csv.DictWriter(f, fieldnames=list(MANIFEST_FIELDS), lineterminator="\n")
+        csv_writer.writeheader()
+        csv_writer.writerows(rows)
+    copy_licences(roots, out)
+    media = [Media(id=str(Path(r["file"]).with_suffix("")), **r) for r in rows]
+    write_attribution(media, out, writer.duplicates)
+    if sheets is not None:
+        write_contact_sheets(media, out, sheets)
     return out
 
 
-def copy_licences(stamps: Path, out: Path) -> None:
-    """Copy the Debian copyright files of both sources and the GPL-2 text next to the media."""
-    doc = stamps.parents[1] / "doc/tuxpaint-stamps-default/copyright"
-    if not doc.is_file():
-        doc = Path("/usr/share/doc/tuxpaint-stamps-default/copyright")
-    shutil.copyfile(doc, out / "COPYRIGHT-tuxpaint-stamps.txt")
-    shutil.copyfile(Path("/usr/share/doc/fluid-soundfont-gm/copyright"), out / "COPYRIGHT-fluid-soundfont.txt")
-    shutil.copyfile(Path("/usr/share/common-licenses/GPL-2"), out / "LICENSE-GPL-2.txt")
+LICENCE_DIR = Path(__file__).parent / "licences"
 
 
-def stamps_from_deb(deb: Path, into: Path) -> Path:
-    """Extract a tuxpaint-stamps-default .deb with ``dpkg -x`` into ``into``; returns its stamps folder."""
-    subprocess.run(["dpkg", "-x", str(deb), str(into)], check=True)
-    return into / STAMPS_IN_DEB
+def copy_licences(roots: dict[str, Path], out: Path) -> None:
+    """The licence texts (avdemo/data/licences/) and each Debian source's copyright file."""
+    for old in list(out.glob("LICENSE-*.txt")) + list(out.glob("COPYRIGHT-*.txt")):
+        old.unlink()
+    for text in sorted(LICENCE_DIR.glob("*.txt")):
+        shutil.copyfile(text, out / f"LICENSE-{text.name}")
+    for key in COPYRIGHT_FILES:
+        shutil.copyfile(roots[key] / f"usr/share/doc/{key}/copyright", out / f"COPYRIGHT-{key}.txt")
+

@@ -14,16 +14,24 @@ from avdemo.errors import AVDemoError
 PACK_DIR = Path(__file__).parent / "pack"
 SAMPLE_RATE = 16000                 # every pack sound is 16 kHz mono
 SILENT_OBJECT = "silent object"     # the category of stamps that never sound
+MANIFEST_FIELDS = ("file", "category", "kind", "package", "version", "original", "licence", "author", "style")
 
 
 @dataclass(frozen=True)
 class Media:
-    """One row of ``manifest.csv``; ``id`` is its file path without suffix (``sounds/animals_..._dog``)."""
+    """One row of ``manifest.csv``; ``id`` is its file path without suffix (``sounds/animals_..._dog``).
+    ``package``/``version``: the npm or Debian package it comes from; ``original``: the name (or render
+    recipe) there; ``style``: the set, artist group or source it belongs to (used by the held-out splits)."""
     id: str
     file: str
     category: str
     kind: str                       # sound | picture
-    source: str
+    package: str
+    version: str = ""
+    original: str = ""
+    licence: str = ""
+    author: str = ""
+    style: str = ""
 
     @property
     def silent(self) -> bool:
@@ -53,13 +61,17 @@ def read_manifest(pack_dir: Path = PACK_DIR) -> list[Media]:
     path = Path(pack_dir) / "manifest.csv"
     if not path.is_file():
         raise AVDemoError(f"no media pack at {pack_dir} (manifest.csv missing): "
-                          "rebuild it with `python -m avdemo.data pack --deb tuxpaint-stamps-default_*.deb`")
+                          "rebuild it with `python -m avdemo.data pack`")
     with open(path, newline="") as f:
-        return [Media(id=str(Path(row["file"]).with_suffix("")), **row) for row in csv.DictReader(f)]
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != MANIFEST_FIELDS:
+            raise AVDemoError(f"{path}: columns {reader.fieldnames}, expected {list(MANIFEST_FIELDS)}; "
+                              "rebuild the pack with `python -m avdemo.data pack`")
+        return [Media(id=str(Path(row["file"]).with_suffix("")), **row) for row in reader]
 
 
 def load_catalog(pack_dir: Path = PACK_DIR) -> Catalog:
-    """Decode the whole pack (about 500 pictures and 230 sounds; a few seconds)."""
+    """Decode the whole pack (about 1,900 pictures and 400 sounds; a few seconds)."""
     rows = read_manifest(pack_dir)
     pictures, sounds = {}, {}
     for m in rows:

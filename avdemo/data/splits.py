@@ -1,7 +1,11 @@
 """Splits of the embedded benchmark and their writer (the VGG-SS layout).
 
-Media are held out per category: where a category has more than one recording (or picture), about a
-third of them is kept for val/test/openset and never used in train. The open-set split marks half of the
+Media are held out in two ways, and val/test/openset draw only from held-out (or shared) media:
+- by style/source (pool ``style``): every picture of the HELDOUT_STYLES sets and of the HELDOUT_ARTISTS
+  (Openclipart), every recording of the HELDOUT_SOUND_STYLES sources: a new-looking dog, a dog recorded
+  elsewhere. Where a category would keep no training medium of a kind, its style media stay in play;
+- at random per category (pool ``heldout``): of the remaining media of a category and kind, about a
+  third when there are more than one; a category's only medium of a kind is ``shared``. The open-set split marks half of the
 categories "heard" and half "unheard", as VGG-SS's heard/unheard protocol (train on ``train/heard.txt``).
 
 A split folder holds ``frames/<id>.jpg`` (224 px), ``audio/<id>.wav`` (16 kHz mono PCM16, 3 s),
@@ -29,7 +33,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from avdemo.data.baselines import write_baselines
-from avdemo.data.catalog import SILENT_OBJECT, Catalog, load_catalog
+from avdemo.data.catalog import SILENT_OBJECT, Catalog, Media, load_catalog
 from avdemo.data.scenes import SceneConfig, SplitMedia, make_scene, negative_audio
 from avdemo.errors import AVDemoError
 
@@ -38,6 +42,12 @@ SPLITS = ("train", "val", "test", "openset")
 DEFAULT_SIZES = {"train": 10000, "val": 500, "test": 1000, "openset": 1000}
 SPLIT_CODES = {name: k for k, name in enumerate(SPLITS)}
 HELDOUT_SHARE = 1 / 3
+# Held-out styles: designs that are not re-renderings of a training set (EmojiOne colour and monotone
+# are one design, so both go), some Openclipart artists, and a whole soundfont.
+HELDOUT_STYLES = ("twemoji", "emojione", "emojione-monotone")
+HELDOUT_ARTISTS = ("Nicu Buculei", "Jarno Vasamaa", "mimooh", "peterm", "Susan Park")
+HELDOUT_SOUND_STYLES = ("timgm6mb",)
+HELDOUT_POOLS = ("heldout", "style")
 NEGATIVE_KINDS = ("silence", "noise", "offscreen")
 NEGATIVE_SPLITS = ("val", "test")
 
@@ -50,13 +60,25 @@ def _key(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
+def heldout_style(m: Media) -> bool:
+    """Whether a medium belongs to a held-out style/source (see HELDOUT_STYLES and friends)."""
+    if m.kind == "sound":
+        return m.style in HELDOUT_SOUND_STYLES
+    return m.style in HELDOUT_STYLES or (m.style == "openclipart" and m.author in HELDOUT_ARTISTS)
+
+
 def media_pools(catalog: Catalog, seed: int = 0) -> dict[str, str]:
-    """Media id -> ``train``, ``heldout`` or ``shared`` (the only medium of its category and kind)."""
+    """Media id -> ``train``, ``heldout`` (random), ``style`` (held-out style/source) or ``shared`` (the
+    only medium of its category and kind)."""
     pools: dict[str, str] = {}
     categories = catalog.categories + [SILENT_OBJECT]
     for category in categories:
         for kind in ("sound", "picture"):
             ids = catalog.ids(category, kind)
+            styled = [i for i in ids if heldout_style(catalog.media[i])]
+            if len(styled) < len(ids):
+                pools.update({i: "style" for i in styled})
+                ids = [i for i in ids if i not in set(styled)]
             if len(ids) == 1:
                 pools[ids[0]] = "shared"
                 continue
@@ -79,7 +101,7 @@ def split_media(catalog: Catalog, split: str, seed: int = 0) -> SplitMedia:
     if split not in SPLITS:
         raise AVDemoError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     pools = media_pools(catalog, seed)
-    allowed = {"shared", "train"} if split == "train" else {"shared", "heldout"}
+    allowed = {"shared", "train"} if split == "train" else {"shared", *HELDOUT_POOLS}
 
     def pick(category: str, kind: str) -> tuple[str, ...]:
         return tuple(i for i in catalog.ids(category, kind) if pools[i] in allowed)
