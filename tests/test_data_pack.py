@@ -9,7 +9,7 @@ import soundfile as sf
 from PIL import Image
 
 from avdemo.data.build_pack import (CATEGORIES, DEFAULT_SOUNDFONT, LOUDNESS_DBFS, PACK_DIR, SAMPLE_RATE, Voice,
-                                    finish_sound, phrase, render, shrink_picture)
+                                    finish_sound, phrase, render, shrink_picture, write_ogg)
 from avdemo.data.catalog import read_manifest
 from avdemo.data.pack_docs import LICENCE_FILES, coverage
 from avdemo.data.sound_sources import opensfx_entries
@@ -44,7 +44,7 @@ def test_manifest_records_provenance_and_no_share_alike_licence():
 def test_no_spoken_description_and_no_duplicate_sound():
     sounds = [m for m in read_manifest() if m.kind == "sound"]
     assert sounds and not any("_desc" in m.original for m in sounds)
-    assert all(m.original.endswith((".ogg", ".flac")) or m.original.startswith(("fluidsynth", '"')) for m in sounds)
+    assert all(m.original.endswith((".ogg", ".flac", ".wav")) or m.original.startswith(("fluidsynth", '"')) for m in sounds)
     decoded = {sf.read(PACK_DIR / m.file, dtype="int16")[0].tobytes() for m in sounds}
     assert len(decoded) == len(sounds)
 
@@ -100,6 +100,14 @@ def test_shrink_picture_crops_to_alpha_box_and_keeps_transparency(tmp_path):
     Image.fromarray(rgba).save(tmp_path / "photo.png")
     assert not shrink_picture(tmp_path / "photo.png", tmp_path / "photo_out.png")
     assert not (tmp_path / "photo_out.png").exists()
+
+
+def test_write_ogg_gives_the_same_bytes_twice(tmp_path):
+    wav = (0.3 * np.sin(np.arange(16000) / 5)).astype(np.float32)
+    write_ogg(tmp_path / "a.ogg", wav)
+    write_ogg(tmp_path / "b.ogg", wav)
+    assert (tmp_path / "a.ogg").read_bytes() == (tmp_path / "b.ogg").read_bytes()
+    assert np.abs(sf.read(tmp_path / "a.ogg")[0] - wav).max() < 0.05
 
 
 def test_finish_sound_trims_silence_and_resamples_to_16k():

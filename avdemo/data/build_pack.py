@@ -13,10 +13,12 @@ from __future__ import annotations
 import csv
 import fnmatch
 import hashlib
+import io
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import mido
@@ -199,7 +201,34 @@ def normalise_loudness(wav: np.ndarray) -> np.ndarray:
 
 
 def write_ogg(path: Path, wav16: np.ndarray) -> None:
-    sf.write(path, wav16, SAMPLE_RATE, format="OGG", subtype="VORBIS")
+    """OGG Vorbis, with the stream serial (random in libsndfile) pinned so that rebuilds give the same bytes."""
+    buf = io.BytesIO()
+    sf.write(buf, wav16, SAMPLE_RATE, format="OGG", subtype="VORBIS")
+    path.write_bytes(pin_ogg_serial(buf.getvalue()))
+
+
+def _ogg_crc(page: bytes) -> int:
+    crc = 0
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+def pin_ogg_serial(data: bytes, serial: int = 1) -> bytes:
+    """Rewrite every Ogg page's stream serial number to ``serial`` and fix its checksum."""
+    out, pos = bytearray(data), 0
+    while pos < len(out):
+        if out[pos: pos + 4] != b"OggS":
+            raise AVDemoError("not an Ogg stream")
+        segments = out[pos + 26]
+        size = 27 + segments + sum(out[pos + 27: pos + 27 + segments])
+        out[pos + 14: pos + 18] = serial.to_bytes(4, "little")
+        out[pos + 22: pos + 26] = bytes(4)
+        out[pos + 22: pos + 26] = _ogg_crc(bytes(out[pos: pos + size])).to_bytes(4, "little")
+        pos += size
+    return bytes(out)
 
 
 def shrink_picture(src: Path, dst: Path) -> bool:
@@ -417,9 +446,12 @@ def add_renders(writer: PackWriter, roots: dict[str, Path], seed: int) -> None:
 
 
 def add_recordings(writer: PackWriter, roots: dict[str, Path]) -> None:
-    """OpenSFX and Sonic Pi recordings (each with its own licence and author)."""
+    """OpenSFX, Sonic Pi, Lomiri and Deepin recordings (each with its own licence and author)."""
     for key, prefix, style, found in (("openttd-opensfx", "opensfx", "opensfx", snd.opensfx_recordings),
-                                      ("sonic-pi-samples", "sonicpi", "sonic-pi", snd.sonic_pi_recordings)):
+                                      ("sonic-pi-samples", "sonicpi", "sonic-pi", snd.sonic_pi_recordings),
+                                      ("lomiri-sounds", "lomiri", "lomiri", partial(snd.file_recordings, "lomiri-sounds")),
+                                      ("deepin-sound-theme", "deepin", "deepin",
+                                       partial(snd.file_recordings, "deepin-sound-theme"))):
         for rec in found(roots[key]):
             writer.sound(f"sounds/{prefix}_{rec.name}.ogg", finish_sound(rec.wav, rec.rate), rec.category, SOURCES[key],
                          rec.original, style, rec.licence, rec.author)

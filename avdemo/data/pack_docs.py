@@ -15,12 +15,13 @@ from avdemo.data.sources import SOURCES
 SHEET_CELL = 112
 SHEET_COLUMNS = 10
 COPYRIGHT_FILES = ("tuxpaint-stamps-default", "fluid-soundfont-gm", "fluid-soundfont-gs", "timgm6mb-soundfont",
-                   "openttd-opensfx", "sonic-pi-samples", "openclipart-svg", "fonts-symbola")
-PER_FILE_CREDIT = ("openttd-opensfx", "sonic-pi-samples", "openclipart-svg")
+                   "openttd-opensfx", "sonic-pi-samples", "openclipart-svg", "fonts-symbola", "lomiri-sounds",
+                   "deepin-sound-theme")
+PER_FILE_CREDIT = ("openttd-opensfx", "sonic-pi-samples", "openclipart-svg", "lomiri-sounds")
 LICENCE_FILES = {
     "GPL-2.0-or-later": "LICENSE-GPL-2.txt", "GPL-2.0-only": "LICENSE-GPL-2.txt", "MIT": "LICENSE-MIT-fluentui-emoji.txt",
     "Apache-2.0": "LICENSE-Apache-2.0.txt", "CC-BY-4.0": "LICENSE-CC-BY-4.0.txt", "CC-BY-3.0": "LICENSE-CC-BY-3.0.txt",
-    "CC0-1.0": "LICENSE-CC0-1.0.txt",
+    "CC0-1.0": "LICENSE-CC0-1.0.txt", "GPL-3.0-only": "LICENSE-GPL-3.txt",
 }
 CHANGES = ("Changes made by the build (avdemo/data/build_pack.py): SVGs rasterised with rsvg-convert "
            "(Symbola glyphs with FreeType), every picture cropped to its alpha box, shrunk to at most 192 px "

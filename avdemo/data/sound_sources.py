@@ -43,6 +43,15 @@ SONIC_PI: dict[str, tuple[str, ...]] = {
     "playing electric guitar": ("guit_em9", "guit_e_slide", "guit_harmonics", "guit_e_fifths"),
 }
 
+# Single files: source key -> (path in the package, category, SPDX licence, author), licences from the
+# packages' Debian copyright files.
+FILES: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "lomiri-sounds": (("usr/share/sounds/lomiri/camera/click/camera_click.ogg", "camera shutter clicking", "CC0-1.0",
+                       "jdaniel1999 (https://freesound.org/people/jdaniel1999/sounds/376205/)"),),
+    "deepin-sound-theme": (("usr/share/sounds/deepin/stereo/camera-shutter.wav", "camera shutter clicking",
+                            "GPL-3.0-only", "Deepin Technology Co., Ltd."),),
+}
+
 
 @dataclass(frozen=True)
 class Recording:
@@ -115,4 +124,13 @@ def sonic_pi_recordings(root: Path) -> list[Recording]:
                 raise AVDemoError(f"sonic-pi sample {stem}: licence {licence!r}, expected CC0")
             wav, rate = _mono(root / SONIC_PI_SAMPLES / f"{stem}.flac")
             recordings.append(Recording(category, stem, f"{SONIC_PI_SAMPLES}/{stem}.flac", "CC0-1.0", author, wav, rate))
+    return recordings
+
+
+def file_recordings(key: str, root: Path) -> list[Recording]:
+    """The FILES of one package."""
+    recordings = []
+    for path, category, licence, author in FILES[key]:
+        wav, rate = _mono(root / path)
+        recordings.append(Recording(category, Path(path).stem, path, licence, author, wav, rate))
     return recordings
