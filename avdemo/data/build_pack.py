@@ -50,6 +50,7 @@ TRIM_FLOOR_DB = -40.0
 LOUDNESS_DBFS = -20.0
 PEAK_MAX = 0.95
 OPAQUE_BOX_SHARE = 0.97           # pictures whose alpha box is this opaque are photos/rectangles
+MIN_OBJECT_SHARE = 0.01           # pictures with fewer pixels of alpha >= 128 (a scene's object mask) are dropped
 RENDER_S = 3.5
 
 
@@ -233,7 +234,8 @@ def pin_ogg_serial(data: bytes, serial: int = 1) -> bytes:
 
 def shrink_picture(src: Path, dst: Path) -> bool:
     """Crop to the alpha box, shrink to PICTURE_MAX_SIDE (premultiplied), save a 256-colour RGBA PNG.
-    Returns False (and writes nothing) for an empty picture or an opaque rectangle (no object outline)."""
+    Returns False (and writes nothing) for an empty picture, an opaque rectangle (no object outline) or a
+    faint outline (almost no pixel of alpha >= 128)."""
     image = Image.open(src).convert("RGBA")
     box = image.getchannel("A").point(lambda a: 255 if a >= 16 else 0).getbbox()
     if box is None:
@@ -243,6 +245,8 @@ def shrink_picture(src: Path, dst: Path) -> bool:
         return False
     image = image.convert("RGBa")
     image.thumbnail((PICTURE_MAX_SIDE, PICTURE_MAX_SIDE), Image.LANCZOS)
+    if (np.asarray(image.getchannel("A")) >= 128).mean() < MIN_OBJECT_SHARE:
+        return False                                       # a faint outline: scenes would draw no object
     image.convert("RGBA").quantize(PICTURE_COLOURS, method=Image.Quantize.FASTOCTREE).save(dst, optimize=True)
     return True
 
