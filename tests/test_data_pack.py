@@ -1,6 +1,7 @@
 """The committed media pack and the functions that rebuild it."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -10,6 +11,7 @@ from PIL import Image
 
 from avdemo.data.build_pack import (CATEGORIES, DEFAULT_SOUNDFONT, LOUDNESS_DBFS, PACK_DIR, SAMPLE_RATE, Voice,
                                     finish_sound, phrase, render, shrink_picture, write_ogg)
+from avdemo.data import picture_sources as pics
 from avdemo.data.catalog import read_manifest
 from avdemo.data.pack_docs import LICENCE_FILES, coverage
 from avdemo.data.sound_sources import opensfx_entries
@@ -138,3 +140,34 @@ def test_render_gives_16k_mono_audio():
     midi, _ = phrase(Voice(40, "melody", 55, 80), np.random.default_rng(0))
     wav = render(midi, DEFAULT_SOUNDFONT, reverb=False)
     assert wav.ndim == 1 and 1.5 * SAMPLE_RATE < len(wav) <= 3.5 * SAMPLE_RATE and np.abs(wav).max() > 0.05
+
+
+def _icon_set(tmp_path, icons, aliases, chars):
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "icons.json").write_text(json.dumps({"icons": icons, "aliases": aliases, "width": 32, "height": 32}))
+    (package / "chars.json").write_text(json.dumps(chars))
+    return pics.IconSet(tmp_path)
+
+
+def test_emoji_matching_follows_code_points_and_skips_traps(tmp_path):
+    square = {"body": '<rect width="20" height="30" fill="currentColor"/>'}
+    fx = _icon_set(tmp_path, {"dogface": square, "guitar": square, "cricket-game": square},
+                   {"cricket": {"parent": "cricket-game"}}, {"1f436": "dogface", "1f3b8": "guitar", "1f997": "cricket"})
+    points = {"dog-face": {"1f436"}, "guitar": {"1f3b8"}, "cricket": {"1f997"}}
+    found = {(d.category, d.original) for d in pics.emoji_drawings("fxemoji", fx, points, "x")}
+    assert ("dog, fox barking", "dogface") in found and ("playing acoustic guitar", "guitar") in found
+    assert not any(name == "cricket-game" for _, name in found)       # cricket alias -> cricket game: a trap
+    assert "playing electric guitar" not in {c for c, _ in found}
+    assert "turkey" not in pics.emoji_names("turkey gobbling", "streamline-emojis")
+    assert "#000000" in fx.svg("guitar") and 'viewBox="0 0 32 32"' in fx.svg("guitar")
+
+
+@pytest.mark.skipif(shutil.which("rsvg-convert") is None, reason="needs rsvg-convert (librsvg2-bin)")
+def test_rasterised_svg_becomes_a_cropped_picture(tmp_path):
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32" width="32" height="32">'
+           '<circle cx="16" cy="16" r="10" fill="#c00"/></svg>')
+    pics.rasterise(pics.Drawing("x", "test", "circle", svg=svg), tmp_path / "raw.png")
+    assert shrink_picture(tmp_path / "raw.png", tmp_path / "out.png")
+    out = np.asarray(Image.open(tmp_path / "out.png").convert("RGBA"))
+    assert out.shape[:2] == (192, 192) and out[0, 0, 3] == 0 and out[96, 96, 3] >= 250

@@ -13,7 +13,7 @@ from avdemo.benchmarks import load_vggss
 from avdemo.data.catalog import load_catalog
 from avdemo.data.scenes import mask_box
 from avdemo.data.splits import (HELDOUT_POOLS, HELDOUT_STYLES, build_split, ensure_split, heard_categories,
-                                heldout_style, media_pools, norm_coord, split_media)
+                                heldout_style, media_pools, norm_coord, pool_table, split_media)
 from avdemo.metrics import gt_map_from_boxes
 
 N = 6
@@ -68,6 +68,13 @@ def test_heldout_styles_never_reach_train_and_reach_test(catalog):
     assert all(heldout_style(catalog.media[i]) for i in styled)
     for category in catalog.categories:                     # every category keeps training media of each kind
         assert train.pictures[category] and train.sounds[category]
+
+
+def test_pool_table_counts_every_medium_of_each_category(catalog):
+    rows = pool_table(catalog).splitlines()[2:]
+    assert len(rows) == len(catalog.categories)
+    first = rows[0].split(" | ")
+    assert first[0] == f"| {catalog.categories[0]}" and int(first[1]) >= 1
 
 
 def test_built_test_scenes_use_only_heldout_or_shared_media(catalog, test_split):

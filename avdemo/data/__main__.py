@@ -1,6 +1,6 @@
-"""``python -m avdemo.data {pack,build,baselines,videos}``: rebuild the media pack, build the embedded
-benchmark splits (with their baseline scores), score a split's audio-blind baselines, write the example
-videos."""
+"""``python -m avdemo.data {pack,build,pools,baselines,videos}``: rebuild the media pack, build the
+embedded benchmark splits (with their baseline scores), print the pack's coverage and held-out media,
+score a split's audio-blind baselines, write the example videos."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ from avdemo.data.build_pack import PACK_DIR, SHEETS_DIR, build_pack
 from avdemo.data.pack_docs import coverage
 from avdemo.data.sources import fetch_all
 from avdemo.data.catalog import load_catalog, read_manifest
-from avdemo.data.splits import DEFAULT_ROOT, DEFAULT_SIZES, SPLITS, build_split
+from avdemo.data.splits import DEFAULT_ROOT, DEFAULT_SIZES, SPLITS, build_split, pool_table
 from avdemo.data.videos import EXAMPLES_DIR, write_examples
 
 
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
                            help=f"scenes in the {split} split (0 skips it; default {DEFAULT_SIZES[split]})")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--workers", type=int, default=2)
+
+    pools = sub.add_parser("pools", help="print the pack's coverage and each category's train/held-out media")
+    pools.add_argument("--seed", type=int, default=0)
 
     base = sub.add_parser("baselines", help="score the audio-blind baselines of a built split folder")
     base.add_argument("folder", type=Path)
@@ -57,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{folder}: {built['scenes']} scenes in {built['seconds']} s ({built['scenes_per_s']} scenes/s)")
                 if split != "train":
                     _print_baselines(write_baselines(folder))
+    elif args.command == "pools":
+        _print_coverage(PACK_DIR)
+        print(pool_table(load_catalog(), args.seed))
     elif args.command == "baselines":
         _print_baselines(write_baselines(args.folder))
     elif args.command == "videos":

@@ -245,7 +245,7 @@ def shrink_picture(src: Path, dst: Path) -> bool:
         return False
     image = image.convert("RGBa")
     image.thumbnail((PICTURE_MAX_SIDE, PICTURE_MAX_SIDE), Image.LANCZOS)
-    if (np.asarray(image.getchannel("A")) >= 128).mean() < MIN_OBJECT_SHARE:
+    if (np.asarray(image.getchannel(3)) >= 128).mean() < MIN_OBJECT_SHARE:
         return False                                       # a faint outline: scenes would draw no object
     image.convert("RGBA").quantize(PICTURE_COLOURS, method=Image.Quantize.FASTOCTREE).save(dst, optimize=True)
     return True

@@ -89,6 +89,22 @@ def media_pools(catalog: Catalog, seed: int = 0) -> dict[str, str]:
     return pools
 
 
+def pool_table(catalog: Catalog, seed: int = 0) -> str:
+    """Markdown table of the media each category gives train and val/test/openset: ``train`` counts
+    train + shared media, ``held out`` counts random + style + shared (style in brackets)."""
+    pools = media_pools(catalog, seed)
+    lines = ["| category | pictures train | pictures held out (style) | recordings train | recordings held out (style) |",
+             "|---|---|---|---|---|"]
+    for category in catalog.categories:
+        cells = []
+        for kind in ("picture", "sound"):
+            found = [pools[i] for i in catalog.ids(category, kind)]
+            shared, style = found.count("shared"), found.count("style")
+            cells += [str(found.count("train") + shared), f"{found.count('heldout') + style + shared} ({style})"]
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def heard_categories(catalog: Catalog, seed: int = 0) -> list[str]:
     """Half of the sounding categories (rounded up), drawn with ``seed``: the open-set "heard" ones."""
     categories = catalog.categories
