@@ -15,7 +15,7 @@ from avdemo.data import picture_sources as pics
 from avdemo.data.catalog import read_manifest
 from avdemo.data.pack_docs import LICENCE_FILES, coverage
 from avdemo.data.sound_sources import opensfx_entries
-from avdemo.data.sources import SOURCES
+from avdemo.data.sources import SOURCES, fetch_all
 
 SHARE_ALIKE = ("SA", "GFDL", "NC")
 
@@ -171,3 +171,11 @@ def test_rasterised_svg_becomes_a_cropped_picture(tmp_path):
     assert shrink_picture(tmp_path / "raw.png", tmp_path / "out.png")
     out = np.asarray(Image.open(tmp_path / "out.png").convert("RGBA"))
     assert out.shape[:2] == (192, 192) and out[0, 0, 3] == 0 and out[96, 96, 3] >= 250
+
+
+def test_fetch_all_uses_given_unpacked_sources_without_downloading(tmp_path):
+    for source in SOURCES.values():
+        (tmp_path / "given" / source.folder).mkdir(parents=True)
+    roots = fetch_all(tmp_path / "downloads", tmp_path / "given")
+    assert roots == {key: tmp_path / "given" / s.folder for key, s in SOURCES.items()}
+    assert not (tmp_path / "downloads").exists()

@@ -80,7 +80,7 @@ def write_attribution(media: list[Media], out: Path, dropped: list[str]) -> Path
              "No share-alike or non-commercial material is included.", "", CHANGES, "",
              "Credits required by the licences: Noto Emoji © Google Inc. (Apache-2.0); Twemoji © Twitter, Inc. and "
              "other contributors (CC BY 4.0); Fluent Emoji © Microsoft Corporation (MIT); EmojiOne / EmojiTwo "
-             "© Emoji One (CC BY 4.0); FxEmoji © Mozilla (Apache-2.0); Streamline Emojis © Streamline / webalys "
+             "© Emoji One (CC BY 4.0); FxEmoji © 2015 Mozilla Foundation (visual design CC BY 4.0, per its LICENSE.md; Iconify lists the code licence, Apache-2.0); Streamline Emojis © Streamline / webalys "
              "(CC BY 4.0); game-icons © game-icons.net contributors: Lorc, Delapouite and others, per icon on "
              "https://game-icons.net/ (CC BY 3.0; the Iconify package carries no per-icon author). All were "
              "rasterised and scaled (changes above).", ""]

@@ -64,7 +64,8 @@ SOURCES: dict[str, Source] = {s.package.split("/")[-1]: s for s in (
          "https://github.com/microsoft/fluentui-emoji"),
     _npm("emojione", "1.2.3", "CC-BY-4.0", "Emoji One (EmojiTwo)", "https://github.com/EmojiTwo/emojitwo"),
     _npm("emojione-monotone", "1.2.1", "CC-BY-4.0", "Emoji One (EmojiTwo)", "https://github.com/EmojiTwo/emojitwo"),
-    _npm("fxemoji", "1.2.2", "Apache-2.0", "Mozilla", "https://github.com/mozilla/fxemoji"),
+    _npm("fxemoji", "1.2.2", "CC-BY-4.0", "Mozilla Foundation", "https://github.com/mozilla/fxemoji"),   # visual design
+
     _npm("streamline-emojis", "1.2.4", "CC-BY-4.0", "Streamline (webalys)", "https://github.com/webalys-hq/streamline-vectors"),
     _npm("game-icons", "1.2.4", "CC-BY-3.0", "game-icons.net contributors (Lorc, Delapouite and others)",
          "https://game-icons.net/"),
@@ -84,7 +85,7 @@ def fetch(source: Source, into: Path) -> Path:
     if source.registry == "npm":
         subprocess.run(["npm", "pack", "-q", f"{source.package}@{source.version}"], cwd=download, check=True,
                        capture_output=True)
-        archive = next(download.glob(f"*{source.folder}.tgz"))
+        archive = download / f"{source.package.lstrip('@').replace('/', '-')}-{source.version}.tgz"
         with tarfile.open(archive) as tar:
             tar.extractall(out, filter="data")
     else:
