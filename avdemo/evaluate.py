@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -38,12 +40,16 @@ def run_model(model: AVLocalizer, samples: list[BenchmarkSample], batch_size: in
     cfg = model.cfg.audio
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
     order: list[int] = []
-    with tqdm(total=len(samples), desc="evaluating", unit="pair", disable=not progress) as bar:
+
+    def load(s: BenchmarkSample) -> tuple[np.ndarray, torch.Tensor]:
+        return read_frame(s.image_path), reference_window(to_model_rate(*read_wav(s.audio_path), cfg), cfg)
+
+    with tqdm(total=len(samples), desc="evaluating", unit="pair", disable=not progress) as bar, \
+            ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:           # decoding releases the GIL
         for start in range(0, len(samples), batch_size):
             batch = samples[start:start + batch_size]
-            frames = [read_frame(s.image_path) for s in batch]
-            windows = torch.stack([reference_window(to_model_rate(*read_wav(s.audio_path), cfg), cfg)
-                                   for s in batch])
+            frames, windows = zip(*pool.map(load, batch))
+            windows = torch.stack(windows)
             by_shape: dict[tuple, list[int]] = defaultdict(list)
             for j, frame in enumerate(frames):
                 by_shape[frame.shape].append(j)
@@ -117,13 +123,25 @@ def score(preds: Predictions, samples: list[BenchmarkSample], confidence: str = 
     return report
 
 
+BLIND_BASELINES = ("centre prior", "all objects", "largest object")   # of avdemo.data.baselines.METHODS
+PICTURE_NOT_SEEN = "picture not seen (held-out or new style), any audio"
+
+
 def localization_by_media(report: dict[str, Any], samples: list[BenchmarkSample],
                           train_meta: Path) -> dict[str, dict[str, float]]:
     """Our data: the sounding samples' cIoU success and pointing game, grouped by whether their sounding
-    picture and recording also appear in the training split (``train_meta``, its vggss.json), as
-    "picture held-out, audio seen" and so on. Shows how much of a score is recognition of seen media."""
+    picture and recording also appear in the training split (``train_meta``, its vggss.json): "seen",
+    "held-out" (held out at random), "new style" (a held-out style or source of the pack), as "picture
+    held-out, audio seen" and so on, plus all scenes whose picture training never saw. Shows how much of a score is recognition of seen media. Where the
+    samples carry their scene's objects, each group also gets the best audio-blind baseline's pointing
+    game and the oracle box's cIoU success on the same scenes (``avdemo.data.baselines``)."""
+    from avdemo.data.baselines import score_entries
+    from avdemo.data.catalog import read_manifest
+    from avdemo.data.splits import heldout_style
+
     entries = json.loads(Path(train_meta).read_text())
     seen = {key: {e.get(key) for e in entries} for key in ("picture_media", "audio_media")}
+    new_style = {m.id for m in read_manifest() if heldout_style(m)}
     per_sample, groups = report["per_sample"], defaultdict(list)
     for i, s in enumerate(samples):
         if not s.sounding:
@@ -131,12 +149,22 @@ def localization_by_media(report: dict[str, Any], samples: list[BenchmarkSample]
         if not {"picture_media", "audio_media"} <= s.meta.keys():
             raise AVDemoError(f"sample {s.id} names no picture_media/audio_media: grouping by training "
                               f"media applies to the embedded benchmark")
-        state = lambda key: "seen" if s.meta[key] in seen[key] else "held-out"
+        state = lambda key: "seen" if s.meta[key] in seen[key] else "new style" if s.meta[key] in new_style \
+            else "held-out"
         groups[f"picture {state('picture_media')}, audio {state('audio_media')}"].append(i)
+        if state("picture_media") != "seen":
+            groups[PICTURE_NOT_SEEN].append(i)
     cious, hits = np.array(per_sample["ciou"], dtype=float), np.array(per_sample["pointing_hit"], dtype=float)
-    return {name: {"n": len(idx), "ciou_success": success_rate(cious[idx], report["ciou_threshold"]),
-                   "pointing_game": 100.0 * float(np.mean(hits[idx]))}
-            for name, idx in sorted(groups.items())}
+    out = {}
+    for name, idx in sorted(groups.items()):
+        out[name] = {"n": len(idx), "ciou_success": success_rate(cious[idx], report["ciou_threshold"]),
+                     "pointing_game": 100.0 * float(np.mean(hits[idx]))}
+        if all("objects" in samples[i].meta for i in idx):
+            blind = score_entries([{"bbox": samples[i].boxes, **samples[i].meta} for i in idx])
+            best = max(BLIND_BASELINES, key=lambda m: blind[m]["pointing_game"])
+            out[name].update(blind_pointing_game=blind[best]["pointing_game"], blind_method=best,
+                             oracle_ciou_success=blind["oracle (box)"]["cIoU@0.5"])
+    return out
 
 
 def evaluate(model: AVLocalizer, samples: list[BenchmarkSample], batch_size: int = 32, progress: bool = True,
@@ -169,8 +197,10 @@ def format_report(report: dict[str, Any]) -> str:
                   row("precision, all pairs", fp["precision_all"])]
         lines += [row(f"confident {kind} (n={k['n']})", k["confident_pct"]) for kind, k in fp["by_kind"].items()]
     if groups := report.get("localization_by_media"):
-        lines.append(f"{'By training media':<30}{'success':>9}{'pointing':>9}")
-        lines += [row(f"{name} (n={g['n']})", g["ciou_success"], g["pointing_game"]) for name, g in groups.items()]
+        lines.append(f"{'By training media':<30}{'success':>9}{'pointing':>9}{'blind pt':>9}{'oracle':>9}")
+        lines += [row(f"{name} (n={g['n']})", g["ciou_success"], g["pointing_game"],
+                      *([g["blind_pointing_game"], g["oracle_ciou_success"]] if "blind_method" in g else []))
+                  for name, g in groups.items()]
     return "\n".join(lines)
 
 

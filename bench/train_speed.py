@@ -2,14 +2,15 @@
 
     python bench/train_speed.py --preset cpu --threads 2 --steps 12            # the CPU recipe, 2 cores
     python bench/train_speed.py --preset paper --device cuda --steps 30        # the paper preset on a GPU
+    python bench/train_speed.py --preset lite --ablations scratch_resnet18 lite_frozen lite   # recipes
 
-For each loss variant (1x1, 2x2 and 3x3 views) it runs the real training loop (data loader, views,
+For each loss variant (1x1, 2x2 and 3x3 views, or the named ablation recipes) it runs the real training loop (data loader, views,
 loss, optimiser) for a few steps on a dataset in the VGG-SS layout (``--root``, or synthetic clips of
 the preset's size written to a temp folder) and reads samples/s and the share of step time spent
 waiting for data from the run's metrics.csv (first ``--skip`` steps dropped). The floor is the
-forward + backward FLOPs of both towers for one sample's views (``torch.utils.flop_counter``) over
-the dense matmul rate measured before and after each variant (float32 on CPU; bf16 on GPU when
-autocast is on), so that the fraction of the floor stays meaningful on a shared machine.
+forward + backward FLOPs of both towers for one sample's views (3 x ``torch.utils.flop_counter``'s
+forward count) over
+the dense matmul rate measured before and after each variant (bf16 when autocast is on, else float32), so that the fraction of the floor stays meaningful on a shared machine.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avdemo.checkpoints import atomic_write  # noqa: E402
 from avdemo.model import AVLocalizer  # noqa: E402
-from train.config import VIEWS, load_config  # noqa: E402
-from train.loop import Towers, Trainer, use_bf16  # noqa: E402
+from train.config import ABLATIONS, VISION_ABLATIONS, VIEWS, ablation, load_config  # noqa: E402
+from train.loop import Trainer, use_bf16  # noqa: E402
 
 VARIANTS = {"1x1 (original pair)": VIEWS[:1], "2x2 (+ augmented)": VIEWS[:2], "3x3 (full method)": VIEWS}
 
@@ -65,15 +66,17 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 2048, seconds
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
 
-def flops_per_sample(model: AVLocalizer, views: int) -> float:
-    """Forward + backward FLOPs of both towers for ``views`` image and audio views of one sample."""
+def flops_per_sample(model: AVLocalizer, image_views: int, audio_views: int, extra_audio: float = 0.0) -> float:
+    """Forward + backward FLOPs of both towers for one sample's views, plus ``extra_audio`` audio windows (a
+    sample's share of the batch's extra negatives): 3 x the forward count (FlopCounterMode counts the
+    backward of grouped convolutions as if they were dense, 40x too much for EfficientNet's)."""
     s = model.cfg.image_size
     f, t = model.cfg.audio.spec_shape
-    images, specs = torch.randn(views, 3, s, s), torch.randn(views, 1, f, t)
-    with FlopCounterMode(display=False) as counter:
-        v, a, *_ = Towers(model)(images, specs)
-        (v.sum() + a.sum()).backward()
-    return float(counter.get_total_flops())
+    with torch.no_grad(), FlopCounterMode(display=False) as visual:
+        model.encode_image(torch.randn(1, 3, s, s))
+    with torch.no_grad(), FlopCounterMode(display=False) as audio:
+        model.encode_audio(torch.randn(1, 1, f, t))
+    return 3.0 * (image_views * visual.get_total_flops() + (audio_views + extra_audio) * audio.get_total_flops())
 
 
 def measure(cfg, steps: int, skip: int) -> tuple[float, float]:
@@ -96,6 +99,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--skip", type=int, default=2, help="warm-up steps left out of the averages")
     parser.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--ablations", nargs="+", choices=[*ABLATIONS, *VISION_ABLATIONS],
+                        help="measure these ablation variants of the preset instead of the 1x1 / 2x2 / 3x3 views")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
     if args.threads:
@@ -118,27 +123,30 @@ def main() -> int:
         device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                               else "cpu")
         bf16 = use_bf16(base.amp, device)
-        rate_dtype = torch.bfloat16 if bf16 and device.type == "cuda" else torch.float32
-        model = AVLocalizer(base.model_config)
+        rate_dtype = torch.bfloat16 if bf16 else torch.float32
         cpu_name = f"CPU ({torch.backends.cpu.get_cpu_capability()})"
         name = torch.cuda.get_device_name() if device.type == "cuda" else cpu_name
         results = {"preset": args.preset, "device": name, "threads": torch.get_num_threads(), "bf16_autocast": bf16,
                    "batch_size": base.batch_size, "num_workers": base.num_workers, "variants": {}}
         print(f"{name}, {results['threads']} threads, bf16 autocast {bf16}, batch {base.batch_size}, "
               f"{base.num_workers} loader workers")
-        print(f"{'variant':22s} {'samples/s':>10s} {'data wait':>10s} {'GFLOP/sample':>13s} {'matmul GFLOP/s':>15s} "
+        print(f"{'variant':26s} {'samples/s':>10s} {'data wait':>10s} {'GFLOP/sample':>13s} {'matmul GFLOP/s':>15s} "
               f"{'floor/s':>9s} {'of floor':>9s}")
-        for variant, views in VARIANTS.items():
-            cfg = dataclasses.replace(base, image_views=views, audio_views=views, out_dir=str(tmp / variant[:3]))
+        variants = {name: ablation(base, name) for name in args.ablations} if args.ablations else {
+            name: dataclasses.replace(base, image_views=views, audio_views=views) for name, views in VARIANTS.items()}
+        for k, (variant, cfg) in enumerate(variants.items()):
+            cfg = dataclasses.replace(cfg, out_dir=str(tmp / f"run{k}"))
+            model = AVLocalizer(cfg.model_config)
             before = matmul_rate(device, rate_dtype)
             speed, wait = measure(cfg, args.steps, args.skip)
             rate = (before + matmul_rate(device, rate_dtype)) / 2     # the machine may be shared
-            flops = flops_per_sample(model, len(views))
+            flops = flops_per_sample(model, len(cfg.image_views), len(cfg.audio_views),
+                                     cfg.extra_negatives / cfg.batch_size)
             floor = rate / flops
             results["variants"][variant] = {"samples_per_s": speed, "data_wait": wait, "gflop_per_sample": flops / 1e9,
                                             "matmul_gflops": rate / 1e9, "floor_samples_per_s": floor,
                                             "fraction_of_floor": speed / floor}
-            print(f"{variant:22s} {speed:10.1f} {wait:10.1%} {flops / 1e9:13.2f} {rate / 1e9:15.0f} {floor:9.1f} "
+            print(f"{variant:26s} {speed:10.1f} {wait:10.1%} {flops / 1e9:13.2f} {rate / 1e9:15.0f} {floor:9.1f} "
                   f"{speed / floor:9.1%}", flush=True)
     if args.out:
         atomic_write(args.out, lambda p: p.write_text(json.dumps(results, indent=2)))

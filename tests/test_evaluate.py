@@ -109,20 +109,42 @@ def test_localization_by_media_groups_sounding_samples_by_what_training_saw(tmp_
     (tmp_path / "train.json").write_text(json.dumps([
         {"file": "t0", "picture_media": "pictures/dog", "audio_media": "sounds/dog"},
         {"file": "t1", "picture_media": "pictures/cat", "audio_media": "sounds/cat_b"}]))
+    new_style = "pictures/twemoji_bear"                        # a held-out style of the pack (Twemoji)
     media = [("pictures/dog", "sounds/dog"), ("pictures/dog", "sounds/dog_2"), ("pictures/cow", "sounds/cow"),
-             ("pictures/cow", "sounds/cow"), ("pictures/cat", "sounds/dog"), (None, None)]
+             ("pictures/cow", "sounds/cow"), ("pictures/cat", "sounds/dog"), (new_style, "sounds/dog"), (None, None)]
     samples = [BenchmarkSample(id=f"s{i}", image_path=Path("x.jpg"), audio_path=Path("x.wav"), class_name="c",
                                gt_map=None, boxes=[], sounding=pic is not None,
                                kind="sounding" if pic else "silence",
                                meta={"picture_media": pic, "audio_media": aud})
                for i, (pic, aud) in enumerate(media)]
-    report = {"ciou_threshold": 0.5, "per_sample": {"ciou": [0.9, 0.2, 0.6, 0.1, 0.7, None],
-                                                    "pointing_hit": [True, False, True, False, True, None]}}
+    report = {"ciou_threshold": 0.5, "per_sample": {"ciou": [0.9, 0.2, 0.6, 0.1, 0.7, 0.5, None],
+                                                    "pointing_hit": [True, False, True, False, True, True, None]}}
     groups = localization_by_media(report, samples, tmp_path / "train.json")
     assert groups == {
         "picture held-out, audio held-out": {"n": 2, "ciou_success": 50.0, "pointing_game": 50.0},
+        "picture new style, audio seen": {"n": 1, "ciou_success": 100.0, "pointing_game": 100.0},
+        "picture not seen (held-out or new style), any audio": {"n": 3, "ciou_success": 2 / 3 * 100,
+                                                                "pointing_game": 2 / 3 * 100},
         "picture seen, audio held-out": {"n": 1, "ciou_success": 0.0, "pointing_game": 0.0},
         "picture seen, audio seen": {"n": 2, "ciou_success": 100.0, "pointing_game": 100.0}}
     samples[0].meta.clear()
     with pytest.raises(AVDemoError, match="s0 names no picture_media"):
         localization_by_media(report, samples, tmp_path / "train.json")
+
+
+def test_localization_by_media_puts_the_blind_baselines_and_oracle_of_the_same_scenes_beside_each_group(tmp_path):
+    """Two scenes, each with the sounding object over the centre and a larger silent one on the right: the
+    centre prior hits both (as "all objects" does), "largest object" misses; the oracle box succeeds."""
+    (tmp_path / "train.json").write_text(json.dumps([{"file": "t0", "picture_media": "p0", "audio_media": "a0"}]))
+    left, right = [0.0, 0.0, 0.52, 1.0], [0.55, 0.1, 1.0, 0.9]      # the sounding box holds the centre
+    objects = [{"category": "c", "picture": "p1", "bbox": left, "area": 0.12, "sounding": True},
+               {"category": "d", "picture": "p2", "bbox": right, "area": 0.36, "sounding": False}]
+    samples = [BenchmarkSample(id=f"s{i}", image_path=Path("x.jpg"), audio_path=Path("x.wav"), class_name="c",
+                               gt_map=None, boxes=[left], sounding=True, kind="sounding",
+                               meta={"picture_media": "p1", "audio_media": "a1", "objects": objects,
+                                     "is_largest": False, "is_most_central": False}) for i in range(2)]
+    report = {"ciou_threshold": 0.5, "per_sample": {"ciou": [0.6, 0.1], "pointing_hit": [True, False]}}
+    group = localization_by_media(report, samples, tmp_path / "train.json")["picture held-out, audio held-out"]
+    assert group["pointing_game"] == 50.0 and group["ciou_success"] == 50.0
+    assert group["blind_method"] == "centre prior" and group["blind_pointing_game"] == 100.0
+    assert group["oracle_ciou_success"] == 100.0

@@ -18,6 +18,7 @@ import numpy as np
 
 from avdemo.checkpoints import atomic_write
 from avdemo.errors import AVDemoError
+from avdemo.evaluate import PICTURE_NOT_SEEN
 
 from .config import ABLATIONS, VISION_ABLATIONS, ablation, load_config
 from .loop import flatten, train
@@ -47,11 +48,18 @@ def run_variant(base, variant: str, seed: int, runs: Path) -> dict[str, float]:
 
 
 def media_columns(results: dict[str, list[dict[str, float]]]) -> dict[str, str]:
-    """Pointing game and cIoU@0.5 per group of seen / held-out training media, where the cards have them."""
-    groups = sorted({key.split(".")[1] for runs in results.values() for r in runs for key in r
-                     if key.startswith("localization_by_media.")})
-    return {f"{metric} ({group})": f"localization_by_media.{group}.{key}" for group in groups
-            for metric, key in (("pointing", "pointing_game"), ("cIoU@0.5", "ciou_success"))}
+    """Where the cards have them: on scenes whose picture training never saw, pointing game and cIoU@0.5
+    next to the best audio-blind pointing and the oracle box's cIoU@0.5; then pointing game per group of
+    seen / held-out training media."""
+    prefix = "localization_by_media."
+    groups = sorted({key[len(prefix):].rsplit(".", 1)[0] for runs in results.values() for r in runs for key in r
+                     if key.startswith(prefix)} - {PICTURE_NOT_SEEN})
+    if not groups:
+        return {}
+    pooled = f"{prefix}{PICTURE_NOT_SEEN}."
+    return {"pointing (picture not seen)": pooled + "pointing_game", "blind pointing (same)": pooled + "blind_pointing_game",
+            "cIoU@0.5 (picture not seen)": pooled + "ciou_success", "oracle cIoU@0.5 (same)": pooled + "oracle_ciou_success",
+            **{f"pointing ({group})": f"{prefix}{group}.pointing_game" for group in groups}}
 
 
 def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, list[float]]]:

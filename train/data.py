@@ -7,6 +7,7 @@ embedded scenes are written) and VGGSound-style folders (``frames/`` + ``audio/`
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ def list_clips(root: Path, ids_file: str | None = None) -> list[Clip]:
 class ClipStore:
     """Decoded media: frames as uint8 (3, side, side), audio as int16 at the model rate.
 
-    With ``cache=True`` everything is decoded once (2 threads) and kept in memory; data loader workers
+    With ``cache=True`` everything is decoded once (a thread per core, up to 8) and kept in memory; data loader workers
     share it copy-on-write. Without it each access decodes from disk (for data that does not fit).
     """
 
@@ -63,7 +64,7 @@ class ClipStore:
         self.frames: list[torch.Tensor] | None = None
         self.wavs: list[torch.Tensor] | None = None
         if cache:
-            with ThreadPoolExecutor(2) as pool:
+            with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
                 decoded = list(tqdm(pool.map(self._decode, range(len(clips))), total=len(clips),
                                     desc="decoding clips", disable=not progress, leave=False))
             self.frames, self.wavs = [f for f, _ in decoded], [w for _, w in decoded]
