@@ -451,11 +451,11 @@ def add_renders(writer: PackWriter, roots: dict[str, Path], seed: int) -> None:
 
 def add_recordings(writer: PackWriter, roots: dict[str, Path]) -> None:
     """OpenSFX, Sonic Pi, Lomiri and Deepin recordings (each with its own licence and author)."""
-    for key, prefix, style, found in (("openttd-opensfx", "opensfx", "opensfx", snd.opensfx_recordings),
-                                      ("sonic-pi-samples", "sonicpi", "sonic-pi", snd.sonic_pi_recordings),
-                                      ("lomiri-sounds", "lomiri", "lomiri", partial(snd.file_recordings, "lomiri-sounds")),
-                                      ("deepin-sound-theme", "deepin", "deepin",
-                                       partial(snd.file_recordings, "deepin-sound-theme"))):
+    readers = (("openttd-opensfx", "opensfx", "opensfx", snd.opensfx_recordings),
+               ("sonic-pi-samples", "sonicpi", "sonic-pi", snd.sonic_pi_recordings),
+               ("lomiri-sounds", "lomiri", "lomiri", partial(snd.file_recordings, "lomiri-sounds")),
+               ("deepin-sound-theme", "deepin", "deepin", partial(snd.file_recordings, "deepin-sound-theme")))
+    for key, prefix, style, found in readers:
         for rec in found(roots[key]):
             writer.sound(f"sounds/{prefix}_{rec.name}.ogg", finish_sound(rec.wav, rec.rate), rec.category, SOURCES[key],
                          rec.original, style, rec.licence, rec.author)

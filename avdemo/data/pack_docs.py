@@ -19,7 +19,8 @@ COPYRIGHT_FILES = ("tuxpaint-stamps-default", "fluid-soundfont-gm", "fluid-sound
                    "deepin-sound-theme")
 PER_FILE_CREDIT = ("openttd-opensfx", "sonic-pi-samples", "openclipart-svg", "lomiri-sounds")
 LICENCE_FILES = {
-    "GPL-2.0-or-later": "LICENSE-GPL-2.txt", "GPL-2.0-only": "LICENSE-GPL-2.txt", "MIT": "LICENSE-MIT-fluentui-emoji.txt",
+    "GPL-2.0-or-later": "LICENSE-GPL-2.txt", "GPL-2.0-only": "LICENSE-GPL-2.txt",
+    "MIT": "LICENSE-MIT-fluentui-emoji.txt",
     "Apache-2.0": "LICENSE-Apache-2.0.txt", "CC-BY-4.0": "LICENSE-CC-BY-4.0.txt", "CC-BY-3.0": "LICENSE-CC-BY-3.0.txt",
     "CC0-1.0": "LICENSE-CC0-1.0.txt", "GPL-3.0-only": "LICENSE-GPL-3.txt",
 }
@@ -80,7 +81,8 @@ def write_attribution(media: list[Media], out: Path, dropped: list[str]) -> Path
              "No share-alike or non-commercial material is included.", "", CHANGES, "",
              "Credits required by the licences: Noto Emoji © Google Inc. (Apache-2.0); Twemoji © Twitter, Inc. and "
              "other contributors (CC BY 4.0); Fluent Emoji © Microsoft Corporation (MIT); EmojiOne / EmojiTwo "
-             "© Emoji One (CC BY 4.0); FxEmoji © 2015 Mozilla Foundation (visual design CC BY 4.0, per its LICENSE.md; Iconify lists the code licence, Apache-2.0); Streamline Emojis © Streamline / webalys "
+             "© Emoji One (CC BY 4.0); FxEmoji © 2015 Mozilla Foundation (visual design CC BY 4.0, per its "
+             "LICENSE.md; Iconify lists the code licence, Apache-2.0); Streamline Emojis © Streamline / webalys "
              "(CC BY 4.0); game-icons © game-icons.net contributors: Lorc, Delapouite and others, per icon on "
              "https://game-icons.net/ (CC BY 3.0; the Iconify package carries no per-icon author). All were "
              "rasterised and scaled (changes above).", ""]

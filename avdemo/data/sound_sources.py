@@ -123,7 +123,8 @@ def sonic_pi_recordings(root: Path) -> list[Recording]:
             if licence != "CC0":
                 raise AVDemoError(f"sonic-pi sample {stem}: licence {licence!r}, expected CC0")
             wav, rate = _mono(root / SONIC_PI_SAMPLES / f"{stem}.flac")
-            recordings.append(Recording(category, stem, f"{SONIC_PI_SAMPLES}/{stem}.flac", "CC0-1.0", author, wav, rate))
+            original = f"{SONIC_PI_SAMPLES}/{stem}.flac"
+            recordings.append(Recording(category, stem, original, "CC0-1.0", author, wav, rate))
     return recordings
 
 

@@ -38,8 +38,10 @@ def _npm(name: str, version: str, licence: str, author: str, url: str) -> Source
 SOURCES: dict[str, Source] = {s.package.split("/")[-1]: s for s in (
     Source("tuxpaint-stamps-default", "2022.06.04-1", "deb", "GPL-2.0-or-later",
            "Bill Kendrick and the Tux Paint contributors", "https://tuxpaint.org/"),
-    Source("fluid-soundfont-gm", "3.1-5.3", "deb", "MIT", "Frank Wen, Toby Smithe", "https://packages.debian.org/fluid-soundfont-gm"),
-    Source("fluid-soundfont-gs", "3.1-5.3", "deb", "MIT", "Frank Wen, Toby Smithe", "https://packages.debian.org/fluid-soundfont-gs"),
+    Source("fluid-soundfont-gm", "3.1-5.3", "deb", "MIT", "Frank Wen, Toby Smithe",
+           "https://packages.debian.org/fluid-soundfont-gm"),
+    Source("fluid-soundfont-gs", "3.1-5.3", "deb", "MIT", "Frank Wen, Toby Smithe",
+           "https://packages.debian.org/fluid-soundfont-gs"),
     Source("timgm6mb-soundfont", "1.3-5", "deb", "GPL-2.0-only", "Tim Brechbill",
            "https://packages.debian.org/timgm6mb-soundfont"),
     Source("openttd-opensfx", "1.0.3-2", "deb", "per sound (CC0-1.0 / CC-BY-3.0)", "OpenSFX contributors (per sound)",
@@ -64,9 +66,10 @@ SOURCES: dict[str, Source] = {s.package.split("/")[-1]: s for s in (
          "https://github.com/microsoft/fluentui-emoji"),
     _npm("emojione", "1.2.3", "CC-BY-4.0", "Emoji One (EmojiTwo)", "https://github.com/EmojiTwo/emojitwo"),
     _npm("emojione-monotone", "1.2.1", "CC-BY-4.0", "Emoji One (EmojiTwo)", "https://github.com/EmojiTwo/emojitwo"),
-    _npm("fxemoji", "1.2.2", "CC-BY-4.0", "Mozilla Foundation", "https://github.com/mozilla/fxemoji"),   # visual design
-
-    _npm("streamline-emojis", "1.2.4", "CC-BY-4.0", "Streamline (webalys)", "https://github.com/webalys-hq/streamline-vectors"),
+    # FxEmoji: its LICENSE.md puts the visual design under CC BY 4.0 (Iconify lists the code's Apache-2.0).
+    _npm("fxemoji", "1.2.2", "CC-BY-4.0", "Mozilla Foundation", "https://github.com/mozilla/fxemoji"),
+    _npm("streamline-emojis", "1.2.4", "CC-BY-4.0", "Streamline (webalys)",
+         "https://github.com/webalys-hq/streamline-vectors"),
     _npm("game-icons", "1.2.4", "CC-BY-3.0", "game-icons.net contributors (Lorc, Delapouite and others)",
          "https://game-icons.net/"),
 )}

@@ -5,8 +5,9 @@ Media are held out in two ways, and val/test/openset draw only from held-out (or
   (Openclipart), every recording of the HELDOUT_SOUND_STYLES sources: a new-looking dog, a dog recorded
   elsewhere. Where a category would keep no training medium of a kind, its style media stay in play;
 - at random per category (pool ``heldout``): of the remaining media of a category and kind, about a
-  third when there are more than one; a category's only medium of a kind is ``shared``. The open-set split marks half of the
-categories "heard" and half "unheard", as VGG-SS's heard/unheard protocol (train on ``train/heard.txt``).
+  third when there are more than one; a category's only medium of a kind is ``shared``.
+The open-set split marks half of the categories "heard" and half "unheard", as VGG-SS's heard/unheard
+protocol (train on ``train/heard.txt``).
 
 A split folder holds ``frames/<id>.jpg`` (224 px), ``audio/<id>.wav`` (16 kHz mono PCM16, 3 s),
 ``masks/<id>.png`` (0 background, k+1 where object k is visible), ``vggss.json``, ``<split>.txt`` (ids),
@@ -93,8 +94,8 @@ def pool_table(catalog: Catalog, seed: int = 0) -> str:
     """Markdown table of the media each category gives train and val/test/openset: ``train`` counts
     train + shared media, ``held out`` counts random + style + shared (style in brackets)."""
     pools = media_pools(catalog, seed)
-    lines = ["| category | pictures train | pictures held out (style) | recordings train | recordings held out (style) |",
-             "|---|---|---|---|---|"]
+    lines = ["| category | pictures train | pictures held out (style) | recordings train "
+             "| recordings held out (style) |", "|---|---|---|---|---|"]
     for category in catalog.categories:
         cells = []
         for kind in ("picture", "sound"):
