@@ -1,9 +1,10 @@
 """Training configuration: one dataclass of plain values, named presets, and ``key=value`` overrides.
 
 Presets
-- ``cpu``: the full method for the ``cpu`` model on the embedded benchmark (about an hour on 2 cores;
-  the shipped default checkpoint was trained with the cheaper ``alignment`` variant, its card holds
-  the exact command); ``paper``: the authors' setting on VGGSound-style data (GPUs); ``tiny``: tests.
+- ``lite``: the default model's recipe (ImageNet EfficientNet-Lite0 trunk, frozen; audio augmentation;
+  extra negatives; see ``LITE``); ``cpu``: the full method for the ``cpu`` model (the paper's ResNet-18s)
+  on the embedded benchmark; ``paper``: the authors' setting on VGGSound-style data (GPUs); ``tiny``: tests.
+- The pretrained-vision ablation (``VISION_ABLATIONS``) changes ``lite`` one part at a time.
 - Ablations on top of ``cpu`` (see ``ABLATIONS``): ``single_positive`` (original pair, s_L only, as the
   localization-only baselines), ``aug_views`` (+ augmented views), ``neighbours`` (+ conceptually similar
   views), ``alignment`` (original pair, s_L + s_A), ``full`` (all views, s_L + s_A = ``cpu``).
