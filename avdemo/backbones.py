@@ -30,7 +30,8 @@ from .errors import AVDemoError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# Inputs are (x - 127) / 128 on 0-255 pixels: MEAN_RGB / STDDEV_RGB of Google's efficientnet/lite/efficientnet_lite_builder.py.
+# Inputs are (x - 127) / 128 on 0-255 pixels: MEAN_RGB / STDDEV_RGB of Google's
+# efficientnet/lite/efficientnet_lite_builder.py.
 EFFICIENTNET_LITE0_MEAN = (127.0 / 255.0,) * 3
 EFFICIENTNET_LITE0_STD = (128.0 / 255.0,) * 3
 

@@ -132,9 +132,10 @@ def localization_by_media(report: dict[str, Any], samples: list[BenchmarkSample]
     """Our data: the sounding samples' cIoU success and pointing game, grouped by whether their sounding
     picture and recording also appear in the training split (``train_meta``, its vggss.json): "seen",
     "held-out" (held out at random), "new style" (a held-out style or source of the pack), as "picture
-    held-out, audio seen" and so on, plus all scenes whose picture training never saw. Shows how much of a score is recognition of seen media. Where the
-    samples carry their scene's objects, each group also gets the best audio-blind baseline's pointing
-    game and the oracle box's cIoU success on the same scenes (``avdemo.data.baselines``)."""
+    held-out, audio seen" and so on, plus all scenes whose picture training never saw. Shows how much of
+    a score is recognition of seen media. Where the samples carry their scene's objects, each group also
+    gets the best audio-blind baseline's pointing game and the oracle box's cIoU success on the same
+    scenes (``avdemo.data.baselines``)."""
     from avdemo.data.baselines import score_entries
     from avdemo.data.catalog import read_manifest
     from avdemo.data.splits import heldout_style
@@ -149,8 +150,8 @@ def localization_by_media(report: dict[str, Any], samples: list[BenchmarkSample]
         if not {"picture_media", "audio_media"} <= s.meta.keys():
             raise AVDemoError(f"sample {s.id} names no picture_media/audio_media: grouping by training "
                               f"media applies to the embedded benchmark")
-        state = lambda key: "seen" if s.meta[key] in seen[key] else "new style" if s.meta[key] in new_style \
-            else "held-out"
+        state = lambda key: ("seen" if s.meta[key] in seen[key] else
+                             "new style" if s.meta[key] in new_style else "held-out")
         groups[f"picture {state('picture_media')}, audio {state('audio_media')}"].append(i)
         if state("picture_media") != "seen":
             groups[PICTURE_NOT_SEEN].append(i)

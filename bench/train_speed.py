@@ -2,15 +2,15 @@
 
     python bench/train_speed.py --preset cpu --threads 2 --steps 12            # the CPU recipe, 2 cores
     python bench/train_speed.py --preset paper --device cuda --steps 30        # the paper preset on a GPU
-    python bench/train_speed.py --preset lite --ablations scratch_resnet18 lite_frozen lite   # recipes
+    python bench/train_speed.py --preset lite --ablations scratch_resnet18 lite   # named recipes
 
-For each loss variant (1x1, 2x2 and 3x3 views, or the named ablation recipes) it runs the real training loop (data loader, views,
-loss, optimiser) for a few steps on a dataset in the VGG-SS layout (``--root``, or synthetic clips of
-the preset's size written to a temp folder) and reads samples/s and the share of step time spent
-waiting for data from the run's metrics.csv (first ``--skip`` steps dropped). The floor is the
-forward + backward FLOPs of both towers for one sample's views (3 x ``torch.utils.flop_counter``'s
-forward count) over
-the dense matmul rate measured before and after each variant (bf16 when autocast is on, else float32), so that the fraction of the floor stays meaningful on a shared machine.
+For each loss variant (1x1, 2x2 and 3x3 views, or the named ablation recipes) it runs the real training
+loop (data loader, views, loss, optimiser) for a few steps on a dataset in the VGG-SS layout (``--root``,
+or synthetic clips of the preset's size written to a temp folder) and reads samples/s and the share of
+step time spent waiting for data from the run's metrics.csv (first ``--skip`` steps dropped). The floor
+is the forward + backward FLOPs of both towers for one sample's views (3 x ``torch.utils.flop_counter``'s
+forward count) over the dense matmul rate measured before and after each variant (bf16 when autocast is
+on, else float32), so that the fraction of the floor stays meaningful on a shared machine.
 """
 from __future__ import annotations
 

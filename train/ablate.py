@@ -57,8 +57,10 @@ def media_columns(results: dict[str, list[dict[str, float]]]) -> dict[str, str]:
     if not groups:
         return {}
     pooled = f"{prefix}{PICTURE_NOT_SEEN}."
-    return {"pointing (picture not seen)": pooled + "pointing_game", "blind pointing (same)": pooled + "blind_pointing_game",
-            "cIoU@0.5 (picture not seen)": pooled + "ciou_success", "oracle cIoU@0.5 (same)": pooled + "oracle_ciou_success",
+    return {"pointing (picture not seen)": pooled + "pointing_game",
+            "blind pointing (same)": pooled + "blind_pointing_game",
+            "cIoU@0.5 (picture not seen)": pooled + "ciou_success",
+            "oracle cIoU@0.5 (same)": pooled + "oracle_ciou_success",
             **{f"pointing ({group})": f"{prefix}{group}.pointing_game" for group in groups}}
 
 

@@ -134,7 +134,8 @@ class TrainConfig:
         if self.visual_trunk not in ("train", "frozen_bn", "frozen"):
             raise AVDemoError(f"visual_trunk must be 'train', 'frozen_bn' or 'frozen'; got {self.visual_trunk!r}")
         if self.visual_trunk != "train" and self.visual_init != "imagenet":
-            raise AVDemoError(f"visual_trunk={self.visual_trunk!r} freezes a pretrained trunk: set visual_init=imagenet")
+            raise AVDemoError(f"visual_trunk={self.visual_trunk!r} freezes a pretrained trunk: "
+                              f"set visual_init=imagenet")
         if self.extra_negatives < 0:
             raise AVDemoError(f"extra_negatives must be >= 0; got {self.extra_negatives}")
 
@@ -192,7 +193,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-# lite: the default model's recipe, picked by the ablation below under one CPU-time budget (README has the
+# lite: the default model's recipe, picked by the ablation below (same samples per row; README has the
 # table). The ImageNet EfficientNet-Lite0 trunk stays frozen (its 8x8 map is projected to the shared
 # space by a learned 1x1 convolution); the audio tower hears an augmented view too (shifted, re-pitched,
 # band-limited, mixed, noised); silence and noise windows are extra negatives.

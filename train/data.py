@@ -55,8 +55,8 @@ def list_clips(root: Path, ids_file: str | None = None) -> list[Clip]:
 class ClipStore:
     """Decoded media: frames as uint8 (3, side, side), audio as int16 at the model rate.
 
-    With ``cache=True`` everything is decoded once (a thread per core, up to 8) and kept in memory; data loader workers
-    share it copy-on-write. Without it each access decodes from disk (for data that does not fit).
+    With ``cache=True`` everything is decoded once (a thread per core, up to 8) and kept in memory; data
+    loader workers share it copy-on-write. Without it each access decodes from disk (for data that does not fit).
     """
 
     def __init__(self, clips: list[Clip], side: int, audio_cfg: AudioConfig, cache: bool, progress: bool = False):

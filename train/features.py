@@ -5,6 +5,7 @@ training frame, computed once and cached by encoder, input size and data.
 from __future__ import annotations
 
 import hashlib
+
 import numpy as np
 import torch
 from tqdm import tqdm
