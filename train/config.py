@@ -201,7 +201,8 @@ LITE_AUDIO_AUG = AudioAugConfig(max_shift_s=1.0, gain_db=6.0, pitch_semitones=1.
                                 mix_p=0.3)
 LITE = dataclasses.replace(CPU, model=preset("lite"), visual_init="imagenet", visual_trunk="frozen",
                            image_views=("original",), audio_views=("original", "augmented"),
-                           audio_aug=LITE_AUDIO_AUG, extra_negatives=8, out_dir="runs/lite")
+                           audio_aug=LITE_AUDIO_AUG, extra_negatives=8, steps=3000, eval_every=500,
+                           out_dir="runs/lite")
 
 # The pretrained-vision ablation, as changes to ``lite``: ``scratch_resnet18`` is the previous default's
 # recipe (the paper's ResNet-18 from scratch, original pairs, s_L + s_A); then the frozen ImageNet trunk on
