@@ -1,6 +1,6 @@
 """The Gradio app: four ways to look at what a sound source localization model hears and sees.
 
-    python app.py [--checkpoint PATH] [--data SPLIT_DIR] [--port N]
+    python app.py [--checkpoint PATH|URL|hf://owner/repo/file] [--data SPLIT_DIR] [--port N]
 
 Defaults: ``$AVDEMO_CHECKPOINT`` or checkpoints/default.safetensors; ``$AVDEMO_DATA`` or the embedded
 test split (generated on first start); the index cache in ``$AVDEMO_INDEX_DIR`` or data_cache/index
@@ -26,7 +26,7 @@ from avdemo.ui.embedding_tab import build_embedding_tab  # noqa: E402
 from avdemo.ui.false_positive_tab import build_false_positive_tab  # noqa: E402
 from avdemo.ui.indexes import dataset_choices, get_index  # noqa: E402
 from avdemo.ui.model_tab import build_model_panel  # noqa: E402
-from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices  # noqa: E402
+from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices, register_checkpoint  # noqa: E402
 from avdemo.ui.retrieval_tab import build_retrieval_tab  # noqa: E402
 from avdemo.ui.video_tab import build_video_tab  # noqa: E402
 
@@ -39,12 +39,11 @@ Pick a model and a dataset; each tab shows the evidence side by side: picture, s
 
 
 def build_app(checkpoint: str, data: str) -> gr.Blocks:
-    """The Blocks of the app over ``checkpoint`` and the dataset split ``data`` (indexed first if needed)."""
-    checkpoint, data = str(Path(checkpoint).resolve()), str(Path(data).resolve())
+    """The Blocks of the app over ``checkpoint`` (a path, URL or hf:// reference) and the dataset split
+    ``data`` (indexed first if needed)."""
+    checkpoint, data = register_checkpoint(checkpoint), str(Path(data).resolve())
     index = get_index(checkpoint, data)
     checkpoints = checkpoint_choices()
-    if checkpoint not in checkpoints:
-        checkpoints = [checkpoint] + checkpoints
     with gr.Blocks(title="Sound source localization", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
         model_choice, dataset_choice = build_model_panel(checkpoints, checkpoint, dataset_choices(data), data)

@@ -1,22 +1,26 @@
 """Load and save models: our safetensors + JSON model card, the authors' .pth.tar, peers' {'model': ...}.
 
-Loading never runs code from a file: safetensors, or ``torch.load(weights_only=True)``.
+Loading never runs code from a file: safetensors, or ``torch.load(weights_only=True)`` with a short
+allowlist of plain types; full unpickling only when the caller says the file is trusted.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
-import os
 import subprocess
-import tempfile
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from .cache import atomic_write
 from .config import ModelConfig, preset
 from .errors import AVDemoError
+from .fetch import resolve_checkpoint
 from .model import AVLocalizer
 
 OFFICIAL_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt")
@@ -36,22 +40,6 @@ def git_commit() -> str | None:
         return None
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via ``write(tmp_path)`` to a temp file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_model(model: AVLocalizer, path: str | Path, card: dict[str, Any] | None = None,
                dtype: torch.dtype = torch.float32) -> Path:
     """Write ``path`` (.safetensors) and its JSON model card (config + ``card``), each atomically."""
@@ -64,31 +52,53 @@ def save_model(model: AVLocalizer, path: str | Path, card: dict[str, Any] | None
     return path
 
 
-def official_to_ours(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map the reference key layout to ours: ``imgnet.*`` -> visual encoder, ``audnet.*`` -> audio
-    encoder whose 1-channel stem is ``conv1_a`` when present; classifiers (``fc``) and the unused
-    3-channel audio stem are dropped. Keys already in our layout pass through."""
+# The reference code builds both towers from one ResNet class with three stems: conv1 (3 channels, used by
+# the visual tower), conv1_a (1 channel, used by the audio tower) and conv1_flow (6 channels, never used),
+# and a classifier fc that neither tower uses. Per tower: (key prefix, our module, the stem it uses).
+OFFICIAL_TOWERS = (("imgnet.", "visual_encoder.", "conv1."), ("audnet.", "audio_encoder.", "conv1_a."))
+OFFICIAL_STEMS = ("conv1.", "conv1_a.", "conv1_flow.")
+OFFICIAL_UNUSED = ("fc.",)
+
+
+def official_to_ours(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The reference key layout -> ours, and the keys dropped: ``imgnet.*`` -> visual encoder,
+    ``audnet.*`` -> audio encoder, each keeping the stem it uses; the other stems and the classifiers
+    are dropped. An audio tower without ``conv1_a`` (a single 1-channel ``conv1``) keeps ``conv1``.
+    Keys already in our layout pass through; anything else is left for the fit check to name."""
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    audio_stem_is_conv1_a = "audnet.conv1_a.weight" in state
     out: dict[str, torch.Tensor] = {}
+    ignored: list[str] = []
     for key, value in state.items():
-        if key.startswith("imgnet."):
-            rest = key.removeprefix("imgnet.")
-            if not rest.startswith("fc."):
-                out["visual_encoder." + rest] = value
-        elif key.startswith("audnet."):
-            rest = key.removeprefix("audnet.")
-            if rest.startswith("fc.") or (audio_stem_is_conv1_a and rest.startswith("conv1.")):
-                continue
-            out["audio_encoder." + rest.replace("conv1_a.", "conv1.", 1)] = value
-        else:
+        tower = next((t for t in OFFICIAL_TOWERS if key.startswith(t[0])), None)
+        if tower is None:
             out[key] = value
-    return out
+            continue
+        prefix, ours, used_stem = tower
+        if used_stem == "conv1_a." and prefix + used_stem + "weight" not in state:
+            used_stem = "conv1."
+        rest = key.removeprefix(prefix)
+        stem = next((s for s in OFFICIAL_STEMS if rest.startswith(s)), None)
+        if rest.startswith(OFFICIAL_UNUSED) or (stem is not None and stem != used_stem):
+            ignored.append(key)
+        else:
+            out[ours + (rest.replace(used_stem, "conv1.", 1) if stem else rest)] = value
+    return out, sorted(ignored)
 
 
-def _read_torch_file(path: Path) -> dict[str, torch.Tensor]:
+# Plain, code-free objects that training scripts save next to the weights, allowed through
+# torch.load(weights_only=True): argparse arguments and numpy numbers (e.g. a best score).
+SAFE_GLOBALS = [argparse.Namespace, np.dtype, np._core.multiarray.scalar,
+                (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),      # pickled by numpy < 2
+                *[type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]]
+
+
+def _read_torch_file(path: Path, trusted: bool = False) -> dict[str, torch.Tensor]:
+    if trusted:
+        warnings.warn(f"{path.name}: loading with full unpickling (trusted=True): the file can run code",
+                      stacklevel=3)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            obj = torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as e:  # noqa: BLE001 - any failure here is a bad or unsafe file
         raise AVDemoError(f"{path.name}: cannot be read as a weights-only PyTorch checkpoint (files that "
                           f"need code to load are refused): {str(e).splitlines()[0][:300]}") from None
@@ -120,14 +130,18 @@ def _load_weights(model: AVLocalizer, state: dict[str, torch.Tensor], name: str)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu", config: ModelConfig | None = None) -> AVLocalizer:
+def load_model(ref: str | Path, device: str | torch.device = "cpu", config: ModelConfig | None = None,
+               trusted: bool = False) -> AVLocalizer:
     """Load any supported checkpoint into an ``AVLocalizer`` in eval mode, with ``model.card`` set.
 
-    Ours: ``x.safetensors`` (+ ``x.json`` card with the config). The authors' ``.pth.tar`` and peers'
-    ``{'model': ...}`` files use the ``paper`` preset unless ``config`` is given; without alignment-head
-    weights, the model uses the pooled backbone features as embeddings (the card says so).
+    ``ref``: a local path, an ``https://`` URL or ``hf://owner/repo/path[@revision]``, optionally pinned
+    with ``#sha256=...`` (``avdemo.fetch``). Ours: ``x.safetensors`` (+ ``x.json`` card with the config).
+    The authors' ``.pth.tar`` and peers' ``{'model': ...}`` files use the ``paper`` preset unless
+    ``config`` is given; without alignment-head weights, the model uses the pooled backbone features as
+    embeddings (the card says so). ``trusted=True`` allows full unpickling of a .pth file (it can run
+    code: only for files you trust; never for uploads).
     """
-    path = Path(path)
+    path = resolve_checkpoint(ref)
     if path.is_dir():
         candidates = sorted(path.glob("*.safetensors"))
         if len(candidates) != 1:
@@ -148,10 +162,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", config: Mod
         except Exception as e:  # noqa: BLE001
             raise AVDemoError(f"{path.name}: not a valid safetensors file ({e})") from None
     elif path.name.endswith(OFFICIAL_SUFFIXES):
-        state = official_to_ours(_read_torch_file(path))
+        state, ignored = official_to_ours(_read_torch_file(path, trusted))
         has_head = any(k.startswith(("visual_proj.", "audio_proj.")) for k in state)
         cfg = config or dataclasses.replace(preset("paper"), alignment_head=has_head)
-        card = {"format": "pytorch", "source": str(path.name),
+        card = {"format": "pytorch", "source": path.name, "ignored_keys": ignored,
                 "notes": ("alignment head included" if has_head else
                           "no alignment head in this checkpoint: embeddings and s_A use the L2-normalised "
                           "pooled backbone features (visual map max-pooled, audio vector)")}

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on a benchmark: localization, retrieval and false-positive metrics.
 
-    python -m avdemo.evaluate --checkpoint PATH --benchmark {vggss,flickr,embedded} --root DIR \\
+    python -m avdemo.evaluate --checkpoint PATH|URL|hf://... --benchmark {vggss,flickr,embedded} --root DIR \\
         [--meta FILE] [--ids FILE] [--negatives CSV] [--train-meta FILE] [--out report.json] [--batch-size N]
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from .audio import reference_window, to_model_rate
 from .benchmarks import BenchmarkSample, check_files, load_flickr, load_vggss, read_frame, read_wav
-from .checkpoints import atomic_write, load_model
+from .cache import atomic_write
+from .checkpoints import load_model
 from .errors import AVDemoError
 from .metrics import (GT_SIZE, adaptive_ciou, ciou, ciou_auc, false_positive_metrics, map_confidence,
                       pointing_game, retrieval_recall, roc_auc, success_rate)
@@ -235,7 +236,11 @@ def load_benchmark(benchmark: str, root: Path, meta: Path | None = None, ids: Pa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m avdemo.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, required=True, help="ours (.safetensors) or a .pth.tar")
+    parser.add_argument("--checkpoint", required=True,
+                        help="ours (.safetensors) or a .pth.tar: a path, an https:// URL or hf://owner/repo/file "
+                             "(optionally #sha256=...)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load a .pth file with full unpickling (it can run code: only for files you trust)")
     parser.add_argument("--benchmark", choices=("vggss", "flickr", "embedded"), required=True)
     parser.add_argument("--root", type=Path, required=True, help="folder with frames/ and audio/")
     parser.add_argument("--meta", type=Path, help="vggss.json (default: ROOT/vggss.json)")
@@ -251,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         samples = load_benchmark(args.benchmark, args.root, args.meta, args.ids, args.negatives)
         check_files(samples)
-        model = load_model(args.checkpoint, device=args.device)
+        model = load_model(args.checkpoint, device=args.device, trusted=args.trust_checkpoint)
         report, _ = evaluate(model, samples, batch_size=args.batch_size, confidence=args.confidence)
         if args.train_meta is not None:
             report["localization_by_media"] = localization_by_media(report, samples, args.train_meta)

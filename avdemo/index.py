@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from .benchmarks import BenchmarkSample, check_files, read_frame
 from .checkpoints import load_model
+from .fetch import resolve_checkpoint
 from .errors import AVDemoError
 from .evaluate import load_benchmark, run_model, score
 from .metrics import (ciou_auc, false_positive_metrics, gt_map_from_boxes, map_confidence, retrieval_recall,
@@ -307,8 +308,9 @@ def build_index(checkpoint: str | Path, root: str | Path, cache_dir: str | Path 
     """Index the split at ``root`` under ``checkpoint`` into ``cache_dir``; returns the index folder.
 
     Under torchrun each rank embeds every WORLD_SIZE-th sample and saves its shard; rank 0 merges them
-    and writes the index (the other ranks return the folder once it is written)."""
-    checkpoint, root = Path(checkpoint), Path(root).resolve()
+    and writes the index (the other ranks return the folder once it is written). ``checkpoint``: a path,
+    URL or hf:// reference (``avdemo.fetch``)."""
+    checkpoint, root = resolve_checkpoint(checkpoint), Path(root).resolve()
     folder = Path(cache_dir or default_cache_dir()) / index_folder_name(checkpoint, root)
     rank, world = _dist_rank_world()
     if device is None:
@@ -370,7 +372,8 @@ def load_index(folder: str | Path) -> SampleIndex:
 def ensure_index(checkpoint: str | Path, root: str | Path, cache_dir: str | Path | None = None,
                  progress: bool = True, model: AVLocalizer | None = None, batch_size: int = 32) -> SampleIndex:
     """The index of ``root`` under ``checkpoint``, built first when the cache has none."""
-    folder = Path(cache_dir or default_cache_dir()) / index_folder_name(Path(checkpoint), Path(root))
+    checkpoint = resolve_checkpoint(checkpoint)
+    folder = Path(cache_dir or default_cache_dir()) / index_folder_name(checkpoint, Path(root))
     if not (folder / "index.json").is_file():
         build_index(checkpoint, root, cache_dir, batch_size=batch_size, progress=progress, model=model)
     return load_index(folder)
@@ -380,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m avdemo.index", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="index a dataset split (VGG-SS layout) under a checkpoint")
-    build.add_argument("--checkpoint", type=Path, required=True, help="ours (.safetensors) or a .pth.tar")
+    build.add_argument("--checkpoint", required=True,
+                       help="ours (.safetensors) or a .pth.tar: a path, an https:// URL or hf://owner/repo/file")
     build.add_argument("--root", type=Path, required=True, help="a split folder: frames/, audio/, vggss.json")
     build.add_argument("--out", type=Path, default=None,
                        help="cache folder (default: $AVDEMO_INDEX_DIR or data_cache/index)")

@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
-from .checkpoints import atomic_write
+from .cache import atomic_write
 from .errors import AVDemoError
 
 VIDEO_CODEC = "libx264"           # H.264 High, yuv420p: what every browser plays

@@ -3,6 +3,7 @@
 Visual encoder f_v: ResNet-18 with a stride-1 last stage -> (B, 512, H/16, W/16) feature map; or another
                     backbone of output stride 16 (``avdemo.backbones``) with a 1x1 projection to 512.
 Audio encoder f_a:  ResNet-18 with a 1-channel stem on a log spectrogram, global max pool -> (B, 512).
+                    Its last stage has stride 1 in the paper (as the visual tower), 2 in our small presets.
 Localization map:   S = cos(f_a, f_v[:, :, i, j]) for every cell.
 Localization score: s_L = sum(w * S) / sum(w), w = sigmoid((S - threshold) / temperature).
 Alignment score:    s_A = z_v . z_a, z_v = norm(W_v maxpool(f_v)), z_a = norm(W_a f_a).
@@ -66,7 +67,7 @@ class AVLocalizer(nn.Module):
         # the pretrained variants' 1x1 projection of the trunk's channels to the shared space
         self.visual_map_proj = nn.Conv2d(backbone.channels, cfg.feat_dim, 1) \
             if backbone.channels != cfg.feat_dim else nn.Identity()
-        self.audio_encoder = resnet18_trunk(in_channels=1, last_stride=2)
+        self.audio_encoder = resnet18_trunk(in_channels=1, last_stride=cfg.audio_last_stride)
         if cfg.alignment_head:
             self.visual_proj = nn.Linear(cfg.feat_dim, cfg.embed_dim)
             self.audio_proj = nn.Linear(cfg.feat_dim, cfg.embed_dim)

@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avdemo.checkpoints import atomic_write  # noqa: E402
+from avdemo.cache import atomic_write  # noqa: E402
 from avdemo.model import AVLocalizer  # noqa: E402
 from train.config import ABLATIONS, VISION_ABLATIONS, VIEWS, ablation, load_config  # noqa: E402
 from train.loop import Trainer, use_bf16  # noqa: E402

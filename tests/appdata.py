@@ -61,11 +61,17 @@ class RunningApp:
     log: Path             # its output
     startup_files: set[Path]  # files in temp_dir once it answers: the initial values of the page
 
+    @property
+    def cache_dir(self) -> Path:
+        """AVDEMO_CACHE of the app."""
+        return self.temp_dir.parent / "cache"
+
 
 def start_app(data: AppData, temp_dir: Path, timeout_s: float = 180.0) -> RunningApp:
     """``python app.py`` on a free port over the test checkpoint and split; returns once it answers."""
     port = free_port()
     env = {**os.environ, "AVDEMO_INDEX_DIR": str(data.index_dir), "GRADIO_TEMP_DIR": str(temp_dir),
+           "AVDEMO_CACHE": str(temp_dir.parent / "cache"),  # = RunningApp.cache_dir
            "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
     log = temp_dir.parent / f"app-{port}.log"
     with open(log, "w") as out:

@@ -63,7 +63,7 @@ def test_every_event_of_the_four_tabs_is_a_named_endpoint(client):
 
 
 def test_model_card_and_dataset_numbers(client, data, index):
-    card, card_json, summary = client.predict(str(data.checkpoint), str(data.split), api_name="/model_card")
+    card, card_json, summary = client.predict(data.checkpoint.name, str(data.split), api_name="/model_card")
     assert "custom (64 px frames, 0.5 s of 8000 Hz audio" in card and "tiny test model" in card
     assert card_json["config"]["image_size"] == 64
     loc = index.info["summary"]["localization"]
@@ -72,7 +72,7 @@ def test_model_card_and_dataset_numbers(client, data, index):
 
 def test_retrieval_by_an_indexed_sound_ranks_k_pictures_by_s_A(client, data, index):
     gallery, table, partner, picture, sound = client.predict(
-        str(data.checkpoint), str(data.split), SOUND_TO_PICTURES, "indexed sample", 3, None, None, 5,
+        data.checkpoint.name, str(data.split), SOUND_TO_PICTURES, "indexed sample", 3, None, None, 5,
         api_name="/retrieve")
     assert len(gallery) == 5 and all(Image.open(item["image"]).size == (224, 224) for item in gallery)
     sims = index.image_emb[index.gallery] @ index.audio_emb[3]
@@ -81,7 +81,7 @@ def test_retrieval_by_an_indexed_sound_ranks_k_pictures_by_s_A(client, data, ind
     np.testing.assert_allclose([row[5] for row in table["data"]], np.sort(sims)[::-1][:5], atol=1e-4)
     assert f"ranks **{1 + (sims > sims[3]).sum()}** of 16" in partner
     assert Path(sound).name == index.audio_paths[3].name
-    heard, info = client.predict(str(data.checkpoint), str(data.split), 2, api_name="/retrieval_result")
+    heard, info = client.predict(data.checkpoint.name, str(data.split), 2, api_name="/retrieval_result")
     assert Path(heard).name == index.audio_paths[best[1]].name and f"#{best[1]} " in info
     exported = client.predict(api_name="/retrieval_export_csv")
     assert [int(r["sample"]) for r in csv.DictReader(open(exported))] == best.tolist()
@@ -91,14 +91,14 @@ def test_retrieval_by_uploaded_sound_and_picture(client, data, index, tmp_path):
     wav, rate = read_wav(index.audio_paths[7])
     sf.write(tmp_path / "query.wav", wav, rate)
     gallery, table, partner, *_ = client.predict(
-        str(data.checkpoint), str(data.split), SOUND_TO_PICTURES, "upload", None,
+        data.checkpoint.name, str(data.split), SOUND_TO_PICTURES, "upload", None,
         handle_file(str(tmp_path / "query.wav")), None, 4, api_name="/retrieve")
     sims = index.image_emb[index.gallery] @ index.audio_emb[7]
     assert [row[1] for row in table["data"]] == index.gallery[np.argsort(-sims, kind="stable")[:4]].tolist()
     assert "no partner" in partner and len(gallery) == 4
     Image.fromarray(read_frame(index.image_paths[2])).save(tmp_path / "query.png")
     gallery, table, *_ = client.predict(
-        str(data.checkpoint), str(data.split), PICTURE_TO_SOUNDS, "upload", None, None,
+        data.checkpoint.name, str(data.split), PICTURE_TO_SOUNDS, "upload", None, None,
         handle_file(str(tmp_path / "query.png")), 6, api_name="/retrieve")
     sims = index.audio_emb[index.gallery] @ index.image_emb[2]
     assert len(gallery) == 6
@@ -107,36 +107,36 @@ def test_retrieval_by_uploaded_sound_and_picture(client, data, index, tmp_path):
 
 def test_embedding_sample_shows_its_card_sound_and_neighbours(client, data, index):
     plot, card, sound, info, images, sounds = client.predict(
-        str(data.checkpoint), str(data.split), 4, "ciou", True, True, api_name="/embedding_sample")
+        data.checkpoint.name, str(data.split), 4, "ciou", True, True, api_name="/embedding_sample")
     assert plot is not None and Image.open(card).width > Image.open(card).height
     assert Path(sound).name == index.audio_paths[4].name and "**#4 " in info
     assert len(images) == len(sounds) == 8
     sims = index.image_emb[index.gallery] @ index.image_emb[4]
     others = [i for i in index.gallery[np.argsort(-sims, kind="stable")] if i != 4][:8]
     assert [int(re.match(r"#(\d+)", item["caption"]).group(1)) for item in images] == others
-    png = client.predict(str(data.checkpoint), str(data.split), 4, api_name="/embedding_export_card")
+    png = client.predict(data.checkpoint.name, str(data.split), 4, api_name="/embedding_export_card")
     assert Image.open(png).format == "PNG"
-    assert client.predict(str(data.checkpoint), str(data.split), None, "kind", False, False,
+    assert client.predict(data.checkpoint.name, str(data.split), None, "kind", False, False,
                           api_name="/embedding_plot") is not None
 
 
 def test_false_positive_numbers_match_the_metrics(client, data, index):
     slider, plot, stats, gallery, table = client.predict(
-        str(data.checkpoint), str(data.split), "s_A", "non-sounding, most confident first", api_name="/fp_measure")
+        data.checkpoint.name, str(data.split), "s_A", "non-sounding, most confident first", api_name="/fp_measure")
     fp = M.false_positive_metrics(index.confidence("s_A"), index.sounding, index.scores["ciou"])
     assert slider["value"] == pytest.approx(fp["best_threshold"])
     assert f"AP {fp['AP']:.2f} · max-F1 {fp['max_F1']:.2f}" in stats
     worst = np.flatnonzero(~index.sounding)[np.argsort(-index.confidence("s_A")[~index.sounding], kind="stable")]
     assert [row[0] for row in table["data"]] == worst.tolist() and len(gallery) == 16
     plot, stats, gallery, table = client.predict(
-        str(data.checkpoint), str(data.split), "s_A", slider["minimum"], "sounding, lowest cIoU first",
+        data.checkpoint.name, str(data.split), "s_A", slider["minimum"], "sounding, lowest cIoU first",
         api_name="/fp_analyse")
     assert "false-positive rate **100.0 %**" in stats and len(gallery) == 16
     rows = json.load(open(client.predict(api_name="/fp_export_json")))
     assert [r["cIoU"] for r in rows] == sorted(r["cIoU"] for r in rows) and len(rows) == 16
-    card, sound, info = client.predict(str(data.checkpoint), str(data.split), 1, api_name="/fp_card")
+    card, sound, info = client.predict(data.checkpoint.name, str(data.split), 1, api_name="/fp_card")
     assert Image.open(card).size[0] > 3 * 200 and f"#{rows[0]['sample']} " in info
-    png = client.predict(str(data.checkpoint), str(data.split), 1, api_name="/fp_export_card")
+    png = client.predict(data.checkpoint.name, str(data.split), 1, api_name="/fp_export_card")
     assert Image.open(png).format == "PNG"
 
 
@@ -146,7 +146,7 @@ def test_video_heat_map_is_an_mp4_with_sound_and_every_frame(client, data, index
     frames = [np.roll(frame, 4 * k, axis=1) for k in range(20)]
     clip = write_mp4(tmp_path / "clip.mp4", frames, fps=10, audio=wav[: 2 * rate], sample_rate=rate)
     video, strip, info, slider, large = client.predict(
-        str(data.checkpoint), handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "original", None, None,
+        data.checkpoint.name, handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "original", None, None,
         api_name="/localize_video")
     with av.open(video) as container:
         assert container.streams.audio and container.streams.video
@@ -156,17 +156,24 @@ def test_video_heat_map_is_an_mp4_with_sound_and_every_frame(client, data, index
     assert Image.open(large).size == (224, 224)
 
 
-def test_an_uploaded_checkpoint_is_offered_and_a_broken_one_is_refused(client, data, tmp_path):
+def test_an_uploaded_checkpoint_is_offered_by_name_and_a_broken_one_is_refused(app, client, data, tmp_path):
     update = client.predict([handle_file(str(data.checkpoint)), handle_file(str(data.checkpoint.with_suffix(".json")))],
                             api_name="/upload_checkpoint")
     choice = update["value"]
-    assert Path(choice).name == "tiny.safetensors" and Path(choice) != data.checkpoint
+    assert re.fullmatch(r"upload/[0-9a-f]{16}/tiny\.safetensors", choice)      # a name, not a server folder
     assert ["uploaded: tiny.safetensors", choice] in update["choices"]
+    assert all(not c[1].startswith("/") for c in update["choices"])
     card, _, _ = client.predict(choice, str(data.split), api_name="/model_card")
     assert "custom (64 px frames" in card
+    uploads = app.cache_dir / "uploads"
+    kept = files_in(uploads)
     (tmp_path / "broken.pth.tar").write_bytes(b"not a checkpoint")
     with pytest.raises(Exception, match="weights-only PyTorch checkpoint"):
         client.predict([handle_file(str(tmp_path / "broken.pth.tar"))], api_name="/upload_checkpoint")
+    assert files_in(uploads) == kept                                   # the broken file was not kept
+    for bad in ("/etc/passwd", "../data_cache/x.safetensors", "upload/0123456789abcdef/../../x.pth"):
+        with pytest.raises(Exception, match="unknown model"):
+            client.predict(bad, str(data.split), api_name="/model_card")
 
 
 def test_two_sessions_at_once_get_their_own_results(app, data):
@@ -175,9 +182,9 @@ def test_two_sessions_at_once_get_their_own_results(app, data):
 
     def session(k: int) -> None:
         sample, n = queries[k]
-        _, table, *_ = clients[k].predict(str(data.checkpoint), str(data.split), SOUND_TO_PICTURES, "indexed sample",
+        _, table, *_ = clients[k].predict(data.checkpoint.name, str(data.split), SOUND_TO_PICTURES, "indexed sample",
                                           sample, None, None, n, api_name="/retrieve")
-        _, info = clients[k].predict(str(data.checkpoint), str(data.split), n, api_name="/retrieval_result")
+        _, info = clients[k].predict(data.checkpoint.name, str(data.split), n, api_name="/retrieval_result")
         answers[k] = (table["data"], info)
 
     threads = [threading.Thread(target=session, args=(k,)) for k in range(2)]

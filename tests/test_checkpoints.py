@@ -1,16 +1,18 @@
 """Checkpoint formats: ours (safetensors + card), the authors' .pth.tar, peers' files; safe loading."""
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from avdemo import AVDemoError, load_model, save_model
 from avdemo.model import AVLocalizer
-from tests.conftest import with_head
 
 
 def _inputs(cfg, n=2):
@@ -20,20 +22,79 @@ def _inputs(cfg, n=2):
     return frames, windows
 
 
-def official_state_dict(model: AVLocalizer) -> dict[str, torch.Tensor]:
-    """The authors' layout: imgnet.* / audnet.* with the 1-channel stem as conv1_a, an unused 3-channel
-    audio stem and classifier heads, under model_state_dict."""
-    sd = {}
-    for k, v in model.state_dict().items():
-        if k.startswith("visual_encoder."):
-            sd["imgnet." + k.removeprefix("visual_encoder.")] = v.clone()
-        elif k.startswith("audio_encoder."):
-            rest = k.removeprefix("audio_encoder.")
-            sd["audnet." + rest.replace("conv1.", "conv1_a.", 1) if rest.startswith("conv1.") else "audnet." + rest] = v.clone()
-    sd["audnet.conv1.weight"] = torch.randn(64, 3, 7, 7)
-    sd["audnet.fc.weight"], sd["audnet.fc.bias"] = torch.randn(10, 512), torch.randn(10)
-    sd["imgnet.fc.weight"], sd["imgnet.fc.bias"] = torch.randn(1000, 512), torch.randn(1000)
-    return sd
+class RefBlock(nn.Module):
+    """The reference BasicBlock: conv3x3-bn-relu-conv3x3-bn, plus the (downsampled) input, relu."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)) \
+            if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+class RefResNet(nn.Module):
+    """A transcription of the reference ResNet-18 class both towers are built from: three stems (conv1 for
+    images, conv1_a for audio, conv1_flow unused), layer4 with stride 1, an unused classifier fc."""
+
+    def __init__(self, modal: str):
+        super().__init__()
+        self.modal = modal
+        self.conv1_a = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.conv1_flow = nn.Conv2d(6, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        widths, strides, cin = (64, 128, 256, 512), (1, 2, 2, 1), 64
+        for i, (w, s) in enumerate(zip(widths, strides), start=1):
+            setattr(self, f"layer{i}", nn.Sequential(RefBlock(cin, w, s), RefBlock(w, w, 1)))
+            cin = w
+        self.fc = nn.Linear(512, 1000)
+
+    def forward(self, x):
+        x = self.conv1_a(x) if self.modal == "audio" else self.conv1(x)
+        x = F.max_pool2d(F.relu(self.bn1(x)), 3, 2, 1)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class RefModel(nn.Module):
+    """The reference model's towers and its formulas for the map and the scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.imgnet, self.audnet = RefResNet("vision"), RefResNet("audio")
+        for m in self.modules():          # batch norms with non-trivial statistics
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                nn.init.uniform_(m.weight, 0.5, 1.5)
+                nn.init.uniform_(m.bias, -0.2, 0.2)
+
+    def forward(self, image, spec, threshold=0.65, temperature=0.03):
+        img = F.normalize(self.imgnet(image), dim=1)
+        aud = F.normalize(F.adaptive_max_pool2d(self.audnet(spec), 1).flatten(1), dim=1)
+        A = torch.einsum("ncqa,nchw->nqa", img, aud[:, :, None, None])
+        pos = torch.sigmoid((A - threshold) / temperature)
+        s_L = (pos * A).flatten(1).sum(1) / pos.flatten(1).sum(1)
+        s_A = (F.normalize(self.imgnet(image).amax((2, 3)), dim=1) * aud).sum(1)    # no head: pooled features
+        return A, s_L, s_A
+
+
+def released_checkpoint(model: RefModel, path, prefix: str = "") -> None:
+    """Save as the authors' training script does: the weights under model_state_dict next to other objects."""
+    state = {prefix + k: v for k, v in model.state_dict().items()}
+    torch.save({"epoch": 20, "model_state_dict": state, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]},
+                "loss": torch.tensor(1.25), "args": argparse.Namespace(epsilon=0.65, tau=0.03, trainset="vggss"),
+                "best_ciou": np.float64(0.393)}, path)
+
+
+IGNORED = ["audnet.conv1.weight", "audnet.conv1_flow.weight", "audnet.fc.bias", "audnet.fc.weight",
+           "imgnet.conv1_a.weight", "imgnet.conv1_flow.weight", "imgnet.fc.bias", "imgnet.fc.weight"]
 
 
 def test_our_format_round_trips_with_card(tmp_path, tiny_model, tiny_config):
@@ -56,29 +117,57 @@ def test_float16_storage_loads_close_to_float32(tmp_path, tiny_model, tiny_confi
 
 
 @pytest.mark.parametrize("prefix", ["", "module."])
-def test_official_pth_tar_gives_the_same_maps_as_the_source_weights(tmp_path, tiny_config, prefix):
-    cfg = with_head(tiny_config, False)
+def test_the_released_layout_loads_and_gives_the_reference_maps_and_scores(tmp_path, prefix):
     torch.manual_seed(1)
-    source = AVLocalizer(cfg).eval()
-    sd = {prefix + k: v for k, v in official_state_dict(source).items()}
-    path = tmp_path / "best.pth.tar"
-    torch.save({"epoch": 3, "model_state_dict": sd}, path)
-    loaded = load_model(path, config=cfg)
-    frames, windows = _inputs(cfg)
-    a, b = source.localize(frames, windows), loaded.localize(frames, windows)
-    np.testing.assert_allclose(a.maps, b.maps, atol=1e-5)
-    np.testing.assert_allclose(a.s_A, b.s_A, atol=1e-5)
-    assert "no alignment head" in loaded.card["notes"]
-
-
-def test_official_checkpoint_defaults_to_paper_preset_without_head(tmp_path):
-    from avdemo.config import preset
-
-    source = AVLocalizer(with_head(preset("paper"), False))
-    path = tmp_path / "vggss.pth.tar"
-    torch.save({"model_state_dict": official_state_dict(source)}, path)
-    model = load_model(path)
+    reference = RefModel().eval()
+    path = tmp_path / "ours_sup.pth.tar"
+    released_checkpoint(reference, path, prefix)
+    model = load_model(path)                                   # the paper preset, no config given
     assert model.cfg.image_size == 224 and not model.cfg.alignment_head
+    assert model.card["ignored_keys"] == IGNORED                # named without the DDP prefix
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(2, 180, 240, 3), dtype=np.uint8)
+    windows = rng.uniform(-1, 1, size=(2, model.cfg.audio.window_samples)).astype(np.float32)
+    out = model.localize(frames, windows)
+    with torch.no_grad():
+        A, s_L, s_A = reference(model.preprocess_frames(frames), model.audio_to_specs(windows, None, 2))
+    assert out.maps_lowres.shape == (2, 14, 14)
+    np.testing.assert_allclose(out.maps_lowres, A.numpy(), atol=1e-4)
+    np.testing.assert_allclose(out.s_L, s_L.numpy(), atol=1e-4)
+    np.testing.assert_allclose(out.s_A, s_A.numpy(), atol=1e-4)
+
+
+def test_other_unexpected_keys_in_the_released_layout_are_still_named(tmp_path):
+    state = {f"imgnet.{k}": v for k, v in RefResNet("vision").state_dict().items()}
+    state |= {f"audnet.{k}": v for k, v in RefResNet("audio").state_dict().items()}
+    state["imgnet.dim_mapping.weight"] = torch.zeros(8, 512)
+    del state["audnet.layer4.1.bn2.running_var"]
+    torch.save({"model_state_dict": state}, tmp_path / "odd.pth.tar")
+    with pytest.raises(AVDemoError, match=r"missing keys \(audio_encoder.layer4.1.bn2.running_var\).*"
+                                          r"unexpected keys \(visual_encoder.dim_mapping.weight\)"):
+        load_model(tmp_path / "odd.pth.tar")
+
+
+class _Plain:
+    """A picklable class that is not on the allowlist (importable, no code runs on load)."""
+
+    def __init__(self):
+        self.value = 3
+
+
+def test_code_free_extras_load_and_other_classes_need_an_explicit_trust(tmp_path, tiny_model, tiny_config):
+    path = tmp_path / "extras.pth"
+    torch.save({"model": tiny_model.state_dict(), "args": argparse.Namespace(lr=1e-4), "best": np.float32(0.5),
+                "step": np.int64(7)}, path)
+    load_model(path, config=tiny_config)                       # Namespace and numpy numbers are allowed
+    torch.save({"model": tiny_model.state_dict(), "extra": _Plain()}, path)
+    with pytest.raises(AVDemoError, match="weights-only"):
+        load_model(path, config=tiny_config)
+    with pytest.warns(UserWarning, match="full unpickling"):
+        loaded = load_model(path, config=tiny_config, trusted=True)
+    frames, windows = _inputs(tiny_config)
+    np.testing.assert_allclose(loaded.localize(frames, windows).maps, tiny_model.localize(frames, windows).maps,
+                               atol=1e-5)
 
 
 def test_peer_model_dict_loads_when_architecture_matches(tmp_path, tiny_model, tiny_config):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avdemo.checkpoints import atomic_write
+from avdemo.cache import atomic_write
 from avdemo.errors import AVDemoError
 from avdemo.evaluate import PICTURE_NOT_SEEN
 

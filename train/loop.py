@@ -34,7 +34,8 @@ from tqdm import tqdm
 
 from avdemo.backbones import load_imagenet_trunk
 from avdemo.benchmarks import load_vggss
-from avdemo.checkpoints import atomic_write, git_commit, load_model, save_model
+from avdemo.cache import atomic_write
+from avdemo.checkpoints import git_commit, load_model, save_model
 from avdemo.errors import AVDemoError
 from avdemo.evaluate import evaluate, load_benchmark, localization_by_media
 from avdemo.model import AVLocalizer

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from avdemo.checkpoints import atomic_write  # noqa: E402
+from avdemo.cache import atomic_write  # noqa: E402
 
 PANELS = {  # panel title -> tags drawn in it
     "loss": ("train/loss_L", "train/loss_A"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..index import SampleIndex, ensure_index
 from ..model import AVLocalizer
-from .models import get_model
+from .models import checkpoint_file, get_model, model_at
 
 EMBEDDED_SPLITS = ("test", "val", "openset")
 _LOCK = threading.Lock()      # one index build at a time; concurrent requests wait for it
@@ -30,15 +30,16 @@ def dataset_choices(default: str | Path) -> list[tuple[str, str]]:
 
 
 @lru_cache(maxsize=4)
-def _index(checkpoint: str, dataset: str) -> SampleIndex:
-    return ensure_index(checkpoint, dataset, model=get_model(checkpoint))
+def _index(path: str, dataset: str) -> SampleIndex:
+    return ensure_index(path, dataset, model=model_at(path))
 
 
 def get_index(checkpoint: str, dataset: str) -> SampleIndex:
-    """The index of ``dataset`` under ``checkpoint`` (built first when the disk cache has none)."""
+    """The index of ``dataset`` under the picker choice ``checkpoint`` (built first when the disk cache
+    has none)."""
     with _LOCK:
-        return _index(str(checkpoint), str(dataset))
+        return _index(checkpoint_file(checkpoint), str(dataset))
 
 
 def model_and_index(checkpoint: str, dataset: str) -> tuple[AVLocalizer, SampleIndex]:
-    return get_model(str(checkpoint)), get_index(checkpoint, dataset)
+    return get_model(checkpoint), get_index(checkpoint, dataset)

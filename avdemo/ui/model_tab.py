@@ -9,24 +9,21 @@ from typing import Any
 
 import gradio as gr
 
+from ..cache import atomic_write
 from ..checkpoints import OFFICIAL_SUFFIXES, card_path
 from ..config import PRESETS, ModelConfig
 from ..errors import AVDemoError
-from ..index import SampleIndex, default_cache_dir, file_digest
+from ..index import SampleIndex, file_digest
 from .indexes import get_index
-from .models import get_model
+from .models import get_model, model_at, upload_choice, uploads_dir
 
 UPLOAD_TYPES = [".safetensors", ".json", *OFFICIAL_SUFFIXES]
 
 
-def uploads_dir() -> Path:
-    """Uploaded checkpoints are kept next to the index cache, one folder per content hash."""
-    return default_cache_dir().parent / "uploads"
-
-
-def save_upload(paths: list[str]) -> Path:
+def save_upload(paths: list[str]) -> str:
     """Keep an uploaded checkpoint: a ``.pth.tar``-style file, or a ``.safetensors`` with its ``.json``
-    card; copied into a folder named by its content hash and loaded once to check it."""
+    card; copied into a folder named by its content hash and loaded once (weights only) to check it.
+    Returns its picker choice."""
     paths = [Path(p) for p in paths or []]
     weights = [p for p in paths if p.suffix == ".safetensors" or p.name.endswith(OFFICIAL_SUFFIXES)]
     if len(weights) != 1:
@@ -39,14 +36,22 @@ def save_upload(paths: list[str]) -> Path:
             raise AVDemoError(f"{weights[0].name} needs its model card: upload the .json file next to it too")
         files = weights + cards
     folder = uploads_dir() / file_digest(weights[0])[:16]
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / weights[0].name
+    created = []
     for p in files:
         dest = card_path(target) if p.suffix == ".json" else target
         if not dest.exists():
-            shutil.copyfile(p, dest)
-    get_model(str(target))
-    return target
+            atomic_write(dest, lambda tmp, src=p: shutil.copyfile(src, tmp))
+            created.append(dest)
+    try:
+        model_at(str(target))
+    except AVDemoError:
+        for dest in created:            # a file that does not load is not kept
+            dest.unlink(missing_ok=True)
+        if folder.exists() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    return upload_choice(target)
 
 
 def preset_name(config: dict[str, Any]) -> str:
@@ -112,7 +117,7 @@ def describe(checkpoint: str, dataset: str, progress=gr.Progress(track_tqdm=True
 def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tuple[str, str]],
                       dataset: str) -> tuple[gr.Dropdown, gr.Dropdown]:
     """The picker row and the card; returns the (checkpoint, dataset) dropdowns every tab listens to."""
-    choices = [(Path(p).name, p) for p in checkpoints]
+    choices = [(name, name) for name in checkpoints]
     card_md, card_json, summary_md = describe(checkpoint, dataset)
     with gr.Row():
         model_choice = gr.Dropdown(choices, value=checkpoint, label="Model", scale=2, elem_id="model-choice")
@@ -130,10 +135,10 @@ def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tu
         if not files:
             return gr.update()
         try:
-            path = str(save_upload(files))
+            choice = save_upload(files)
         except AVDemoError as e:
             raise gr.Error(str(e)) from None
-        return gr.update(choices=choices + [(f"uploaded: {Path(path).name}", path)], value=path)
+        return gr.update(choices=choices + [(f"uploaded: {Path(choice).name}", choice)], value=choice)
 
     upload.upload(use_upload, upload, model_choice, api_name="upload_checkpoint")
     gr.on([model_choice.change, dataset_choice.change], describe, [model_choice, dataset_choice],

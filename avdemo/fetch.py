@@ -1,0 +1,216 @@
+"""Checkpoint references: a local path, an ``https://`` URL or ``hf://owner/repo/path/in/repo[@revision]``.
+
+Any of them may end in ``#sha256=<64 hex digits>``, which pins the weights file's content. Remote files
+are downloaded once, with a progress bar, atomically (a partial file never looks complete), into one
+cache folder, and reused from there without a network afterwards:
+
+- URLs: ``<cache_root()>/downloads/<hash of the URL>/<file name>``;
+- the Hub: huggingface_hub's cache (``$HF_HOME`` / ``$HF_HUB_CACHE``), or ``<cache_root()>/hub`` when
+  ``$AVDEMO_CACHE`` is set; ``$HF_ENDPOINT`` picks the server.
+
+A ``.safetensors`` reference brings its model card (the ``.json`` next to it) along.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+from .cache import atomic_write, cache_root
+from .errors import AVDemoError
+
+DEFAULT_MAX_MB = 2048          # larger downloads are refused; $AVDEMO_MAX_DOWNLOAD_MB changes it
+TIMEOUT_S = 30.0
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """A parsed checkpoint reference."""
+
+    kind: str                  # "path", "url" or "hf"
+    location: str              # the path, the URL, or the Hub repository id (owner/name)
+    filename: str = ""         # hf: the file's path inside the repository
+    revision: str | None = None  # hf: branch, tag or commit (None: the default branch)
+    sha256: str | None = None  # the weights file's pinned content hash
+
+    @property
+    def name(self) -> str:
+        """The file name, for people (never a server folder)."""
+        return Path(self.filename or self.location.split("?")[0]).name
+
+
+def parse_ref(ref: str | Path) -> CheckpointRef:
+    """``path``, ``https://host/x.pth.tar`` or ``hf://owner/repo/dir/x.pth.tar@rev``, each with an
+    optional ``#sha256=...``."""
+    text, sha256 = str(ref), None
+    if "#" in text and not Path(text).exists():
+        text, _, fragment = text.partition("#")
+        key, _, value = fragment.partition("=")
+        if key != "sha256" or not _SHA256.fullmatch(value.lower()):
+            raise AVDemoError(f"{ref}: the part after '#' must be sha256=<64 hex digits>")
+        sha256 = value.lower()
+    if text.startswith("hf://"):
+        rest = text.removeprefix("hf://")
+        revision = None
+        if "@" in rest:
+            rest, revision = rest.rsplit("@", 1)
+        parts = rest.split("/")
+        if len(parts) < 3 or not all(parts) or revision == "":
+            raise AVDemoError(f"{ref}: a Hub reference is hf://owner/repo/path/in/repo[@revision]")
+        return CheckpointRef("hf", "/".join(parts[:2]), "/".join(parts[2:]), revision, sha256)
+    if text.startswith(("https://", "http://")):
+        return CheckpointRef("url", text, sha256=sha256)
+    if "://" in text:
+        raise AVDemoError(f"{ref}: unsupported scheme; use a local path, https://... or hf://owner/repo/file")
+    return CheckpointRef("path", text, sha256=sha256)
+
+
+def max_download_bytes() -> int:
+    return int(float(os.environ.get("AVDEMO_MAX_DOWNLOAD_MB", DEFAULT_MAX_MB)) * 2**20)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_sha256(path: Path, expected: str | None, label: str) -> None:
+    if expected and (actual := file_sha256(path)) != expected:
+        raise AVDemoError(f"{label}: sha256 mismatch: the file has {actual}, the reference pins {expected}")
+
+
+def _looks_like_html(head: bytes) -> bool:
+    return head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))
+
+
+def _html_error(label: str) -> AVDemoError:
+    return AVDemoError(f"{label}: the server sent an HTML page, not a checkpoint (a sharing or login page? "
+                       f"use the file's direct download link)")
+
+
+def _too_large(label: str, size: int, limit: int) -> AVDemoError:
+    return AVDemoError(f"{label}: {size / 2**20:.1f} MB is over the download limit of {limit / 2**20:.0f} MB "
+                       f"(set AVDEMO_MAX_DOWNLOAD_MB to allow more)")
+
+
+def download(url: str, dest: Path, sha256: str | None = None, max_bytes: int | None = None) -> Path:
+    """Fetch ``url`` into ``dest`` atomically (progress on stderr); checks type, size and ``sha256``.
+    Nothing is left at ``dest`` when anything fails."""
+    limit = max_download_bytes() if max_bytes is None else max_bytes
+    label = url.split("?")[0]
+
+    def write(tmp: Path) -> None:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=TIMEOUT_S) as response:
+            if response.status_code != 200:
+                raise AVDemoError(f"{label}: HTTP {response.status_code} {response.reason_phrase}")
+            if "text/html" in response.headers.get("content-type", ""):
+                raise _html_error(label)
+            size = int(response.headers.get("content-length") or 0)
+            if size > limit:
+                raise _too_large(label, size, limit)
+            digest, received = hashlib.sha256(), 0
+            with open(tmp, "wb") as f, tqdm(total=size or None, unit="B", unit_scale=True,
+                                            desc=f"downloading {dest.name}") as bar:
+                for chunk in response.iter_bytes(1 << 20):
+                    if received == 0 and _looks_like_html(chunk):
+                        raise _html_error(label)
+                    received += len(chunk)
+                    if received > limit:
+                        raise _too_large(label, received, limit)
+                    digest.update(chunk)
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        if sha256 and digest.hexdigest() != sha256:
+            raise AVDemoError(f"{label}: sha256 mismatch: downloaded {digest.hexdigest()}, the reference pins "
+                              f"{sha256}; the file was not kept")
+
+    try:
+        atomic_write(dest, write)
+    except httpx.TimeoutException:
+        raise AVDemoError(f"{label}: the server did not answer within {TIMEOUT_S:.0f} s") from None
+    except httpx.TransportError as e:
+        raise AVDemoError(f"{label}: cannot connect ({type(e).__name__}: {e}); no network? A file downloaded "
+                          f"once is reused from {dest.parent} without one") from None
+    return dest
+
+
+def _fetch_url(ref: CheckpointRef, max_bytes: int | None) -> Path:
+    folder = cache_root() / "downloads" / hashlib.sha256(ref.location.encode()).hexdigest()[:16]
+    weights = folder / ref.name
+    if weights.exists():
+        _check_sha256(weights, ref.sha256, ref.location)
+    else:
+        download(ref.location, weights, ref.sha256, max_bytes)
+    if weights.suffix == ".safetensors" and not weights.with_suffix(".json").exists():
+        base, _, query = ref.location.partition("?")
+        card_url = base[: -len(".safetensors")] + ".json" + (f"?{query}" if query else "")
+        download(card_url, weights.with_suffix(".json"), max_bytes=max_bytes)
+    return weights
+
+
+def _fetch_hf(ref: CheckpointRef, max_bytes: int | None) -> Path:
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    endpoint = os.environ.get("HF_ENDPOINT")
+    cache_dir = cache_root() / "hub" if os.environ.get("AVDEMO_CACHE") else None
+    limit = max_download_bytes() if max_bytes is None else max_bytes
+    label = f"hf://{ref.location}/{ref.filename}" + (f"@{ref.revision}" if ref.revision else "")
+
+    def fetch(filename: str) -> Path:
+        kwargs = dict(repo_id=ref.location, filename=filename, revision=ref.revision, cache_dir=cache_dir,
+                      endpoint=endpoint)
+        try:
+            try:
+                meta = get_hf_file_metadata(hf_hub_url(ref.location, filename, revision=ref.revision,
+                                                       endpoint=endpoint))
+            except HfHubHTTPError:
+                raise
+            except Exception:  # noqa: BLE001 - no connection (the Hub client's own transport errors)
+                return Path(hf_hub_download(**kwargs, local_files_only=True))    # offline: the cached copy
+            if meta.size and meta.size > limit:
+                raise _too_large(label, meta.size, limit)
+            return Path(hf_hub_download(**kwargs))
+        except LocalEntryNotFoundError:
+            raise AVDemoError(f"{label}: cannot reach the Hub ({endpoint or 'huggingface.co'}) and the file "
+                              f"is not in the cache yet; no network?") from None
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as e:
+            raise AVDemoError(f"{label}: not found on the Hub ({type(e).__name__}; a private or gated repository "
+                              f"needs HF_TOKEN)") from None
+        except HfHubHTTPError as e:
+            raise AVDemoError(f"{label}: the Hub answered {str(e).splitlines()[0][:200]}") from None
+
+    weights = fetch(ref.filename)
+    try:
+        _check_sha256(weights, ref.sha256, label)
+    except AVDemoError:
+        blob = weights.resolve()
+        weights.unlink(missing_ok=True)
+        blob.unlink(missing_ok=True)
+        raise
+    if weights.suffix == ".safetensors":
+        fetch(str(Path(ref.filename).with_suffix(".json")))
+    return weights
+
+
+def resolve_checkpoint(ref: str | Path, max_bytes: int | None = None) -> Path:
+    """The local file of a checkpoint reference, downloading it first when it is remote."""
+    parsed = parse_ref(ref)
+    if parsed.kind == "url":
+        return _fetch_url(parsed, max_bytes)
+    if parsed.kind == "hf":
+        return _fetch_hf(parsed, max_bytes)
+    path = Path(parsed.location)
+    if path.is_file():
+        _check_sha256(path, parsed.sha256, str(path))
+    return path
