@@ -1,0 +1,216 @@
+"""Checkpoint references: https URLs and hf:// against real HTTP servers on 127.0.0.1, never the internet."""
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avdemo import AVDemoError, load_model, save_model
+from avdemo.fetch import parse_ref, resolve_checkpoint
+from avdemo.index import ensure_index
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass                        # a client that hangs up mid-file (the size limit) is expected here
+
+
+class Server:
+    """A real HTTP server in a thread. ``files`` maps a URL path to (bytes, content type); a hub-style
+    path ``/<owner>/<repo>/resolve/<revision>/<file>`` is answered with the headers the Hub sends."""
+
+    def __init__(self):
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, body: bool):
+                path = self.path.split("?")[0]
+                server.requests.append(f"{self.command} {path}")
+                found = server.files.get(path)
+                if found is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    if "/resolve/" in path:
+                        self.send_header("X-Error-Code", "EntryNotFound")
+                        self.send_header("X-Repo-Commit", COMMIT)
+                    self.end_headers()
+                    return
+                data, ctype = found
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("X-Repo-Commit", COMMIT)
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def do_HEAD(self):
+                self._answer(body=False)
+
+            def do_GET(self):
+                self._answer(body=True)
+
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("AVDEMO_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture
+def ours(tmp_path, tiny_model) -> tuple[bytes, bytes]:
+    """Our tiny checkpoint's weights and card, as bytes."""
+    path = save_model(tiny_model, tmp_path / "src" / "tiny.safetensors", card={"notes": "served"})
+    return path.read_bytes(), path.with_suffix(".json").read_bytes()
+
+
+def _frames_windows(cfg):
+    rng = np.random.default_rng(0)
+    return (rng.integers(0, 256, size=(2, 40, 60, 3), dtype=np.uint8),
+            rng.uniform(-1, 1, size=(2, cfg.audio.window_samples)).astype(np.float32))
+
+
+def _left_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_references_parse_with_revision_and_pin():
+    ref = parse_ref("hf://owner/repo/ckpts/ours_sup.pth.tar@v1.0#sha256=" + "AB" * 32)
+    assert (ref.kind, ref.location, ref.filename, ref.revision, ref.sha256) == \
+        ("hf", "owner/repo", "ckpts/ours_sup.pth.tar", "v1.0", "ab" * 32)
+    assert parse_ref("https://host/x/model.pth.tar?dl=1").name == "model.pth.tar"
+    assert parse_ref("checkpoints/default.safetensors").kind == "path"
+    for bad, message in (("hf://owner/model.pth", "hf://owner/repo/path"), ("s3://b/x.pth", "unsupported scheme"),
+                         ("https://h/x.pth#md5=1", "sha256=<64 hex")):
+        with pytest.raises(AVDemoError, match=message):
+            parse_ref(bad)
+
+
+def test_a_url_downloads_once_with_its_card_and_is_reused_offline(server, cache, ours, tiny_model, tiny_config):
+    weights, card = ours
+    server.files["/m/tiny.safetensors"] = (weights, "application/octet-stream")
+    server.files["/m/tiny.json"] = (card, "application/json")
+    url = f"{server.url}/m/tiny.safetensors#sha256={hashlib.sha256(weights).hexdigest()}"
+    model = load_model(url)
+    assert model.card["notes"] == "served"
+    frames, windows = _frames_windows(tiny_config)
+    np.testing.assert_allclose(model.localize(frames, windows).maps, tiny_model.localize(frames, windows).maps,
+                               atol=1e-5)
+    assert [f.rsplit("/", 1)[1] for f in _left_files(cache)] == ["tiny.json", "tiny.safetensors"]   # no temp files
+    server.stop()                                                   # offline: the cached copy is used
+    assert load_model(url).card["notes"] == "served"
+    assert server.requests == ["GET /m/tiny.safetensors", "GET /m/tiny.json"]
+
+
+def test_url_errors_are_clear_and_leave_nothing(server, cache, ours, monkeypatch):
+    weights, _ = ours
+    server.files["/w.pth.tar"] = (weights, "application/octet-stream")
+    server.files["/page.pth.tar"] = (b"<!DOCTYPE html><html><body>Sign in</body></html>", "text/html; charset=utf-8")
+    server.files["/sneaky.pth.tar"] = (b"\n<html><body>virus scan warning</body></html>", "application/octet-stream")
+    cases = [(f"{server.url}/missing.pth.tar", "HTTP 404"),
+             (f"{server.url}/page.pth.tar", "HTML page"),
+             (f"{server.url}/sneaky.pth.tar", "HTML page"),
+             (f"{server.url}/w.pth.tar#sha256={'0' * 64}", "sha256 mismatch"),
+             (f"http://127.0.0.1:{_closed_port()}/w.pth.tar", "cannot connect")]
+    for ref, message in cases:
+        with pytest.raises(AVDemoError, match=message):
+            resolve_checkpoint(ref)
+    monkeypatch.setenv("AVDEMO_MAX_DOWNLOAD_MB", str(len(weights) / 2 / 2**20))
+    with pytest.raises(AVDemoError, match="over the download limit"):
+        resolve_checkpoint(f"{server.url}/w.pth.tar")
+    assert _left_files(cache) == []
+
+
+def test_a_local_file_can_be_pinned(tmp_path, ours):
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(ours[0])
+    assert resolve_checkpoint(f"{path}#sha256={hashlib.sha256(ours[0]).hexdigest()}") == path
+    with pytest.raises(AVDemoError, match="sha256 mismatch"):
+        resolve_checkpoint(f"{path}#sha256={'1' * 64}")
+
+
+def test_hub_references_download_through_huggingface_hub_and_work_offline(server, cache, ours, monkeypatch,
+                                                                          tiny_model, tiny_config, tmp_path):
+    weights, card = ours
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    server.files["/lab/ssl/resolve/main/ckpt/tiny.safetensors"] = (weights, "application/octet-stream")
+    server.files["/lab/ssl/resolve/main/ckpt/tiny.json"] = (card, "application/json")
+    ref = "hf://lab/ssl/ckpt/tiny.safetensors"
+    model = load_model(ref)
+    frames, windows = _frames_windows(tiny_config)
+    np.testing.assert_allclose(model.localize(frames, windows).maps, tiny_model.localize(frames, windows).maps,
+                               atol=1e-5)
+    assert (cache / "hub" / "models--lab--ssl" / "snapshots" / COMMIT / "ckpt" / "tiny.safetensors").is_file()
+    with pytest.raises(AVDemoError, match="not found on the Hub"):
+        resolve_checkpoint("hf://lab/ssl/ckpt/other.pth.tar")
+    with pytest.raises(AVDemoError, match="sha256 mismatch"):
+        resolve_checkpoint(ref + "#sha256=" + "2" * 64)
+    model = load_model(ref + "#sha256=" + hashlib.sha256(weights).hexdigest())      # fetched again, pinned
+    server.stop()
+    assert load_model(ref).card["notes"] == "served"                                  # offline
+    index = ensure_index(ref, _split(tmp_path), cache_dir=tmp_path / "index", progress=False)
+    assert index.info["summary"]["n_sounding"] > 0
+    with pytest.raises(AVDemoError, match="cannot reach the Hub"):
+        resolve_checkpoint("hf://lab/ssl/ckpt/never-fetched.pth.tar")
+
+
+def test_the_app_picker_offers_a_hub_checkpoint_by_its_reference(server, cache, ours, monkeypatch, tmp_path):
+    from avdemo.ui import models
+
+    weights, card = ours
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setattr(models, "_STARTED_WITH", {})
+    server.files["/lab/ssl/resolve/v2/tiny.safetensors"] = (weights, "application/octet-stream")
+    server.files["/lab/ssl/resolve/v2/tiny.json"] = (card, "application/json")
+    ref = "hf://lab/ssl/tiny.safetensors@v2"           # what AVDEMO_CHECKPOINT holds on a Space
+    assert models.register_checkpoint(ref) == ref and ref in models.checkpoint_choices()
+    assert models.get_model(ref).card["notes"] == "served"
+    local = tmp_path / "elsewhere" / "mine.safetensors"
+    local.parent.mkdir()
+    local.write_bytes(weights)
+    local.with_suffix(".json").write_bytes(card)
+    assert models.register_checkpoint(local) == "mine.safetensors"                   # a name, not the folder
+    assert models.checkpoint_file("mine.safetensors") == str(local)
+    assert not any(c.startswith("/") for c in models.checkpoint_choices())
+
+
+def _split(tmp_path: Path) -> Path:
+    from avdemo.data.splits import build_split
+
+    return build_split("test", 6, out=tmp_path / "data")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
