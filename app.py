@@ -3,8 +3,8 @@
     python app.py [--checkpoint PATH|URL|hf://owner/repo/file] [--data SPLIT_DIR] [--port N]
 
 Defaults: ``$AVDEMO_CHECKPOINT`` or checkpoints/default.safetensors; ``$AVDEMO_DATA`` or the embedded
-test split (generated on first start); the index cache in ``$AVDEMO_INDEX_DIR`` or data_cache/index
-(built on first start). Gradio's own variables (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, ...) apply.
+test split (generated on first start); writable caches (index, generated data, uploads, downloads)
+under ``$AVDEMO_CACHE`` or data_cache/ (the index alone may go to ``$AVDEMO_INDEX_DIR``). Gradio's own variables (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT, ...) apply.
 """
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .benchmarks import BenchmarkSample, check_files, read_frame
+from .cache import cache_root
 from .checkpoints import load_model
 from .fetch import resolve_checkpoint
 from .errors import AVDemoError
@@ -47,8 +48,8 @@ ARRAYS = ("image_emb", "audio_emb", "maps_lowres", *SCORES)
 
 
 def default_cache_dir() -> Path:
-    """``$AVDEMO_INDEX_DIR``, else ``data_cache/index`` at the top of the project."""
-    return Path(os.environ.get("AVDEMO_INDEX_DIR") or Path(__file__).resolve().parents[1] / "data_cache" / "index")
+    """``$AVDEMO_INDEX_DIR``, else ``<cache_root()>/index``."""
+    return Path(os.environ.get("AVDEMO_INDEX_DIR") or cache_root() / "index")
 
 
 @dataclass
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="ours (.safetensors) or a .pth.tar: a path, an https:// URL or hf://owner/repo/file")
     build.add_argument("--root", type=Path, required=True, help="a split folder: frames/, audio/, vggss.json")
     build.add_argument("--out", type=Path, default=None,
-                       help="cache folder (default: $AVDEMO_INDEX_DIR or data_cache/index)")
+                       help="cache folder (default: $AVDEMO_INDEX_DIR or $AVDEMO_CACHE/index)")
     build.add_argument("--batch-size", type=int, default=32)
     build.add_argument("--device", default=None, help="default: cuda (this rank's GPU) when present, else cpu")
     build.add_argument("--seed", type=int, default=0, help="UMAP seed")

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from avdemo import AVDemoError, load_model, save_model
-from avdemo.model import AVLocalizer
 
 
 def _inputs(cfg, n=2):

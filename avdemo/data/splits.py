@@ -36,9 +36,9 @@ from tqdm import tqdm
 from avdemo.data.baselines import write_baselines
 from avdemo.data.catalog import SILENT_OBJECT, Catalog, Media, load_catalog
 from avdemo.data.scenes import SceneConfig, SplitMedia, make_scene, negative_audio
+from avdemo.cache import cache_root
 from avdemo.errors import AVDemoError
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data_cache" / "embedded"
 SPLITS = ("train", "val", "test", "openset")
 DEFAULT_SIZES = {"train": 10000, "val": 500, "test": 1000, "openset": 1000}
 SPLIT_CODES = {name: k for k, name in enumerate(SPLITS)}
@@ -208,16 +208,22 @@ def _write_one(index: int) -> tuple[dict, dict | None]:
     return entry, negative
 
 
-def build_split(split: str, n: int, out: Path = DEFAULT_ROOT, seed: int = 0, cfg: SceneConfig = SceneConfig(),
+def default_root() -> Path:
+    """Where the embedded benchmark's splits are generated: ``<cache_root()>/embedded``."""
+    return cache_root() / "embedded"
+
+
+def build_split(split: str, n: int, out: Path | None = None, seed: int = 0, cfg: SceneConfig = SceneConfig(),
                 workers: int = 2, catalog: Catalog | None = None, progress: bool = True) -> Path:
-    """Generate ``n`` scenes of ``split`` into ``out/<split>`` (replaced when complete; the same seed
-    gives the same bytes whatever the number of workers). Returns the split folder."""
+    """Generate ``n`` scenes of ``split`` into ``out/<split>`` (default ``out``: ``default_root()``;
+    replaced when complete; the same seed gives the same bytes whatever the number of workers).
+    Returns the split folder."""
     if split not in SPLITS:
         raise AVDemoError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     catalog = catalog or load_catalog()
     media = split_media(catalog, split, seed)
     heard = tuple(heard_categories(catalog, seed))
-    out = Path(out)
+    out = Path(out or default_root())
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{split}."))
     try:
@@ -268,12 +274,14 @@ def _write_index(folder: Path, split: str, results: list[tuple[dict, dict | None
     (folder / "build.json").write_text(json.dumps(build, indent=1) + "\n")
 
 
-def ensure_split(split: str, root: Path = DEFAULT_ROOT, n: int | None = None, seed: int = 0) -> Path:
-    """The folder of ``split`` under ``root``, built first (default size) when missing."""
-    folder = Path(root) / split
+def ensure_split(split: str, root: Path | None = None, n: int | None = None, seed: int = 0) -> Path:
+    """The folder of ``split`` under ``root`` (default: ``default_root()``), built first (default size)
+    when missing."""
+    root = Path(root or default_root())
+    folder = root / split
     if (folder / "build.json").is_file() and (folder / "vggss.json").is_file():
         return folder
-    folder = build_split(split, n or DEFAULT_SIZES[split], Path(root), seed)
+    folder = build_split(split, n or DEFAULT_SIZES[split], root, seed)
     if split != "train":                                 # evaluation splits ship their baselines
         write_baselines(folder)
     return folder

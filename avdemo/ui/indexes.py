@@ -17,14 +17,14 @@ _LOCK = threading.Lock()      # one index build at a time; concurrent requests w
 def dataset_choices(default: str | Path) -> list[tuple[str, str]]:
     """(label, resolved folder) of the datasets to offer: ``default`` and the embedded evaluation
     splits already generated."""
-    from ..data.splits import DEFAULT_ROOT
+    from ..data.splits import default_root
 
-    folders = [Path(default)] + [DEFAULT_ROOT / s for s in EMBEDDED_SPLITS
-                                 if (DEFAULT_ROOT / s / "vggss.json").is_file()]
+    embedded = default_root()
+    folders = [Path(default)] + [embedded / s for s in EMBEDDED_SPLITS if (embedded / s / "vggss.json").is_file()]
     seen: dict[str, str] = {}
     for folder in folders:
         key = str(folder.resolve())
-        label = f"embedded {folder.name} split" if folder.resolve().parent == DEFAULT_ROOT.resolve() else str(folder)
+        label = f"embedded {folder.name} split" if folder.resolve().parent == embedded.resolve() else str(folder)
         seen.setdefault(key, label)
     return [(label, key) for key, label in seen.items()]
 
