@@ -1,4 +1,4 @@
-"""The Gradio app: four ways to look at what a sound source localization model hears and sees.
+"""The Gradio app: five ways to look at what a sound source localization model hears and sees.
 
     python app.py [--checkpoint PATH|URL|hf://owner/repo/file] [--data SPLIT_DIR] [--port N]
 
@@ -26,6 +26,7 @@ from avdemo.ui.embedding_tab import build_embedding_tab  # noqa: E402
 from avdemo.ui.false_positive_tab import build_false_positive_tab  # noqa: E402
 from avdemo.ui.indexes import dataset_choices, get_index  # noqa: E402
 from avdemo.ui.model_tab import build_model_panel  # noqa: E402
+from avdemo.ui.per_class_tab import build_per_class_tab  # noqa: E402
 from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices, register_checkpoint  # noqa: E402
 from avdemo.ui.retrieval_tab import build_retrieval_tab  # noqa: E402
 from avdemo.ui.video_tab import build_video_tab  # noqa: E402
@@ -56,6 +57,8 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
                 build_embedding_tab(model_choice, dataset_choice, index)
             with gr.Tab("False positives", id="false-positives"):
                 build_false_positive_tab(model_choice, dataset_choice, index)
+            with gr.Tab("Per class", id="per-class"):
+                build_per_class_tab(model_choice, dataset_choice, index)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
