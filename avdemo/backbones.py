@@ -208,16 +208,21 @@ def resnet18_trunk(in_channels: int, last_stride: int) -> nn.Sequential:
 
 @dataclass(frozen=True)
 class VisualBackbone:
-    """How to build one visual trunk: (B, 3, S, S) normalised by ``mean``/``std`` -> (B, channels, S/16, S/16)."""
+    """How to build one visual trunk: (B, 3, S, S) normalised by ``mean``/``std`` -> (B, channels,
+    S/output_stride, S/output_stride)."""
     build: Callable[[], nn.Module]
     channels: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     load_imagenet: Callable[[nn.Module], nn.Module] | None = None     # None: no ImageNet weights offline
+    output_stride: int = 16
 
 
 VISUAL_BACKBONES: dict[str, VisualBackbone] = {
     "resnet18": VisualBackbone(lambda: resnet18_trunk(in_channels=3, last_stride=1), 512, IMAGENET_MEAN, IMAGENET_STD),
+    # torchvision's ResNet-18 as it is (last stage stride 2: 7x7 at 224 px), the EZ-VSL family's trunk
+    "resnet18_s32": VisualBackbone(lambda: resnet18_trunk(in_channels=3, last_stride=2), 512, IMAGENET_MEAN,
+                                   IMAGENET_STD, output_stride=32),
     "efficientnet_lite0": VisualBackbone(EfficientNetLite0Trunk, 1280, EFFICIENTNET_LITE0_MEAN, EFFICIENTNET_LITE0_STD,
                                          load_imagenet_weights),
 }

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .cache import atomic_write
-from .config import ModelConfig, preset
+from .config import FAMILIES, ModelConfig
 from .errors import AVDemoError
 from .fetch import resolve_checkpoint
 from .model import AVLocalizer
@@ -58,6 +58,26 @@ def save_model(model: AVLocalizer, path: str | Path, card: dict[str, Any] | None
 OFFICIAL_TOWERS = (("imgnet.", "visual_encoder.", "conv1."), ("audnet.", "audio_encoder.", "conv1_a."))
 OFFICIAL_STEMS = ("conv1.", "conv1_a.", "conv1_flow.")
 OFFICIAL_UNUSED = ("fc.",)
+# The EZ-VSL family's projections (SLAVC: two per modality) -> ours; SLAVC's momentum copies of both
+# towers are dropped (the reference can evaluate with them; we use the trained towers).
+PEER_HEADS = {"img_proj.": "visual_peer_proj.heads.0.", "img_proj1.": "visual_peer_proj.heads.0.",
+              "img_proj2.": "visual_peer_proj.heads.1.", "aud_proj.": "audio_peer_proj.heads.0.",
+              "aud_proj1.": "audio_peer_proj.heads.0.", "aud_proj2.": "audio_peer_proj.heads.1."}
+PEER_UNUSED = ("momentum_",)
+
+
+def detect_family(state: dict[str, torch.Tensor]) -> str:
+    """The model family of a state dict, from its keys: SLAVC (two projections per modality), EZ-VSL /
+    FNAC (one; the same layout, ``ezvsl`` is assumed), else ours / LVS (one layout, ``ours`` assumed)."""
+    keys = {k.removeprefix("module.") for k in state}
+    if any(k.startswith(("vision_fc1.", "module.vision_fc1.")) for k in keys):
+        raise AVDemoError("SSL-TIE checkpoints are not supported: their fusion head's layout is not read "
+                          "unambiguously from the file")
+    if any(k.startswith("img_proj1.") for k in keys):
+        return "slavc"
+    if any(k.startswith("img_proj.") for k in keys):
+        return "ezvsl"
+    return "ours"
 
 
 def official_to_ours(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -70,6 +90,13 @@ def official_to_ours(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Te
     ignored: list[str] = []
     for key, value in state.items():
         tower = next((t for t in OFFICIAL_TOWERS if key.startswith(t[0])), None)
+        head = next((h for h in PEER_HEADS if key.startswith(h)), None)
+        if key.startswith(PEER_UNUSED):
+            ignored.append(key)
+            continue
+        if head is not None:
+            out[PEER_HEADS[head] + key.removeprefix(head)] = value
+            continue
         if tower is None:
             out[key] = value
             continue
@@ -131,14 +158,14 @@ def _load_weights(model: AVLocalizer, state: dict[str, torch.Tensor], name: str)
 
 
 def load_model(ref: str | Path, device: str | torch.device = "cpu", config: ModelConfig | None = None,
-               trusted: bool = False) -> AVLocalizer:
+               trusted: bool = False, family: str | None = None) -> AVLocalizer:
     """Load any supported checkpoint into an ``AVLocalizer`` in eval mode, with ``model.card`` set.
 
     ``ref``: a local path, an ``https://`` URL or ``hf://owner/repo/path[@revision]``, optionally pinned
     with ``#sha256=...`` (``avdemo.fetch``). Ours: ``x.safetensors`` (+ ``x.json`` card with the config).
-    The authors' ``.pth.tar`` and peers' ``{'model': ...}`` files use the ``paper`` preset unless
-    ``config`` is given; without alignment-head weights, the model uses the pooled backbone features as
-    embeddings (the card says so). ``trusted=True`` allows full unpickling of a .pth file (it can run
+    The authors' ``.pth.tar`` and peers' ``{'model': ...}`` files are built as their family
+    (``FAMILIES``: read from the keys, or ``family``) unless ``config`` is given; without alignment-head
+    weights, the model uses the pooled features as embeddings (the card says so). ``trusted=True`` allows full unpickling of a .pth file (it can run
     code: only for files you trust; never for uploads).
     """
     path = resolve_checkpoint(ref)
@@ -162,10 +189,17 @@ def load_model(ref: str | Path, device: str | torch.device = "cpu", config: Mode
         except Exception as e:  # noqa: BLE001
             raise AVDemoError(f"{path.name}: not a valid safetensors file ({e})") from None
     elif path.name.endswith(OFFICIAL_SUFFIXES):
-        state, ignored = official_to_ours(_read_torch_file(path, trusted))
+        raw = _read_torch_file(path, trusted)
+        family = family or detect_family(raw)
+        if family not in FAMILIES:
+            raise AVDemoError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
+        state, ignored = official_to_ours(raw)
         has_head = any(k.startswith(("visual_proj.", "audio_proj.")) for k in state)
-        cfg = config or dataclasses.replace(preset("paper"), alignment_head=has_head)
-        card = {"format": "pytorch", "source": path.name, "ignored_keys": ignored,
+        cfg = config or dataclasses.replace(FAMILIES[family], alignment_head=has_head)
+        if config is None and "visual_peer_proj.heads.0.weight" in state:      # the projections' width
+            cfg = dataclasses.replace(cfg, embed_dim=int(state["visual_peer_proj.heads.0.weight"].shape[0]))
+        card = {"format": "pytorch", "source": path.name, "family": cfg.family, "map_size": cfg.map_size,
+                "ignored_keys": ignored,
                 "notes": ("alignment head included" if has_head else
                           "no alignment head in this checkpoint: embeddings and s_A use the L2-normalised "
                           "pooled backbone features (visual map max-pooled, audio vector)")}

@@ -41,8 +41,11 @@ class ModelConfig:
     """The localization model of METHOD.md: a visual and an audio tower, map S, s_L and s_A."""
 
     image_size: int = 224                  # frames are resized to a square of this side
-    visual_backbone: str = "resnet18"      # the paper's stride-1 ResNet-18, or "efficientnet_lite0"
-                                           # (output stride 16 + a 1x1 projection to feat_dim)
+    visual_backbone: str = "resnet18"      # the paper's stride-1 ResNet-18, "efficientnet_lite0" (output
+                                           # stride 16 + a 1x1 projection to feat_dim) or "resnet18_s32"
+    family: str = "ours"                   # whose model: ours | lvs | ezvsl | fnac | slavc (FAMILIES)
+    peer_projections: int = 0              # the EZ-VSL family's projections of both towers before the
+                                           # cosine: 1 (EZ-VSL, FNAC) or 2 whose maps are averaged (SLAVC)
     feat_dim: int = 512                    # channels of the map and the audio vector (ResNet-18's)
     embed_dim: int = 512                   # alignment head output (s_A space)
     audio_last_stride: int = 1             # stride of the audio ResNet-18's last stage: 1 as the reference
@@ -55,8 +58,10 @@ class ModelConfig:
 
     @property
     def map_size(self) -> int:
-        """Side of the visual feature map: every visual backbone downsamples by 16."""
-        return self.image_size // 16
+        """Side of the visual feature map."""
+        from .backbones import visual_backbone
+
+        return self.image_size // visual_backbone(self.visual_backbone).output_stride
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -87,6 +92,20 @@ PRESETS: dict[str, ModelConfig] = {
     "paper": ModelConfig(),
     "cpu": ModelConfig(image_size=128, audio_last_stride=2, audio=CPU_AUDIO),
     "lite": ModelConfig(image_size=128, visual_backbone="efficientnet_lite0", audio_last_stride=2, audio=CPU_AUDIO),
+}
+
+
+# The model families of the reference evaluation, as their released checkpoints are built: LVS is the
+# method's architecture without the alignment head; EZ-VSL and FNAC share one layout (torchvision ResNet-18
+# towers, last stage stride 2, a 1x1 image and a linear audio projection); SLAVC has two projections per
+# modality whose maps are averaged. None has an alignment head.
+_PEER = ModelConfig(visual_backbone="resnet18_s32", audio_last_stride=2, alignment_head=False, peer_projections=1)
+FAMILIES: dict[str, ModelConfig] = {
+    "ours": ModelConfig(),
+    "lvs": ModelConfig(family="lvs", alignment_head=False),
+    "ezvsl": dataclasses.replace(_PEER, family="ezvsl"),
+    "fnac": dataclasses.replace(_PEER, family="fnac"),
+    "slavc": dataclasses.replace(_PEER, family="slavc", peer_projections=2),
 }
 
 

@@ -24,6 +24,7 @@ from .audio import reference_window, to_model_rate
 from .benchmarks import BenchmarkSample, check_files, load_flickr, load_vggss, read_frame, read_wav
 from .cache import atomic_write
 from .checkpoints import load_model
+from .config import FAMILIES
 from .errors import AVDemoError
 from .metrics import (GT_SIZE, adaptive_ciou, ciou, ciou_auc, false_positive_metrics, map_confidence,
                       pointing_game, retrieval_recall, roc_auc, success_rate)
@@ -239,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True,
                         help="ours (.safetensors) or a .pth.tar: a path, an https:// URL or hf://owner/repo/file "
                              "(optionally #sha256=...)")
+    parser.add_argument("--family", choices=sorted(FAMILIES),
+                        help="the model family of a .pth file (default: read from its keys)")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="load a .pth file with full unpickling (it can run code: only for files you trust)")
     parser.add_argument("--benchmark", choices=("vggss", "flickr", "embedded"), required=True)
@@ -256,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         samples = load_benchmark(args.benchmark, args.root, args.meta, args.ids, args.negatives)
         check_files(samples)
-        model = load_model(args.checkpoint, device=args.device, trusted=args.trust_checkpoint)
+        model = load_model(args.checkpoint, device=args.device, trusted=args.trust_checkpoint, family=args.family)
         report, _ = evaluate(model, samples, batch_size=args.batch_size, confidence=args.confidence)
         if args.train_meta is not None:
             report["localization_by_media"] = localization_by_media(report, samples, args.train_meta)

@@ -4,13 +4,17 @@ Visual encoder f_v: ResNet-18 with a stride-1 last stage -> (B, 512, H/16, W/16)
                     backbone of output stride 16 (``avdemo.backbones``) with a 1x1 projection to 512.
 Audio encoder f_a:  ResNet-18 with a 1-channel stem on a log spectrogram, global max pool -> (B, 512).
                     Its last stage has stride 1 in the paper (as the visual tower), 2 in our small presets.
+Peer families:      EZ-VSL / FNAC project both (a 1x1 conv on f_v, a linear layer on f_a) before the
+                    cosine; SLAVC has two projections per modality and averages their maps.
 Localization map:   S = cos(f_a, f_v[:, :, i, j]) for every cell.
 Localization score: s_L = sum(w * S) / sum(w), w = sigmoid((S - threshold) / temperature).
 Alignment score:    s_A = z_v . z_a, z_v = norm(W_v maxpool(f_v)), z_a = norm(W_a f_a).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,6 +48,18 @@ def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=True)[:, 0]
 
 
+class NormalisedProjections(nn.Module):
+    """k parallel projections, each L2-normalised over channels, concatenated and scaled by 1/sqrt(k): the
+    cosine of two such outputs is the mean of the k cosines (SLAVC's averaged maps; k = 1: EZ-VSL's)."""
+
+    def __init__(self, make: Callable[[], nn.Module], k: int):
+        super().__init__()
+        self.heads = nn.ModuleList(make() for _ in range(k))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.normalize(head(x), dim=1) for head in self.heads], dim=1) / math.sqrt(len(self.heads))
+
+
 @dataclass
 class Localization:
     """What ``AVLocalizer.localize`` returns for a batch of N frame/audio pairs (numpy, float32)."""
@@ -68,6 +84,10 @@ class AVLocalizer(nn.Module):
         self.visual_map_proj = nn.Conv2d(backbone.channels, cfg.feat_dim, 1) \
             if backbone.channels != cfg.feat_dim else nn.Identity()
         self.audio_encoder = resnet18_trunk(in_channels=1, last_stride=cfg.audio_last_stride)
+        if cfg.peer_projections:
+            k, d_in, d_out = cfg.peer_projections, cfg.feat_dim, cfg.embed_dim
+            self.visual_peer_proj = NormalisedProjections(lambda: nn.Conv2d(d_in, d_out, 1), k)
+            self.audio_peer_proj = NormalisedProjections(lambda: nn.Linear(d_in, d_out), k)
         if cfg.alignment_head:
             self.visual_proj = nn.Linear(cfg.feat_dim, cfg.embed_dim)
             self.audio_proj = nn.Linear(cfg.feat_dim, cfg.embed_dim)
@@ -77,12 +97,14 @@ class AVLocalizer(nn.Module):
 
     # --- encoders -------------------------------------------------------------------------------
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised images (B, 3, S, S) -> visual feature map f_v (B, 512, S/16, S/16)."""
-        return self.visual_map_proj(self.visual_encoder(images))
+        """Normalised images (B, 3, S, S) -> visual feature map f_v (B, C, map_size, map_size)."""
+        visual_map = self.visual_map_proj(self.visual_encoder(images))
+        return self.visual_peer_proj(visual_map) if self.cfg.peer_projections else visual_map
 
     def encode_audio(self, specs: torch.Tensor) -> torch.Tensor:
-        """Log spectrograms (B, 1, F, T) -> audio vector f_a (B, 512), global max pooled."""
-        return self.audio_encoder(specs).amax(dim=(-2, -1))
+        """Log spectrograms (B, 1, F, T) -> audio vector f_a (B, C), global max pooled."""
+        audio_vec = self.audio_encoder(specs).amax(dim=(-2, -1))
+        return self.audio_peer_proj(audio_vec) if self.cfg.peer_projections else audio_vec
 
     def embed(self, visual_map: torch.Tensor, audio_vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Alignment space: z_v = norm(W_v maxpool(f_v)), z_a = norm(W_a f_a); without a head, the

@@ -124,6 +124,7 @@ def test_the_released_layout_loads_and_gives_the_reference_maps_and_scores(tmp_p
     model = load_model(path)                                   # the paper preset, no config given
     assert model.cfg.image_size == 224 and not model.cfg.alignment_head
     assert model.card["ignored_keys"] == IGNORED                # named without the DDP prefix
+    assert model.card["family"] == "ours" and load_model(path, family="lvs").card["family"] == "lvs"
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, size=(2, 180, 240, 3), dtype=np.uint8)
     windows = rng.uniform(-1, 1, size=(2, model.cfg.audio.window_samples)).astype(np.float32)

@@ -87,6 +87,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 def card_markdown(card: dict[str, Any]) -> str:
     """What a model card says, for people: preset, source, training data and steps, reported metrics."""
     lines = [f"**Preset:** {preset_name(card['config'])}", f"**File:** `{Path(card.get('path', '?')).name}`"]
+    if family := card.get("family"):
+        lines.append(f"**Family:** {family} ({card.get('map_size', '?')}x{card.get('map_size', '?')} map)")
     if notes := card.get("notes"):
         lines.append(f"**Notes:** {notes}")
     if prov := card.get("provenance"):
