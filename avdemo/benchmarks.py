@@ -1,9 +1,13 @@
-"""Readers for the localization benchmarks: VGG-SS, Flickr-SoundNet and their non-sounding extensions.
+"""Readers for the localization benchmarks: VGG-SS, Flickr-SoundNet and their non-sounding extensions;
+IS3, VPO (single- and multi-source) and AVSBench (S4, MS3).
 
 Layouts (METHOD.md): ``<root>/frames/<id>.jpg`` (or ``<id>/image_050.jpg``, or .png) and
 ``<root>/audio/<id>.wav``; VGG-SS boxes and classes in ``vggss.json``, Flickr-SoundNet boxes in
 ``<root>/Annotations/<id>.xml``; non-sounding pairs in ``*_plus_silent.csv`` (``video,audio,label[,kind]``:
-the frame of ``video`` heard with the audio of ``audio``).
+the frame of ``video`` heard with the audio of ``audio``). The box benchmarks (``BOX_BENCHMARKS``) read
+the reference evaluation's metadata file (``{image, audio, gt_box}`` entries, 224-pixel xyxy boxes) and
+find each sample by the last components of its paths: ``<root>/frames/<image key><image suffix>`` and
+``<root>/audio/<audio key>.wav``.
 """
 from __future__ import annotations
 
@@ -12,14 +16,14 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import soundfile as sf
 from PIL import Image
 
 from .errors import AVDemoError
-from .metrics import gt_map_consensus, gt_map_from_boxes
+from .metrics import GT_SIZE, gt_map_consensus, gt_map_from_boxes, gt_map_from_pixel_boxes
 
 FRAME_NAMES = ("{id}.jpg", "{id}.png", "{id}/image_050.jpg", "{id}/image_050.png")
 NON_SOUNDING = "non-sounding"
@@ -198,3 +202,60 @@ def load_flickr(root: str | Path, ids: list[str] | str | Path | None = None,
             class_name=label, gt_map=gt_map_consensus(boxes).astype(np.float32), boxes=boxes,
             sounding=True, kind="sounding"))
     return samples + (read_negatives(root, negatives) if negatives is not None else [])
+
+
+@dataclass(frozen=True)
+class BoxBenchmark:
+    """A benchmark of the reference evaluation given as one JSON list of ``{image, audio, gt_box}``."""
+
+    meta: str                 # the metadata file's name
+    image_parts: int          # trailing path components that name a frame (the last without its suffix)
+    audio_parts: int          # ... and its audio
+    grouped: bool = False     # IS3: one entry per object; a scene's objects form a group (iIoU, iAUC)
+    class_part: int | None = None   # which key component is the class (S4: the category), if any
+
+
+BOX_BENCHMARKS = {
+    "is3": BoxBenchmark("synthetic3240_bbox.json", 1, 1, grouped=True),
+    "vpo_ss": BoxBenchmark("vpo_ss_bbox.json", 1, 1),
+    "vpo_ms": BoxBenchmark("vpo_ms_bbox.json", 1, 1),
+    "s4": BoxBenchmark("s4_box.json", 3, 2, class_part=0),
+    "ms3": BoxBenchmark("ms3_box.json", 2, 1),
+}
+
+
+def path_key(path: str, parts: int) -> str:
+    """The last ``parts`` components of a path, the file's suffix dropped: the reference's sample key."""
+    components = PurePosixPath(path).with_suffix("").parts
+    return "/".join(components[-parts:])
+
+
+def load_box_benchmark(name: str, root: str | Path, meta: str | Path | None = None) -> list[BenchmarkSample]:
+    """IS3, VPO-SS/MS or AVSBench S4/MS3 (``BOX_BENCHMARKS``) from its metadata file (default
+    ``root/<the file's name>``); IS3's samples carry their scene as ``meta["group"]`` and the object as
+    their class, S4's the category."""
+    if name not in BOX_BENCHMARKS:
+        raise AVDemoError(f"unknown box benchmark {name!r}; known: {', '.join(BOX_BENCHMARKS)}")
+    spec, root = BOX_BENCHMARKS[name], Path(root)
+    meta_path = Path(meta) if meta is not None else root / spec.meta
+    if not meta_path.is_file():
+        raise AVDemoError(f"{name} metadata not found: {meta_path} (the reference's {spec.meta})")
+    try:
+        entries = json.loads(meta_path.read_text())
+        rows = [(str(e["image"]), str(e["audio"]), [float(v) for v in e["gt_box"]]) for e in entries]
+    except (ValueError, KeyError, TypeError) as e:
+        raise AVDemoError(f"{meta_path.name}: not a list of {{image, audio, gt_box}} entries ({e})") from None
+    samples = []
+    for image, audio, box in rows:
+        if len(box) != 4:
+            raise AVDemoError(f"{meta_path.name}: {image}: gt_box must be [x1, y1, x2, y2]")
+        key = path_key(image, spec.image_parts)
+        class_name = (key.split("/")[spec.class_part] if spec.class_part is not None else
+                      key.rsplit("_", 1)[-1] if spec.grouped else "")
+        samples.append(BenchmarkSample(
+            id=key, image_path=root / "frames" / f"{key}{PurePosixPath(image).suffix}",
+            audio_path=root / "audio" / f"{path_key(audio, spec.audio_parts)}.wav", class_name=class_name,
+            gt_map=gt_map_from_pixel_boxes([box]).astype(np.float32),
+            boxes=[[v / GT_SIZE for v in box]], sounding=True, kind="sounding",
+            meta={"group": key.rsplit("_", 1)[0]} if spec.grouped else {}))
+    return samples

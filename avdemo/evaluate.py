@@ -1,7 +1,10 @@
 """Evaluate a checkpoint on a benchmark: localization, retrieval and false-positive metrics.
 
-    python -m avdemo.evaluate --checkpoint PATH|URL|hf://... --benchmark {vggss,flickr,embedded} --root DIR \\
+    python -m avdemo.evaluate --checkpoint PATH|URL|hf://... --benchmark NAME --root DIR \\
         [--meta FILE] [--ids FILE] [--negatives CSV] [--train-meta FILE] [--out report.json] [--batch-size N]
+
+NAME: vggss, flickr, embedded (our data), or a box benchmark of the reference evaluation: is3, vpo_ss,
+vpo_ms, s4, ms3 (``avdemo.benchmarks.BOX_BENCHMARKS``; IS3 adds iIoU and iAUC).
 """
 from __future__ import annotations
 
@@ -21,13 +24,14 @@ import torch
 from tqdm import tqdm
 
 from .audio import reference_window, to_model_rate
-from .benchmarks import BenchmarkSample, check_files, load_flickr, load_vggss, read_frame, read_wav
+from .benchmarks import (BOX_BENCHMARKS, BenchmarkSample, check_files, load_box_benchmark, load_flickr, load_vggss,
+                         read_frame, read_wav)
 from .cache import atomic_write
 from .checkpoints import load_model
 from .config import FAMILIES
 from .errors import AVDemoError
-from .metrics import (GT_SIZE, adaptive_ciou, ciou, ciou_auc, false_positive_metrics, map_confidence,
-                      pointing_game, retrieval_recall, roc_auc, success_rate)
+from .metrics import (GT_SIZE, adaptive_ciou, ciou, ciou_auc, false_positive_metrics, group_auc, group_success_rate,
+                      map_confidence, pointing_game, retrieval_recall, roc_auc, success_rate)
 from .model import AVLocalizer, Localization
 
 # What the model says about every sample of a benchmark, in sample order: maps (N, 224, 224) raw cosine
@@ -105,6 +109,13 @@ def score(preds: Predictions, samples: list[BenchmarkSample], confidence: str = 
             "adaptive_ciou_auc": ciou_auc(adaptive[pos]), "mean_adaptive_ciou": float(np.mean(adaptive[pos])),
             "pointing_game": 100.0 * float(np.mean(hits[pos])),
         }
+        groups = [samples[i].meta.get("group") for i in pos]
+        if all(g is not None for g in groups):          # IS3: a scene succeeds when all its objects do
+            report["localization"] |= {
+                "n_groups": len(set(groups)),
+                "iiou": group_success_rate(cious[pos], groups, ciou_threshold), "iauc": group_auc(cious[pos], groups),
+                "adaptive_iiou": group_success_rate(adaptive[pos], groups, ciou_threshold),
+                "adaptive_iauc": group_auc(adaptive[pos], groups)}
         report["retrieval"] = _retrieval(preds.image_emb[pos], preds.audio_emb[pos],
                                          [samples[i].class_name for i in pos])
     if len(pos) < n:
@@ -188,6 +199,9 @@ def format_report(report: dict[str, Any]) -> str:
                   row("adaptive cIoU", loc["adaptive_ciou_success"], loc["adaptive_ciou_auc"],
                       loc["mean_adaptive_ciou"]),
                   row("pointing game", loc["pointing_game"])]
+        if "iiou" in loc:
+            lines += [row(f"iIoU, AUC ({loc['n_groups']} scenes)", loc["iiou"], loc["iauc"]),
+                      row("adaptive iIoU, AUC", loc["adaptive_iiou"], loc["adaptive_iauc"])]
     if ret := report.get("retrieval"):
         lines.append(f"{'Retrieval':<30}{'R@1':>9}{'R@5':>9}{'R@10':>9}")
         lines += [row(f"{level} {direction.replace('_to_', ' -> ')}", *r.values())
@@ -222,6 +236,10 @@ def load_benchmark(benchmark: str, root: Path, meta: Path | None = None, ids: Pa
                    negatives: Path | None = None) -> list[BenchmarkSample]:
     """The samples of a named benchmark; ``embedded`` (our data, VGG-SS layout) takes its
     ``*_plus_silent.csv`` from ``root`` when no ``negatives`` are given."""
+    if benchmark in BOX_BENCHMARKS:
+        if ids is not None or negatives is not None:
+            raise AVDemoError(f"--ids and --negatives apply to VGG-SS and Flickr-SoundNet, not {benchmark}")
+        return load_box_benchmark(benchmark, root, meta)
     if benchmark == "flickr":
         if meta is not None:
             raise AVDemoError("--meta applies to the VGG-SS layouts; Flickr-SoundNet reads root/Annotations")
@@ -244,9 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the model family of a .pth file (default: read from its keys)")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="load a .pth file with full unpickling (it can run code: only for files you trust)")
-    parser.add_argument("--benchmark", choices=("vggss", "flickr", "embedded"), required=True)
+    parser.add_argument("--benchmark", choices=("vggss", "flickr", "embedded", *BOX_BENCHMARKS), required=True)
     parser.add_argument("--root", type=Path, required=True, help="folder with frames/ and audio/")
-    parser.add_argument("--meta", type=Path, help="vggss.json (default: ROOT/vggss.json)")
+    parser.add_argument("--meta", type=Path, help="vggss.json, or a box benchmark's JSON (default: in ROOT)")
     parser.add_argument("--ids", type=Path, help="a .txt/.csv list of the ids to evaluate")
     parser.add_argument("--negatives", type=Path, help="a *_plus_silent.csv of non-sounding pairs")
     parser.add_argument("--confidence", choices=("top25", "peak", "s_A"), default="top25")

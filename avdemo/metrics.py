@@ -120,6 +120,31 @@ def ciou_auc(cious: np.ndarray) -> float:
     return 100.0 * float(np.trapezoid(rates, AUC_THRESHOLDS))
 
 
+def group_success_rate(cious: np.ndarray, groups: np.ndarray, threshold: float = 0.5) -> float:
+    """IS3's instance-level success (iIoU at ``threshold``): percent of groups (the objects of one scene)
+    whose every member has cIoU >= threshold."""
+    _, group_of = np.unique(np.asarray(groups), return_inverse=True)
+    worst = np.full(group_of.max() + 1, np.inf)
+    np.minimum.at(worst, group_of, np.asarray(cious, dtype=np.float64))
+    return 100.0 * float(np.mean(worst >= threshold))
+
+
+def group_auc(cious: np.ndarray, groups: np.ndarray) -> float:
+    """iAUC: percent area under the group success rate over the thresholds 0, 0.05, ..., 1 (trapezoid)."""
+    rates = [group_success_rate(cious, groups, t) / 100.0 for t in AUC_THRESHOLDS]
+    return 100.0 * float(np.trapezoid(rates, AUC_THRESHOLDS))
+
+
+def gt_map_from_pixel_boxes(boxes_xyxy: list, size: int = GT_SIZE) -> np.ndarray:
+    """IS3 / VPO / AVSBench ground truth: the binary union of ``size``-pixel xyxy boxes, cast to int and
+    filled as [y1:y2, x1:x2]. Returns (size, size) float64 (all zero for an all-zero box)."""
+    gt = np.zeros((size, size))
+    for box in boxes_xyxy:
+        x1, y1, x2, y2 = (max(0, int(v)) for v in box)
+        gt[y1:y2, x1:x2] = 1
+    return gt
+
+
 def best_match_rank(sims: np.ndarray, match: np.ndarray) -> np.ndarray:
     """0-based rank (Q,) of each query's best-ranked matching gallery item when the gallery is sorted by
     similarity, ties ranked by gallery index; inf for a query with no match. Computed without sorting:
