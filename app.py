@@ -1,4 +1,4 @@
-"""The Gradio app: five ways to look at what a sound source localization model hears and sees.
+"""The Gradio app: six ways to look at what a sound source localization model hears and sees.
 
     python app.py [--checkpoint PATH|URL|hf://owner/repo/file] [--data SPLIT_DIR] [--port N]
 
@@ -22,6 +22,7 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 from gradio.route_utils import delete_files_created_by_app  # noqa: E402
 
+from avdemo.ui.compare_tab import build_compare_tab  # noqa: E402
 from avdemo.ui.embedding_tab import build_embedding_tab  # noqa: E402
 from avdemo.ui.false_positive_tab import build_false_positive_tab  # noqa: E402
 from avdemo.ui.indexes import dataset_choices, get_index  # noqa: E402
@@ -47,7 +48,8 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
     checkpoints = checkpoint_choices()
     with gr.Blocks(title="Sound source localization", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
-        model_choice, dataset_choice = build_model_panel(checkpoints, checkpoint, dataset_choices(data), data)
+        model_choice, model_b_choice, dataset_choice = build_model_panel(checkpoints, checkpoint,
+                                                                         dataset_choices(data), data)
         with gr.Tabs():
             with gr.Tab("Heat map on a video", id="video"):
                 build_video_tab(model_choice)
@@ -59,6 +61,8 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
                 build_false_positive_tab(model_choice, dataset_choice, index)
             with gr.Tab("Per class", id="per-class"):
                 build_per_class_tab(model_choice, dataset_choice, index)
+            with gr.Tab("Compare two models", id="compare"):
+                build_compare_tab(model_choice, model_b_choice, dataset_choice)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 

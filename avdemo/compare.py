@@ -67,3 +67,24 @@ def disagreements(a: SampleIndex, b: SampleIndex, measure: str = "ciou", directi
     chosen = np.flatnonzero(sign * gain > 0)
     order = chosen[np.lexsort((keep[chosen], -sign * tie_break[chosen], -sign * gain[chosen]))]
     return Disagreements(samples=keep[order], a=va[order], b=vb[order], gain=gain[order])
+
+
+def _headline(summary: dict) -> dict[str, float]:
+    """The headline numbers of an index summary, by name (percent)."""
+    out = {}
+    if loc := summary.get("localization"):
+        out |= {"cIoU@0.5": loc["ciou_success"], "cIoU AUC": loc["ciou_auc"], "pointing game": loc["pointing_game"]}
+    for level, directions in (summary.get("retrieval") or {}).items():
+        for direction, recall in directions.items():
+            out[f"{level} R@1 {direction.replace('_to_', '→')}"] = recall["R@1"]
+    for measure, fp in (summary.get("false_positives") or {}).items():
+        out |= {f"FP AP ({measure})": fp["AP"], f"FP max-F1 ({measure})": fp["max_F1"],
+                f"sounding ROC-AUC ({measure})": fp["roc_auc"]}
+    return out
+
+
+def summary_rows(a: SampleIndex, b: SampleIndex) -> list[dict]:
+    """Both models' headline numbers on the dataset, side by side, with B - A."""
+    na, nb = _headline(a.info["summary"]), _headline(b.info["summary"])
+    return [{"metric": name, "A": round(na[name], 1), "B": round(nb[name], 1), "B - A": round(nb[name] - na[name], 1)}
+            for name in na if name in nb]

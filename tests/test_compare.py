@@ -65,3 +65,15 @@ def test_a_model_agrees_with_itself_and_other_datasets_are_refused(indexes):
     shorter = dataclasses.replace(a, ids=a.ids[:-1])
     with pytest.raises(AVDemoError, match="different datasets"):
         disagreements(a, shorter)
+
+
+def test_summary_rows_put_both_models_headline_numbers_side_by_side(indexes):
+    from avdemo.compare import summary_rows
+
+    a, b = indexes
+    rows = {r["metric"]: r for r in summary_rows(a, b)}
+    loc_a, loc_b = a.info["summary"]["localization"], b.info["summary"]["localization"]
+    assert rows["cIoU@0.5"]["A"] == round(loc_a["ciou_success"], 1) and rows["cIoU@0.5"]["B"] == round(loc_b["ciou_success"], 1)
+    assert rows["pointing game"]["B - A"] == round(loc_b["pointing_game"] - loc_a["pointing_game"], 1)
+    fp = b.info["summary"]["false_positives"]["s_A"]
+    assert rows["FP AP (s_A)"]["B"] == round(fp["AP"], 1) and "class R@1 audio→image" in rows

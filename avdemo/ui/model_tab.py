@@ -18,6 +18,7 @@ from .indexes import get_index
 from .models import get_model, model_at, upload_choice, uploads_dir
 
 UPLOAD_TYPES = [".safetensors", ".json", *OFFICIAL_SUFFIXES]
+NONE = "(none)"           # model B not chosen
 
 
 def save_upload(paths: list[str]) -> str:
@@ -117,12 +118,15 @@ def describe(checkpoint: str, dataset: str, progress=gr.Progress(track_tqdm=True
 
 
 def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tuple[str, str]],
-                      dataset: str) -> tuple[gr.Dropdown, gr.Dropdown]:
-    """The picker row and the card; returns the (checkpoint, dataset) dropdowns every tab listens to."""
+                      dataset: str) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
+    """The picker row and the card; returns the (model A, model B, dataset) dropdowns the tabs listen to
+    (model B, for comparisons, starts as none)."""
     choices = [(name, name) for name in checkpoints]
     card_md, card_json, summary_md = describe(checkpoint, dataset)
     with gr.Row():
         model_choice = gr.Dropdown(choices, value=checkpoint, label="Model", scale=2, elem_id="model-choice")
+        model_b_choice = gr.Dropdown([(NONE, NONE), *choices], value=NONE, label="Model B (compare)", scale=2,
+                                     elem_id="model-b-choice")
         dataset_choice = gr.Dropdown(datasets, value=dataset, label="Dataset (VGG-SS layout)", scale=2,
                                      elem_id="dataset-choice")
         upload = gr.UploadButton("Upload a checkpoint (.pth.tar, or .safetensors + its .json)", file_count="multiple",
@@ -140,9 +144,11 @@ def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tu
             choice = save_upload(files)
         except AVDemoError as e:
             raise gr.Error(str(e)) from None
-        return gr.update(choices=choices + [(f"uploaded: {Path(choice).name}", choice)], value=choice)
+        uploaded = [(f"uploaded: {Path(choice).name}", choice)]
+        return (gr.update(choices=choices + uploaded, value=choice),
+                gr.update(choices=[(NONE, NONE), *choices, *uploaded]))
 
-    upload.upload(use_upload, upload, model_choice, api_name="upload_checkpoint")
+    upload.upload(use_upload, upload, [model_choice, model_b_choice], api_name="upload_checkpoint")
     gr.on([model_choice.change, dataset_choice.change], describe, [model_choice, dataset_choice],
           [card_view, card_json_view, summary_view], api_name="model_card")
-    return model_choice, dataset_choice
+    return model_choice, model_b_choice, dataset_choice
