@@ -60,7 +60,7 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
             with gr.Tab("False positives", id="false-positives"):
                 build_false_positive_tab(model_choice, dataset_choice, index)
             with gr.Tab("Per class", id="per-class"):
-                build_per_class_tab(model_choice, dataset_choice, index)
+                build_per_class_tab(model_choice, model_b_choice, dataset_choice, index)
             with gr.Tab("Compare two models", id="compare"):
                 build_compare_tab(model_choice, model_b_choice, dataset_choice)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
