@@ -6,11 +6,15 @@ else ``data_cache/`` at the top of the project.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Test hook: a process that is about to rename a finished temp file over the path this variable names stops
+# itself (SIGSTOP), so that a test can kill it exactly while the temp file exists, or let it go on (SIGCONT).
+PAUSE_BEFORE_RENAME = "AVDEMO_TEST_PAUSE_BEFORE_RENAME"
 
 
 def cache_root() -> Path:
@@ -19,7 +23,10 @@ def cache_root() -> Path:
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via ``write(tmp_path)`` to a temp file in the same folder, then rename over ``path``."""
+    """Write via ``write(tmp_path)`` to a temp file in the same folder, then rename over ``path``.
+
+    When ``$AVDEMO_TEST_PAUSE_BEFORE_RENAME`` names ``path``, the process stops itself just before the
+    rename (see ``PAUSE_BEFORE_RENAME``); unset, nothing changes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -28,7 +35,14 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        _pause_before_rename(path)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _pause_before_rename(path: Path) -> None:
+    target = os.environ.get(PAUSE_BEFORE_RENAME)
+    if target and hasattr(signal, "SIGSTOP") and os.path.abspath(target) == os.path.abspath(path):
+        os.kill(os.getpid(), signal.SIGSTOP)

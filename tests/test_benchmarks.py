@@ -1,7 +1,10 @@
-"""Benchmark readers: tiny VGG-SS and Flickr-SoundNet datasets written here, and the real metadata files."""
+"""Benchmark readers: tiny VGG-SS and Flickr-SoundNet datasets written here, and the real metadata files
+(shipped in avdemo/metadata)."""
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +17,7 @@ from avdemo.benchmarks import (check_files, load_flickr, load_vggss, read_flickr
 from avdemo.errors import AVDemoError
 from avdemo.metrics import gt_map_consensus, gt_map_from_boxes
 
-METADATA = Path("/work/shared/reference/metadata")
-needs_metadata = pytest.mark.skipif(not METADATA.is_dir(), reason="reference metadata not present")
+METADATA = Path(__file__).resolve().parents[1] / "avdemo" / "metadata"     # the public files, shipped
 
 
 def write_media(root: Path, sample_id: str, seed: int, size=(80, 60), nested: bool = False,
@@ -144,7 +146,6 @@ def test_flickr_boxes_read_positionally_like_the_reference(tmp_path):
     assert read_flickr_boxes(xml) == [[[1, 2, 30, 40]]]
 
 
-@needs_metadata
 def test_real_vggss_metadata_id_lists_and_negatives_parse(tmp_path):
     samples = load_vggss(tmp_path, meta=METADATA / "vggss.json")
     assert len(samples) == 5158 and len({s.class_name for s in samples}) == 221
@@ -166,7 +167,6 @@ def test_real_vggss_metadata_id_lists_and_negatives_parse(tmp_path):
         check_files(subset)
 
 
-@needs_metadata
 def test_real_flickr_id_lists_and_negatives_parse(tmp_path):
     ids = read_ids(METADATA / "test_flickr_250.txt")
     assert len(ids) == 250 and ids[0] == ("10000130166", "")
@@ -174,6 +174,14 @@ def test_real_flickr_id_lists_and_negatives_parse(tmp_path):
     assert len(with_class) == 250 and with_class[0] == ("10000130166", "202")
     negatives = read_negatives(tmp_path, METADATA / "flickr_test_plus_silent.csv")
     assert len(negatives) == 250 and negatives[0].meta == {"video": "10000130166", "audio": "10437048305"}
+
+
+def test_shipped_metadata_files_are_the_published_bytes_listed_in_their_readme():
+    readme = (METADATA / "README.md").read_text()
+    listed = {name: digest for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", readme, re.M)}
+    shipped = {p.name for p in METADATA.iterdir()} - {"README.md"}
+    assert set(listed) == shipped
+    assert {name: hashlib.sha256((METADATA / name).read_bytes()).hexdigest() for name in shipped} == listed
 
 
 def test_negatives_list_rejects_rows_that_are_not_non_sounding_pairs(tmp_path):

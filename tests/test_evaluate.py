@@ -16,6 +16,7 @@ from avdemo.benchmarks import BenchmarkSample, load_vggss, read_frame, read_wav
 from avdemo.checkpoints import load_model, save_model
 from avdemo.errors import AVDemoError
 from avdemo.evaluate import localization_by_media, main, run_model, score
+from avdemo.model import Localization
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +61,22 @@ def test_score_reports_each_block_and_per_sample_values(dataset, tiny_model):
     assert {k: v["n"] for k, v in fp["by_kind"].items()} == {"offscreen": 1, "silence": 1}
     assert fp["roc_auc"] == M.roc_auc(M.map_confidence(preds.maps, "peak"), [s.sounding for s in samples])
     assert "false_positives" not in score(run_model(tiny_model, samples[:4], progress=False), samples[:4])
+
+
+def test_a_ciou_of_exactly_the_threshold_is_a_success_and_a_true_positive_in_the_report():
+    ramp = np.arange(224 * 224, dtype=np.float32).reshape(224, 224)   # the median rule keeps 25,087 pixels
+    gt = (ramp >= 2).astype(np.float32)                               # 50,174 pixels holding all of them
+    samples = [BenchmarkSample("a", Path("a.jpg"), Path("a.wav"), "dog", gt, [], True, "sounding"),
+               BenchmarkSample("b", Path("b.jpg"), Path("b.wav"), "", None, [], False, "silence")]
+    emb = np.eye(2, 8, dtype=np.float32)
+    preds = Localization(maps=np.stack([ramp, ramp]), maps_lowres=np.zeros((2, 4, 4), np.float32),
+                         s_L=np.zeros(2, np.float32), s_A=np.array([0.9, 0.1], np.float32), image_emb=emb,
+                         audio_emb=emb)
+    report = score(preds, samples, confidence="s_A")
+    assert report["per_sample"]["ciou"] == [0.5, None]                # 25,087 / 50,174
+    assert report["localization"]["ciou_success"] == 100.0
+    fp = report["false_positives"]
+    assert fp["precision_sounding"] == 100.0 and fp["max_F1"] == 100.0 and fp["best_threshold"] == pytest.approx(0.9)
 
 
 def test_cli_writes_a_report_that_matches_the_metrics_recomputed(dataset, checkpoint, tmp_path, capsys):

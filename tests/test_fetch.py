@@ -179,7 +179,8 @@ def test_hub_references_download_through_huggingface_hub_and_work_offline(server
     server.stop()
     assert load_model(ref).card["notes"] == "served"                                  # offline
     index = ensure_index(ref, _split(tmp_path), cache_dir=tmp_path / "index", progress=False)
-    assert index.info["summary"]["n_sounding"] > 0
+    summary = index.info["summary"]                                                   # the 6-scene split
+    assert (summary["n_sounding"], summary["n_non_sounding"]) == (6, 6)
     with pytest.raises(AVDemoError, match="cannot reach the Hub"):
         resolve_checkpoint("hf://lab/ssl/ckpt/never-fetched.pth.tar")
 

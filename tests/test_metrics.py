@@ -198,6 +198,29 @@ def test_pointing_game_peak_inside_or_outside_and_first_of_ties():
     assert M.pointing_game(maps, gt).tolist() == [True, False, True]
 
 
+def test_pointing_game_on_a_flickr_consensus_map_counts_a_single_annotators_box():
+    """Flickr ground truth is a consensus: 1 where two annotators' boxes overlap, 0.5 under one box, 0
+    elsewhere. A peak on a 0.5 pixel is a hit (``gt > 0``), a peak on a 0 pixel a miss."""
+    gt = M.gt_map_consensus([[[0, 0, 128, 128]], [[64, 64, 256, 256]]])        # 224-px: [0:112], [56:224]
+    assert gt[100, 100] == 1.0 and gt[20, 20] == 0.5 and gt[200, 200] == 0.5 and gt[20, 200] == 0.0
+    maps = np.zeros((4, 224, 224), np.float32)
+    for k, (y, x) in enumerate([(100, 100), (20, 20), (200, 200), (20, 200)]):
+        maps[k, y, x] = 1.0
+    assert M.pointing_game(maps, np.stack([gt] * 4)).tolist() == [True, True, True, False]
+
+
+def test_a_ciou_of_exactly_the_threshold_is_a_success():
+    pred = np.arange(16, dtype=np.float32).reshape(1, 4, 4)     # keeps the values 9..15 (7 pixels)
+    gt = np.ones((1, 4, 4))
+    gt[0, 0, :2] = 0                                           # 14 pixels, holding all 7 kept ones
+    cious = M.ciou(pred, gt)
+    assert cious[0] == 0.5                                     # 7 / (14 + 0), exactly
+    assert M.success_rate(cious) == 100.0 and M.success_rate(cious, 0.45) == 100.0
+    assert M.success_rate(np.nextafter(cious, 0)) == 0.0
+    # AUC: the sweep's 0.5 threshold counts it too: success 1 up to 0.5, 0 from 0.55
+    assert M.ciou_auc(cious) == pytest.approx(100 * (0.5 + 0.05 / 2))
+
+
 def test_success_rate_and_auc_hand_worked():
     cious = np.array([0.0, 0.5, 1.0])
     assert M.success_rate(cious) == pytest.approx(200 / 3)
@@ -270,6 +293,20 @@ def test_false_positive_metrics_hand_worked():
     assert out["max_F1"] == pytest.approx(100 * 2 / 3) and out["best_threshold"] == 0.6
     assert out["precision_sounding"] == pytest.approx(200 / 3) and out["precision_all"] == 50.0
     assert M.roc_auc(conf, sounding) == pytest.approx(100 / 3)   # only 0.9 beats the negative's 0.8
+
+
+def test_a_sounding_sample_at_exactly_the_ciou_threshold_is_a_true_positive():
+    conf = [0.9, 0.8, 0.7]
+    sounding = [True, False, True]
+    cious = [0.5, np.nan, 0.5 - 1e-9]                          # at the threshold; just below it
+    out = M.false_positive_metrics(conf, sounding, cious)
+    # at 0.9: 1 TP, 1 FN; at 0.8: 1 TP, 1 FP, 1 FN; at 0.7: 1 TP, 2 FP (the silent pair, the one below)
+    np.testing.assert_allclose(out["curves"]["precision"], [1, 1 / 2, 1 / 3])
+    np.testing.assert_allclose(out["curves"]["recall"], [1 / 2, 1 / 2, 1])
+    assert out["AP"] == pytest.approx(100 * 1 / 2 * 1 / 2) and out["max_F1"] == pytest.approx(100 * 2 / 3)
+    assert out["precision_sounding"] == 50.0
+    assert M.false_positive_metrics(conf, sounding, [0.45, np.nan, 0.45], ciou_threshold=0.45)["precision_sounding"] \
+        == 100.0
 
 
 def test_false_positive_metrics_and_roc_auc_match_loops_on_random_inputs():

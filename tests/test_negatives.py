@@ -60,3 +60,14 @@ def test_worst_first_views_on_a_hand_made_set():
     assert N.outcomes(confidence, sounding, cious, 0.5).tolist()[3] == "TP"
     with pytest.raises(ValueError, match="unknown view"):
         N.worst_first(confidence, sounding, cious, "best first")
+
+
+def test_a_sounding_sample_at_exactly_the_ciou_threshold_is_a_true_positive():
+    """cIoU >= the cIoU threshold localizes, and confidence >= the threshold is confident (SLAVC's rules)."""
+    confidence = np.array([0.6, 0.6, 0.6, 0.6 - 1e-9])
+    sounding = np.array([True, True, False, True])
+    cious = np.array([0.5, 0.5 - 1e-9, np.nan, 0.5])
+    assert N.outcomes(confidence, sounding, cious, 0.6).tolist() == ["TP", "FP", "FP", "FN"]
+    assert N.worst_first(confidence, sounding, cious, N.VIEWS[2], threshold=0.6).tolist() == [1, 2]
+    assert N.outcomes(confidence, sounding, [0.45, 0.4, np.nan, 0.45], 0.6, ciou_threshold=0.45).tolist()[:2] == \
+        ["TP", "FP"]

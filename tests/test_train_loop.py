@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
+from avdemo.cache import PAUSE_BEFORE_RENAME
 from avdemo.checkpoints import load_model
 from avdemo.evaluate import evaluate, load_benchmark
 from train.__main__ import main as train_main
@@ -114,7 +114,8 @@ def test_run_writes_checkpoints_logs_and_a_card_with_test_metrics(reference, dat
     model = load_model(reference / "model.safetensors")
     report, _ = evaluate(model, load_benchmark("embedded", data / "test"), progress=False)
     assert flatten(report)["localization.ciou_auc"] == pytest.approx(test["localization"]["ciou_auc"])
-    assert load_model(reference / "best.safetensors").card["metrics"]["val"]
+    best = load_model(reference / "best.safetensors").card                # the selected step's weights
+    assert best["provenance"]["steps"] == prov["selected_step"] and best["metrics"]["val"] == card["metrics"]["val"]
     with (reference / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     tags = {r["tag"] for r in rows}
@@ -141,22 +142,37 @@ def test_same_seed_gives_identical_weights_across_stop_resume_and_worker_counts(
     assert steps == [1, 2, 3, 4]
 
 
+def wait_until_stopped(proc: subprocess.Popen) -> None:
+    """Block until ``proc`` stops itself (SIGSTOP); fail if it exits instead."""
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(status):
+        proc.returncode = os.waitstatus_to_exitcode(status)          # reaped here: tell Popen
+        pytest.fail(f"the run ended (status {proc.returncode}) before the checkpoint write to kill it in")
+
+
 def test_sigkill_during_a_checkpoint_write_resumes_to_the_same_result(reference, data, tmp_path):
-    proc = subprocess.Popen([sys.executable, *tiny_cli(data, tmp_path, "save_every=1")], cwd=ROOT, env=ONE_THREAD,
+    """The run stops itself before each rename of latest.pt (avdemo.cache's test hook): the first two
+    writes (steps 1 and 2) go through, the third is killed with its temp file complete but not renamed."""
+    latest = tmp_path / "latest.pt"
+    env = {**ONE_THREAD, PAUSE_BEFORE_RENAME: str(latest)}
+    proc = subprocess.Popen([sys.executable, *tiny_cli(data, tmp_path, "save_every=1")], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            # a write of latest.pt in progress after at least one complete one
-            if (tmp_path / "latest.pt").exists() and list(tmp_path.glob(".latest.pt.*.tmp")):
-                break
-            time.sleep(0.01)
+        for write in (1, 2, 3):
+            wait_until_stopped(proc)
+            assert len(list(tmp_path.glob(".latest.pt.*.tmp"))) == 1      # the write in progress
+            assert latest.exists() == (write > 1)
+            if write < 3:
+                proc.send_signal(signal.SIGCONT)
         proc.send_signal(signal.SIGKILL)
     finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    state = torch.load(tmp_path / "latest.pt", weights_only=True)      # the last complete checkpoint
-    assert 1 <= state["step"] < 4
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert list(tmp_path.glob(".latest.pt.*.tmp"))                    # the interrupted write left its temp file
+    state = torch.load(latest, weights_only=True)                     # the last complete checkpoint
+    assert state["step"] == 2
     train(tiny(data, tmp_path, save_every=1), resume=True, command="test")
     assert not list(tmp_path.glob(".*.tmp"))
     assert_same_weights(weights(reference), weights(tmp_path))
@@ -182,12 +198,22 @@ def test_ablate_plot_and_cli_errors(data, tmp_path, capsys):
     table = tmp_path / "ablation.md"
     assert ablate_main(["--root", str(data), "--steps", "2", "--base", "tiny", "--variants", "single_positive",
                         "--runs", str(tmp_path / "runs"), "--out", str(table)]) == 0
-    text = table.read_text()
-    assert "| single_positive |" in text and "pointing game" in text
     summary = json.loads(table.with_suffix(".json").read_text())["summary"]
-    assert set(summary) == {"single_positive"} and summary["single_positive"]["cIoU@0.5"][0] >= 0
     run = tmp_path / "runs" / "single_positive-seed1"
     card = json.loads((run / "model.json").read_text())
+    # one seed: each column is the run's own test metric (std 0), in the table as in the JSON
+    test = card["metrics"]["test"]
+    loc, ret, fp = test["localization"], test["retrieval"], test["false_positives"]
+    assert card["provenance"]["steps"] == 2 and loc["n"] == 9
+    expected = {"cIoU@0.5": loc["ciou_success"], "AUC": loc["ciou_auc"],
+                "adaptive cIoU@0.5": loc["adaptive_ciou_success"], "pointing game": loc["pointing_game"],
+                "R@1 a->i (class)": ret["class"]["audio_to_image"]["R@1"],
+                "R@1 i->a (class)": ret["class"]["image_to_audio"]["R@1"],
+                "R@1 a->i (inst.)": ret["instance"]["audio_to_image"]["R@1"],
+                "FP AP": fp["AP"], "FP max-F1": fp["max_F1"], "sounding ROC-AUC": fp["roc_auc"]}
+    assert summary == {"single_positive": {title: [value, 0.0] for title, value in expected.items()}}
+    row = "| single_positive | " + " | ".join(f"{value:.1f}" for value in expected.values()) + " |"
+    assert row in table.read_text().splitlines()
     assert card["config"]["alignment_head"] is False
     assert card["provenance"]["train_config"]["image_views"] == ["original"]
     assert plot_main([str(run)]) == 0

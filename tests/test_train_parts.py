@@ -26,7 +26,7 @@ TINY = PRESETS["tiny"]
 def reference_loss(v_views, a_views, z_v, z_a, cfg, threshold, temperature_mask):
     """Plain-loop transcription of METHOD.md: for every view pair, InfoNCE over the batch with
     s_L = sum(w S) / sum(w), w = sigmoid((S - 0.65) / 0.03), S = cos(a_j, v_i[:, cell]), and with
-    s_A = z_v . z_a; summed over pairs."""
+    s_A = z_v . z_a; summed over pairs: (the s_L terms, the s_A terms)."""
     def nce(score):   # score(i, j), rows are images
         b = len(v_views[0])
         total = 0.0
@@ -52,12 +52,12 @@ def reference_loss(v_views, a_views, z_v, z_a, cfg, threshold, temperature_mask)
                 num, den = num + w * s, den + w
         return num / den
 
-    loss = 0.0
+    loss_L = loss_A = 0.0
     for p, v in enumerate(v_views):
         for q, a in enumerate(a_views):
-            loss += nce(lambda i, j: s_L(v[i], a[j]))
-            loss += nce(lambda i, j: float(z_v[p][i] @ z_a[q][j]))
-    return loss
+            loss_L += nce(lambda i, j: s_L(v[i], a[j]))
+            loss_A += nce(lambda i, j: float(z_v[p][i] @ z_a[q][j]))
+    return loss_L, loss_A
 
 
 @pytest.mark.parametrize("direction", ["image_to_audio", "symmetric"])
@@ -72,9 +72,11 @@ def test_multi_positive_loss_equals_a_plain_loop_transcription(direction):
     # a looser soft mask than the model's, so that the random cosines give mixed weights
     model_cfg = dataclasses.replace(cfg.model, mask_threshold=0.1, mask_temperature=0.3)
     loss, parts = multi_positive_loss(v, a, z_v, z_a, b, model_cfg, cfg)
-    expected = reference_loss(v.split(b), a.split(b), z_v.split(b), z_a.split(b), cfg, 0.1, 0.3)
-    assert loss.item() == pytest.approx(expected, rel=1e-5)
-    assert parts["loss_L"].item() > 0 and parts["loss_A"].item() > 0
+    sum_L, sum_A = reference_loss(v.split(b), a.split(b), z_v.split(b), z_a.split(b), cfg, 0.1, 0.3)
+    assert loss.item() == pytest.approx(sum_L + sum_A, rel=1e-5)
+    # the logged parts are the mean term of each kind over the 2 x 3 view pairs
+    assert parts["loss_L"].item() == pytest.approx(sum_L / 6, rel=1e-5)
+    assert parts["loss_A"].item() == pytest.approx(sum_A / 6, rel=1e-5)
 
 
 def test_aligned_features_give_a_lower_loss_than_shuffled_ones():

@@ -6,10 +6,15 @@ import tempfile
 import av
 import numpy as np
 import pytest
+import torch
 
 from avdemo import videomap
+from avdemo.audio import to_model_rate
+from avdemo.config import AudioConfig
 from avdemo.errors import AVDemoError
-from avdemo.media import probe, read_audio, write_mp4
+from avdemo.media import iter_frames, probe, read_audio, write_mp4
+from avdemo.model import upsample_maps
+from avdemo.overlay import normalise, overlay
 from avdemo.videomap import VideoMapConfig, frame_overlay, localize_video
 
 FPS = 10.0
@@ -28,6 +33,34 @@ def click_track(seconds: float, rate: int, click_s: float, channels: int = 1) ->
     start = int(click_s * rate)
     wav[start:start + rate // 50] = np.random.default_rng(1).uniform(-0.8, 0.8, (rate // 50, channels))
     return wav[:, 0] if channels == 1 else wav
+
+
+def varying_noise(seconds: float, rate: int, channels: int = 2) -> np.ndarray:
+    """Noise whose level changes every 0.1 s: no two windows of the clip sound alike."""
+    rng = np.random.default_rng(2)
+    n = int(seconds * rate)
+    level = np.repeat(rng.uniform(0.05, 0.8, int(np.ceil(seconds * 10))), -(-rate // 10))[:n]
+    return (rng.uniform(-1, 1, (n, channels)) * level[:, None]).astype(np.float32)
+
+
+def windows_by_hand(path, times: np.ndarray, cfg: AudioConfig, mode: str) -> np.ndarray:
+    """The model-rate windows centred on ``times``, cut from the decoded track made as long as the video:
+    samples beyond either end wrap around ("tile") or are silence ("pad")."""
+    wav, rate = read_audio(path)
+    n = round(probe(path).duration_s * rate)
+    if len(wav) >= n:
+        wav = wav[:n]
+    elif mode == "tile":
+        wav = wav[np.arange(n) % len(wav)]
+    else:
+        wav = np.concatenate([wav, np.zeros((n - len(wav),) + wav.shape[1:], wav.dtype)])
+    mono = to_model_rate(wav, rate, cfg).numpy()
+    starts = np.round(times * cfg.sample_rate).astype(int) - cfg.window_samples // 2
+    idx = starts[:, None] + np.arange(cfg.window_samples)
+    if mode == "tile":
+        return np.clip(mono[idx % len(mono)], -1, 1)
+    inside = (idx >= 0) & (idx < len(mono))
+    return np.where(inside, np.clip(mono[np.clip(idx, 0, len(mono) - 1)], -1, 1), 0.0).astype(np.float32)
 
 
 @pytest.fixture
@@ -53,8 +86,10 @@ def test_output_mp4_has_every_strided_frame_and_the_original_stereo_audio(tiny_m
     for series in (result.peak, result.mean, result.s_A, result.s_L, result.loudness_db):
         assert series.shape == (n,) and np.isfinite(series).all()
     assert (result.peak >= result.mean).all()
-    assert set(result.seconds) == {"decode", "audio", "model", "overlay", "encode", "total"}
-    assert all(v >= 0 for v in result.seconds.values())
+    stages = {k: v for k, v in result.seconds.items() if k != "total"}
+    assert set(stages) == {"decode", "audio", "model", "overlay", "encode"}
+    # disjoint stages (the frames drawn inside the encoder are not counted twice): within the total
+    assert all(v > 0 for v in stages.values()) and sum(stages.values()) <= result.seconds["total"]
     with av.open(str(result.video_path)) as container:
         assert sum(1 for _ in container.decode(container.streams.video[0])) == n
     info = probe(result.video_path)
@@ -63,6 +98,53 @@ def test_output_mp4_has_every_strided_frame_and_the_original_stereo_audio(tiny_m
     assert result.audio_label == "original"
     t, big = frame_overlay(result, clip, 0.45, VideoMapConfig())
     assert t == pytest.approx(0.4) and big.shape == (36, 50, 3) and big.dtype == np.uint8
+
+
+@pytest.mark.parametrize("stride, normalisation, window_mode", [(1, "frame", "tile"), (2, "clip", "pad")])
+def test_every_output_frame_is_localize_on_that_frame_and_its_window_drawn_by_overlay(
+        tiny_model, tmp_path, monkeypatch, stride, normalisation, window_mode):
+    """Batches of 5 frames across 12 (or 6 strided) frames of a noise clip: each output frame's map equals
+    ``model.localize`` on that decoded frame with its own centred window (cut here by hand), and the
+    frame sent to the encoder is ``overlay`` of that map."""
+    clip = write_mp4(tmp_path / "noisy.mp4", noise_frames(), FPS, varying_noise(1.2, 44100), 44100)
+    encoded = []
+    real_write_mp4 = videomap.write_mp4
+
+    def recording_write_mp4(path, frames, *args, **kwargs):       # keeps the frames before the lossy codec
+        return real_write_mp4(path, (encoded.append(f) or f for f in frames), *args, **kwargs)
+
+    monkeypatch.setattr(videomap, "write_mp4", recording_write_mp4)
+    cfg = VideoMapConfig(stride=stride, normalisation=normalisation, window_mode=window_mode, batch_size=5,
+                         colormap="viridis", opacity=0.6, contour_threshold=0.7)
+    result = localize_video(tiny_model, clip, cfg)
+
+    frames = list(iter_frames(clip, stride))
+    times = np.array([t for t, _ in frames])
+    assert len(frames) == N_FRAMES // stride == len(result.times_s) == len(encoded)
+    np.testing.assert_allclose(times, np.arange(len(frames)) * stride / FPS, atol=1e-6)
+    np.testing.assert_allclose(result.times_s, times, atol=1e-9)
+    windows = windows_by_hand(clip, times, tiny_model.cfg.audio, window_mode)
+    assert len({w.tobytes() for w in windows}) == len(windows)          # a mix-up of windows would show
+    truth = [tiny_model.localize(frame, window[None]) for (_, frame), window in zip(frames, windows)]
+    maps_lowres = np.concatenate([t.maps_lowres for t in truth])
+    np.testing.assert_allclose(result.maps_lowres, maps_lowres, atol=1e-5)
+    np.testing.assert_allclose(result.s_L, [t.s_L[0] for t in truth], atol=1e-5)
+    np.testing.assert_allclose(result.s_A, [t.s_A[0] for t in truth], atol=1e-5)
+    rms = np.sqrt(np.mean(windows.astype(np.float64) ** 2, axis=1))
+    np.testing.assert_allclose(result.loudness_db, 20 * np.log10(np.maximum(rms, 1e-5)), atol=1e-3)
+    np.testing.assert_allclose(result.clip_range, (maps_lowres.min(), maps_lowres.max()), atol=1e-5)
+
+    for i, ((_, frame), one) in enumerate(zip(frames, truth)):
+        # exactly overlay() of the pipeline's own map, upsampled to the frame as localize upsamples
+        own = upsample_maps(torch.from_numpy(result.maps_lowres[i:i + 1]), frame.shape[:2])[0].numpy()
+        drawn = overlay(frame, normalise(own, normalisation, result.clip_range), "viridis", 0.6, 0.7)
+        np.testing.assert_array_equal(encoded[i], drawn)
+        # and, to float tolerance of the maps, overlay() of localize's own map of that frame and window
+        independent = overlay(frame, normalise(one.maps[0], normalisation, (maps_lowres.min(), maps_lowres.max())),
+                              "viridis", 0.6, 0.7)
+        assert (encoded[i] == independent).all(-1).mean() > 0.99
+    t, still = frame_overlay(result, clip, times[3] + 0.01, cfg)       # the app's still of one frame
+    assert t == pytest.approx(times[3]) and np.array_equal(still, encoded[3])
 
 
 def test_each_frame_hears_the_window_centred_on_its_time(tiny_model, clip):
