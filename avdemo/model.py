@@ -103,8 +103,11 @@ class AVLocalizer(nn.Module):
 
     def encode_audio(self, specs: torch.Tensor) -> torch.Tensor:
         """Log spectrograms (B, 1, F, T) -> audio vector f_a (B, C), global max pooled."""
-        audio_vec = self.audio_encoder(specs).amax(dim=(-2, -1))
-        return self.audio_peer_proj(audio_vec) if self.cfg.peer_projections else audio_vec
+        return self.audio_head(self.audio_encoder(specs).amax(dim=(-2, -1)))
+
+    def audio_head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The audio trunk's pooled features (B, 512) -> f_a: the peers' projections, else as they are."""
+        return self.audio_peer_proj(pooled) if self.cfg.peer_projections else pooled
 
     def embed(self, visual_map: torch.Tensor, audio_vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Alignment space: z_v = norm(W_v maxpool(f_v)), z_a = norm(W_a f_a); without a head, the

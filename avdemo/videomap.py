@@ -48,6 +48,10 @@ class VideoMapConfig:
                                              # tiles short clips) or "pad" (silence)
     noise_dbfs: float = -20.0                # RMS level of the "noise" counterfactual (white noise)
     batch_size: int = 16
+    audio_pass: str = "exact"                # "exact": every frame's window through the audio tower;
+                                             # "shared": one pass per batch over the span its windows
+                                             # cover, each window max-pooled from its own columns
+                                             # (faster, approximate; see shared_audio_vectors)
 
 
 @dataclass
@@ -78,6 +82,8 @@ def check_config(cfg: VideoMapConfig) -> None:
         raise AVDemoError(f"frame stride must be 1 or more; got {cfg.stride}")
     if cfg.window_mode not in ("tile", "pad"):
         raise AVDemoError(f"unknown window mode {cfg.window_mode!r}; use 'tile' or 'pad'")
+    if cfg.audio_pass not in AUDIO_PASSES:
+        raise AVDemoError(f"unknown audio pass {cfg.audio_pass!r}; use one of {', '.join(AUDIO_PASSES)}")
 
 
 def check_limits(info: VideoInfo, path: Path, cfg: VideoMapConfig) -> list[str]:
@@ -158,6 +164,32 @@ class StageTimes(dict):
             yield item
 
 
+AUDIO_PASSES = ("exact", "shared")
+
+
+def shared_audio_vectors(model: AVLocalizer, wav: torch.Tensor, centres_s: np.ndarray, mode: str) -> torch.Tensor:
+    """Audio vectors f_a (N, C) of the windows centred at ``centres_s`` from ONE pass of the audio tower
+    over the span they cover: the tower is convolutional up to its global max-pool, so each window's
+    vector is the max over the feature columns of its own time range. Approximate: columns at a window's
+    edges also hear the audio just beyond it (the exact pass sees zero padding there)."""
+    acfg = model.cfg.audio
+    n, hop = acfg.window_samples, acfg.hop
+    starts = np.round(np.asarray(centres_s, dtype=np.float64) * acfg.sample_rate).astype(np.int64) - n // 2
+    idx = torch.arange(int(starts.min()), int(starts.max()) + n)       # the span, read as audio_windows reads
+    if mode == "tile":
+        span = wav[idx % wav.shape[-1]]
+    else:
+        span = torch.where((idx >= 0) & (idx < wav.shape[-1]), wav[idx.clamp(0, wav.shape[-1] - 1)], 0.0)
+    spec = model.spectrogram(span.clamp(-1.0, 1.0)[None].to(model.pixel_mean.device))
+    features = model.audio_encoder(spec.contiguous(memory_format=torch.channels_last))   # (1, C, F', T')
+    per_column = features.shape[-1] / spec.shape[-1]                                    # feature / spec columns
+    first = (starts - starts.min()) / hop
+    lo = np.floor(first * per_column).astype(int)
+    hi = np.maximum(lo + 1, np.ceil((first + acfg.spec_shape[1]) * per_column).astype(int))
+    pooled = torch.stack([features[0, :, :, a:b].amax(dim=(-2, -1)) for a, b in zip(lo, hi)])
+    return model.audio_head(pooled)
+
+
 def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int) -> Iterator[tuple[list[float], np.ndarray]]:
     times, batch = [], []
     for t, frame in frames:
@@ -181,13 +213,23 @@ def analyse(model: AVLocalizer, path: Path, info: VideoInfo, wav_model: torch.Te
     for frame_times, frames in _batches(frames_in, cfg.batch_size):
         with times("audio"), torch.inference_mode():
             windows = audio_windows(wav_model, np.asarray(frame_times), acfg, mode=cfg.window_mode)  # (B, samples)
-            specs = model.spectrogram((windows[:1] if same_window else windows).to(model.pixel_mean.device))
+            shared = cfg.audio_pass == "shared" and not same_window
+            if not shared:
+                specs = model.spectrogram((windows[:1] if same_window else windows).to(model.pixel_mean.device))
         with times("model"):
-            loc = model.localize(frames, specs, output_size=(side, side), batch_size=cfg.batch_size)
+            if shared:
+                with torch.inference_mode():
+                    audio_vec = shared_audio_vectors(model, wav_model, np.asarray(frame_times), cfg.window_mode)
+                    images = model.preprocess_frames(frames).contiguous(memory_format=torch.channels_last)
+                    scores = model.scores(model.encode_image(images), audio_vec)
+                loc = {k: scores[k].float().cpu().numpy() for k in ("maps", "s_L", "s_A")}
+            else:
+                found = model.localize(frames, specs, output_size=(side, side), batch_size=cfg.batch_size)
+                loc = {"maps": found.maps_lowres, "s_L": found.s_L, "s_A": found.s_A}
         out["times_s"].append(frame_times)
-        out["maps_lowres"].append(loc.maps_lowres)
-        out["s_L"].append(loc.s_L)
-        out["s_A"].append(loc.s_A)
+        out["maps_lowres"].append(loc["maps"])
+        out["s_L"].append(loc["s_L"])
+        out["s_A"].append(loc["s_A"])
         out["loudness_db"].append(loudness_db(windows))
         done = sum(len(t) for t in out["times_s"])
         progress(ANALYSE_SHARE * min(1.0, done / expected), f"mapping frames {done}/{expected}")

@@ -204,3 +204,19 @@ def test_temporary_files_are_removed_when_drawing_fails(tiny_model, clip, temp_r
     with pytest.raises(AVDemoError):
         localize_video(tiny_model, clip, out_path=out_dir / "map.mp4")
     assert list(out_dir.iterdir()) == []                       # no partial file in the caller's folder
+
+
+def test_the_shared_audio_pass_is_exact_for_one_window_and_close_for_a_batch(tiny_model, clip, tmp_path):
+    """One window per batch: the shared pass covers exactly that window, so it equals the exact pass.
+    Several per batch: each window's columns also hear their neighbours' audio at the edges."""
+    exact = localize_video(tiny_model, clip, VideoMapConfig(batch_size=1), out_path=tmp_path / "exact.mp4")
+    one = localize_video(tiny_model, clip, VideoMapConfig(batch_size=1, audio_pass="shared"),
+                         out_path=tmp_path / "one.mp4")
+    np.testing.assert_allclose(one.maps_lowres, exact.maps_lowres, atol=1e-5)
+    np.testing.assert_allclose(one.s_A, exact.s_A, atol=1e-5)
+    batched = localize_video(tiny_model, clip, VideoMapConfig(batch_size=8, audio_pass="shared"),
+                             out_path=tmp_path / "batched.mp4")
+    deviation = np.abs(batched.maps_lowres - exact.maps_lowres).max()
+    assert 0 < deviation < 0.25
+    with pytest.raises(AVDemoError, match="unknown audio pass"):
+        localize_video(tiny_model, clip, VideoMapConfig(audio_pass="approximate"))
