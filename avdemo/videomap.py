@@ -52,6 +52,9 @@ class VideoMapConfig:
                                              # "shared": one pass per batch over the span its windows
                                              # cover, each window max-pooled from its own columns
                                              # (faster, approximate; see shared_audio_vectors)
+    precision: str = "float32"               # or "bfloat16": the towers under bf16 autocast (about 2x
+                                             # faster on CPUs with AVX-512 bf16 and on GPUs; maps differ
+                                             # by ~1e-2)
 
 
 @dataclass
@@ -82,6 +85,8 @@ def check_config(cfg: VideoMapConfig) -> None:
         raise AVDemoError(f"frame stride must be 1 or more; got {cfg.stride}")
     if cfg.window_mode not in ("tile", "pad"):
         raise AVDemoError(f"unknown window mode {cfg.window_mode!r}; use 'tile' or 'pad'")
+    if cfg.precision not in PRECISIONS:
+        raise AVDemoError(f"unknown precision {cfg.precision!r}; use one of {', '.join(PRECISIONS)}")
     if cfg.audio_pass not in AUDIO_PASSES:
         raise AVDemoError(f"unknown audio pass {cfg.audio_pass!r}; use one of {', '.join(AUDIO_PASSES)}")
 
@@ -165,6 +170,7 @@ class StageTimes(dict):
 
 
 AUDIO_PASSES = ("exact", "shared")
+PRECISIONS = ("float32", "bfloat16")
 
 
 def shared_audio_vectors(model: AVLocalizer, wav: torch.Tensor, centres_s: np.ndarray, mode: str) -> torch.Tensor:
@@ -216,7 +222,8 @@ def analyse(model: AVLocalizer, path: Path, info: VideoInfo, wav_model: torch.Te
             shared = cfg.audio_pass == "shared" and not same_window
             if not shared:
                 specs = model.spectrogram((windows[:1] if same_window else windows).to(model.pixel_mean.device))
-        with times("model"):
+        with times("model"), torch.autocast(model.pixel_mean.device.type, dtype=torch.bfloat16,
+                                            enabled=cfg.precision == "bfloat16"):
             if shared:
                 with torch.inference_mode():
                     audio_vec = shared_audio_vectors(model, wav_model, np.asarray(frame_times), cfg.window_mode)

@@ -14,13 +14,17 @@ from pathlib import Path
 import torch
 
 from avdemo.checkpoints import save_model
-from avdemo.config import ModelConfig
+from avdemo.config import AudioConfig, ModelConfig
 from avdemo.data.splits import build_split
 from avdemo.index import index_folder_name, main as index_main
 from avdemo.model import AVLocalizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = 16           # sounding pairs; the split adds one non-sounding pair per scene
+# conftest.py's ``tiny_config`` as a value, for fixtures wider than a test (a module- or session-scoped
+# fixture cannot use that function-scoped one); ``app_data`` refuses a different config in one session.
+TINY_CONFIG = ModelConfig(image_size=64, audio=AudioConfig(sample_rate=8000, window_s=0.5, nperseg=128,
+                                                           noverlap=48, downmix="mean"))
 
 
 @dataclass(frozen=True)
@@ -31,11 +35,14 @@ class AppData:
     index: Path           # the built index folder
 
 
-_BUILT: dict[str, AppData] = {}
+_BUILT: dict = {}    # "data": AppData, "config": its ModelConfig
 
 
-def app_data(base: Path, cfg: ModelConfig) -> AppData:
-    """Build (once per session) the checkpoint, the split and the index with ``python -m avdemo.index``."""
+def app_data(base: Path, cfg: ModelConfig = TINY_CONFIG) -> AppData:
+    """Build (once per session) the checkpoint, the split and the index with ``python -m avdemo.index``;
+    ``base`` is used by the first call only."""
+    if "data" in _BUILT and _BUILT["config"] != cfg:
+        raise ValueError(f"the test data of this session were built for {_BUILT['config']}, not {cfg}")
     if "data" not in _BUILT:
         torch.manual_seed(0)
         checkpoint = save_model(AVLocalizer(cfg).eval(), base / "tiny.safetensors", card={"notes": "tiny test model"})
@@ -44,6 +51,7 @@ def app_data(base: Path, cfg: ModelConfig) -> AppData:
         assert index_main(["build", "--checkpoint", str(checkpoint), "--root", str(split), "--out", str(index_dir),
                            "--batch-size", "8"]) == 0
         _BUILT["data"] = AppData(checkpoint, split, index_dir, index_dir / index_folder_name(checkpoint, split))
+        _BUILT["config"] = cfg
     return _BUILT["data"]
 
 

@@ -1,7 +1,13 @@
-"""The real app, started on a free port, driven through every endpoint with gradio_client."""
+"""The real app, started on a free port, driven through every named endpoint with gradio_client; what a
+user would see (tables, exports, cards, figures, pictures) checked against the index's own numbers.
+
+One app serves the module (started by the ``app`` fixture, stopped at its end); every test has its own
+client, so its own session and session state. The clean-up test starts and stops an app of its own."""
 from __future__ import annotations
 
+import base64
 import csv
+import io
 import json
 import re
 import threading
@@ -18,7 +24,7 @@ from PIL import Image
 from avdemo import metrics as M
 from avdemo.benchmarks import read_frame, read_wav
 from avdemo.index import load_index
-from avdemo.media import write_mp4
+from avdemo.media import frame_at, write_mp4
 
 ENDPOINTS = {"/upload_checkpoint", "/model_card", "/retrieve", "/retrieval_pick", "/retrieval_result",
              "/retrieval_export_csv", "/retrieval_export_json", "/retrieval_refresh", "/embedding_plot",
@@ -26,144 +32,406 @@ ENDPOINTS = {"/upload_checkpoint", "/model_card", "/retrieve", "/retrieval_pick"
              "/embedding_refresh", "/fp_measure", "/fp_analyse", "/fp_pick", "/fp_card", "/fp_export_csv",
              "/fp_export_json", "/fp_export_card", "/localize_video", "/video_frame"}
 SOUND_TO_PICTURES, PICTURE_TO_SOUNDS = "sound → pictures", "picture → sounds"
-_SERVER: dict = {}
+NON_SOUNDING_FIRST, LOWEST_CIOU_FIRST, FALSE_POSITIVES = ("non-sounding, most confident first",
+                                                         "sounding, lowest cIoU first",
+                                                         "false positives at the threshold")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _stop_server_after_the_module():
-    yield
-    if "app" in _SERVER:
-        stop_app(_SERVER.pop("app"))
+# --- fixtures -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return app_data(tmp_path_factory.mktemp("appdata"))
 
 
-@pytest.fixture
-def data(tmp_path_factory, tiny_config):
-    return app_data(tmp_path_factory.mktemp("appdata"), tiny_config)
-
-
-@pytest.fixture
-def app(data, tmp_path_factory):
-    if "app" not in _SERVER:
-        _SERVER["app"] = start_app(data, tmp_path_factory.mktemp("gradio-temp"))
-    return _SERVER["app"]
-
-
-@pytest.fixture
-def client(app):
-    return Client(app.url, verbose=False, download_files=str(app.temp_dir.parent / "downloads"))
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 def index(data):
     return load_index(data.index)
 
 
-def test_every_event_of_the_four_tabs_is_a_named_endpoint(client):
+@pytest.fixture(scope="module")
+def app(data, tmp_path_factory):
+    """The app of this module's tests, stopped when they are done."""
+    running = start_app(data, tmp_path_factory.mktemp("gradio-temp"))
+    yield running
+    stop_app(running)
+
+
+@pytest.fixture
+def client(app):
+    """A new session on the module's app; files it gets are downloaded."""
+    c = Client(app.url, verbose=False, download_files=str(app.temp_dir.parent / "downloads"))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def ask(data) -> tuple[str, str]:
+    """The model and dataset pickers' values: the model by name, never a path."""
+    return data.checkpoint.name, str(data.split)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def select(client: Client, api_name: str, item: int, value=None):
+    """Call a ``.select`` endpoint as a click on gallery item ``item`` (0-based) does. A browser sends the
+    clicked item as the event's data; ``Client.predict`` has no way to, so this sends it the same way
+    (``event_data`` in the queued request), in the client's session (its state)."""
+    fn_index = client._infer_fn_index(api_name, None)
+    helper = client.new_helper(fn_index, headers={"x-gradio-user": "api"})
+    return client.endpoints[fn_index].make_end_to_end_fn(helper)(event_data={"index": item, "value": value})
+
+
+def _decode(value):
+    """Plotly's JSON with its typed arrays ({"dtype", "bdata"[, "shape"]}) decoded to numpy."""
+    if isinstance(value, dict):
+        if {"dtype", "bdata"} <= set(value):
+            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+            return array.reshape(value["shape"]) if "shape" in value else array
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def figure(plot: dict) -> tuple[list[dict], dict]:
+    """A ``gr.Plot`` value as gradio_client returns it: (traces, layout), arrays as numpy."""
+    assert plot["type"] == "plotly"
+    fig = _decode(json.loads(plot["plot"]))
+    return fig["data"], fig["layout"]
+
+
+def markers(traces: list[dict]) -> list[dict]:
+    """The non-empty scatter-marker traces (points of samples), without the selected sample's star."""
+    return [t for t in traces if t.get("mode") == "markers" and len(t["x"])]
+
+
+def pixels(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def as_served(frame: np.ndarray) -> np.ndarray:
+    """``frame`` as the app serves an output picture: gr.Image's default format, lossy WebP, written by the
+    same Pillow (this virtual environment's) as here, so equal pixels mean an equal picture."""
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, "webp")
+    return pixels(io.BytesIO(buffer.getvalue()))
+
+
+def caption_sample(item: dict) -> int:
+    return int(re.match(r"#(\d+) ", item["caption"]).group(1))
+
+
+def make_clip(index, folder: Path) -> Path:
+    """2 s at 10 fps: sample 0's picture scrolling right by 4 px a frame, with its sound."""
+    frame = read_frame(index.image_paths[0])
+    wav, rate = read_wav(index.audio_paths[0])
+    return write_mp4(folder / "clip.mp4", [np.roll(frame, 4 * k, axis=1) for k in range(20)], fps=10,
+                     audio=wav[: 2 * rate], sample_rate=rate)
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+def test_every_event_of_the_four_tabs_is_a_named_endpoint_called_here(client):
     assert ENDPOINTS <= set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    source = Path(__file__).read_text()
+    calls = set(re.findall(r'api_name="(/\w+)"', source)) | set(re.findall(r'select\(\w+, "(/\w+)"', source))
+    assert ENDPOINTS <= calls, f"never called: {sorted(ENDPOINTS - calls)}"
 
 
-def test_model_card_and_dataset_numbers(client, data, index):
-    card, card_json, summary = client.predict(data.checkpoint.name, str(data.split), api_name="/model_card")
+def test_model_card_and_dataset_numbers(client, ask, index):
+    card, card_json, summary = client.predict(*ask, api_name="/model_card")
     assert "custom (64 px frames, 0.5 s of 8000 Hz audio" in card and "tiny test model" in card
     assert card_json["config"]["image_size"] == 64
     loc = index.info["summary"]["localization"]
     assert f"cIoU@0.5 {loc['ciou_success']:.1f} %" in summary and "16 sounding, 16 non-sounding" in summary
 
 
-def test_retrieval_by_an_indexed_sound_ranks_k_pictures_by_s_A(client, data, index):
+def test_retrieval_by_an_indexed_sound_ranks_k_pictures_by_s_A(client, ask, index):
     gallery, table, partner, picture, sound = client.predict(
-        data.checkpoint.name, str(data.split), SOUND_TO_PICTURES, "indexed sample", 3, None, None, 5,
-        api_name="/retrieve")
+        *ask, SOUND_TO_PICTURES, "indexed sample", 3, None, None, 5, api_name="/retrieve")
     assert len(gallery) == 5 and all(Image.open(item["image"]).size == (224, 224) for item in gallery)
     sims = index.image_emb[index.gallery] @ index.audio_emb[3]
     best = index.gallery[np.argsort(-sims, kind="stable")[:5]]
     assert [row[1] for row in table["data"]] == best.tolist()
     np.testing.assert_allclose([row[5] for row in table["data"]], np.sort(sims)[::-1][:5], atol=1e-4)
     assert f"ranks **{1 + (sims > sims[3]).sum()}** of 16" in partner
-    assert Path(sound).name == index.audio_paths[3].name
-    heard, info = client.predict(data.checkpoint.name, str(data.split), 2, api_name="/retrieval_result")
+    assert Path(sound).name == index.audio_paths[3].name and Path(picture).name == index.image_paths[3].name
+    heard, info = client.predict(*ask, 2, api_name="/retrieval_result")
     assert Path(heard).name == index.audio_paths[best[1]].name and f"#{best[1]} " in info
     exported = client.predict(api_name="/retrieval_export_csv")
     assert [int(r["sample"]) for r in csv.DictReader(open(exported))] == best.tolist()
 
 
-def test_retrieval_by_uploaded_sound_and_picture(client, data, index, tmp_path):
+def test_a_click_on_a_retrieval_result_plays_it_and_the_json_export_has_the_table(client, ask, index):
+    _, table, *_ = client.predict(*ask, SOUND_TO_PICTURES, "indexed sample", 6, None, None, 4, api_name="/retrieve")
+    sims = index.image_emb[index.gallery] @ index.audio_emb[6]
+    best = index.gallery[np.argsort(-sims, kind="stable")[:4]]
+    assert select(client, "/retrieval_pick", 2) == 3                   # the third picture: result 3
+    heard, info = client.predict(*ask, 3, api_name="/retrieval_result")
+    assert Path(heard).name == index.audio_paths[best[2]].name
+    assert info.startswith(f"Result 3: **#{best[2]} {index.ids[best[2]]}**")
+    rows = json.load(open(client.predict(api_name="/retrieval_export_json")))
+    assert [list(r.values()) for r in rows] == table["data"]          # what the table showed, as JSON
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4] and [r["sample"] for r in rows] == best.tolist()
+    assert [r["id"] for r in rows] == [index.ids[i] for i in best]
+    np.testing.assert_allclose([r["s_A"] for r in rows], sims[np.argsort(-sims, kind="stable")[:4]], atol=1e-4)
+    query_class = index.class_names[6]
+    assert [r["class match"] for r in rows] == ["yes" if index.class_names[i] == query_class else "no" for i in best]
+
+
+def test_changing_the_model_or_dataset_resets_the_retrieval_tab(client, ask, index):
+    with pytest.raises(Exception, match="search first"):
+        client.predict(api_name="/retrieval_export_json")             # a new session has nothing to export
+    client.predict(*ask, SOUND_TO_PICTURES, "indexed sample", 5, None, None, 3, api_name="/retrieve")
+    assert len(json.load(open(client.predict(api_name="/retrieval_export_json")))) == 3
+    picker, recall, gallery = client.predict(*ask, api_name="/retrieval_refresh")
+    order = np.concatenate([np.flatnonzero(index.sounding), np.flatnonzero(~index.sounding)])
+    assert picker["choices"] == [[index.label(int(i)), int(i)] for i in order]       # sounding pairs first
+    assert picker["value"] == order[0] and gallery == []
+    r = index.info["summary"]["retrieval"]
+    for level, direction, name in (("instance", "audio_to_image", "sound → picture"),
+                                   ("class", "image_to_audio", "picture → sound")):
+        assert f"| {level}, {name} | " + " | ".join(f"{v:.1f}" for v in r[level][direction].values()) in recall
+    with pytest.raises(Exception, match="search first"):
+        client.predict(api_name="/retrieval_export_json")             # the old results are gone
+
+
+def test_retrieval_by_uploaded_sound_and_picture(client, ask, index, tmp_path):
     wav, rate = read_wav(index.audio_paths[7])
     sf.write(tmp_path / "query.wav", wav, rate)
     gallery, table, partner, *_ = client.predict(
-        data.checkpoint.name, str(data.split), SOUND_TO_PICTURES, "upload", None,
-        handle_file(str(tmp_path / "query.wav")), None, 4, api_name="/retrieve")
+        *ask, SOUND_TO_PICTURES, "upload", None, handle_file(str(tmp_path / "query.wav")), None, 4,
+        api_name="/retrieve")
     sims = index.image_emb[index.gallery] @ index.audio_emb[7]
     assert [row[1] for row in table["data"]] == index.gallery[np.argsort(-sims, kind="stable")[:4]].tolist()
     assert "no partner" in partner and len(gallery) == 4
     Image.fromarray(read_frame(index.image_paths[2])).save(tmp_path / "query.png")
     gallery, table, *_ = client.predict(
-        data.checkpoint.name, str(data.split), PICTURE_TO_SOUNDS, "upload", None, None,
-        handle_file(str(tmp_path / "query.png")), 6, api_name="/retrieve")
+        *ask, PICTURE_TO_SOUNDS, "upload", None, None, handle_file(str(tmp_path / "query.png")), 6,
+        api_name="/retrieve")
     sims = index.audio_emb[index.gallery] @ index.image_emb[2]
     assert len(gallery) == 6
     np.testing.assert_allclose([row[5] for row in table["data"]], np.sort(sims)[::-1][:6], atol=1e-3)
 
 
-def test_embedding_sample_shows_its_card_sound_and_neighbours(client, data, index):
-    plot, card, sound, info, images, sounds = client.predict(
-        data.checkpoint.name, str(data.split), 4, "ciou", True, True, api_name="/embedding_sample")
-    assert plot is not None and Image.open(card).width > Image.open(card).height
-    assert Path(sound).name == index.audio_paths[4].name and "**#4 " in info
+def test_embedding_sample_shows_its_card_sound_and_neighbours(client, ask, index):
+    plot, card, sound, info, images, sounds = client.predict(*ask, 4, "ciou", True, True,
+                                                             api_name="/embedding_sample")
+    assert Image.open(card).width > Image.open(card).height
+    assert Path(sound).name == index.audio_paths[4].name and info.startswith(f"**#4 {index.ids[4]}**")
     assert len(images) == len(sounds) == 8
     sims = index.image_emb[index.gallery] @ index.image_emb[4]
     others = [i for i in index.gallery[np.argsort(-sims, kind="stable")] if i != 4][:8]
-    assert [int(re.match(r"#(\d+)", item["caption"]).group(1)) for item in images] == others
-    png = client.predict(data.checkpoint.name, str(data.split), 4, api_name="/embedding_export_card")
-    assert Image.open(png).format == "PNG"
-    assert client.predict(data.checkpoint.name, str(data.split), None, "kind", False, False,
-                          api_name="/embedding_plot") is not None
+    assert [caption_sample(item) for item in images] == others
+    assert all(index.audio_paths[caption_sample(item)] != index.audio_paths[4] for item in sounds)
+    traces, _ = figure(plot)
+    star = [t for t in traces if t["name"] == "#4"]                    # the chosen sample, starred
+    assert len(star) == 1 and star[0]["marker"]["symbol"] == "star"
+    np.testing.assert_allclose(np.c_[star[0]["x"], star[0]["y"]], [index.umap_image[4], index.umap_audio[4]],
+                               rtol=1e-6)
+    png = client.predict(*ask, 4, api_name="/embedding_export_card")
+    assert Image.open(png).format == "PNG" and Image.open(png).size == Image.open(card).size
 
 
-def test_false_positive_numbers_match_the_metrics(client, data, index):
-    slider, plot, stats, gallery, table = client.predict(
-        data.checkpoint.name, str(data.split), "s_A", "non-sounding, most confident first", api_name="/fp_measure")
-    fp = M.false_positive_metrics(index.confidence("s_A"), index.sounding, index.scores["ciou"])
+def test_a_click_on_a_neighbour_selects_that_sample(client, ask, index):
+    _, _, _, _, images, sounds = client.predict(*ask, 9, "class", True, True, api_name="/embedding_sample")
+    assert select(client, "/embedding_pick_image", 2) == caption_sample(images[2])
+    assert select(client, "/embedding_pick_sound", 5) == caption_sample(sounds[5])
+    assert select(client, "/embedding_pick_sound", 0) == caption_sample(sounds[0])
+
+
+def test_embedding_plot_has_every_image_and_sound_coloured_as_asked(client, ask, index):
+    n, images = len(index), len(np.unique(index.thumb_row))
+    traces, layout = figure(client.predict(*ask, None, "modality", True, True, api_name="/embedding_plot"))
+    points = markers(traces)
+    assert {t["name"] for t in points} == {"image", "sound"}
+    for t in points:          # circles are images at their image's UMAP place, diamonds sounds at theirs
+        where = {"circle": index.umap_image, "diamond": index.umap_audio}[t["marker"]["symbol"]]
+        assert t["name"] == {"circle": "image", "diamond": "sound"}[t["marker"]["symbol"]]
+        np.testing.assert_allclose(np.c_[t["x"], t["y"]], where[t["customdata"]], rtol=1e-6)
+    drawn = {name: np.concatenate([t["customdata"] for t in points if t["name"] == name]) for name in ("image", "sound")}
+    assert sorted(index.thumb_row[drawn["image"]]) == list(range(images))       # each picture once
+    assert sorted(drawn["sound"]) == list(range(n))                              # every sound
+    colours = {name: {t["marker"]["color"] for t in points if t["name"] == name} for name in ("image", "sound")}
+    assert len(colours["image"]) == len(colours["sound"]) == 1 and colours["image"] != colours["sound"]
+    pairs = [t for t in traces if t["name"] == "pairs"]
+    assert len(pairs) == 1 and len(pairs[0]["x"]) == 3 * n and np.isnan(pairs[0]["x"][2::3]).all()
+    assert layout["title"]["text"].startswith(f"UMAP of {n} pairs")
+
+    traces, layout = figure(client.predict(*ask, None, "kind", False, False, api_name="/embedding_plot"))
+    points = markers(traces)
+    sounding = np.flatnonzero(index.sounding)
+    assert {t["name"] for t in points} == {"sounding"} and not [t for t in traces if t["name"] == "pairs"]
+    assert sorted(np.concatenate([t["customdata"] for t in points if t["marker"]["symbol"] == "diamond"])) \
+        == sounding.tolist()
+    assert layout["title"]["text"].startswith(f"UMAP of {len(sounding)} pairs")
+
+    traces, _ = figure(client.predict(*ask, None, "ciou", False, True, api_name="/embedding_plot"))
+    cious = index.scores["ciou"]
+    grey = np.concatenate([t["customdata"] for t in markers(traces) if t["name"] == "undefined"])
+    assert sorted(grey) == np.flatnonzero(np.isnan(cious)).tolist()             # no cIoU: drawn grey
+    scored = [t for t in markers(traces) if t["name"] == "cIoU"]
+    for t in scored:
+        np.testing.assert_allclose(t["marker"]["color"], cious[t["customdata"]], rtol=1e-6)
+        assert t["marker"]["cmin"] == pytest.approx(np.nanmin(cious)) and t["marker"]["cmax"] == pytest.approx(
+            np.nanmax(cious))
+    assert sum(len(t["x"]) for t in scored) + len(grey) == n + images
+
+
+def test_changing_the_model_or_dataset_redraws_the_embedding_tab(client, ask, index):
+    client.predict(*ask, 4, "class", True, True, api_name="/embedding_sample")
+    picker, plot = client.predict(*ask, "kind", True, False, api_name="/embedding_refresh")
+    order = np.concatenate([np.flatnonzero(index.sounding), np.flatnonzero(~index.sounding)])
+    assert picker["value"] is None and picker["choices"] == [[index.label(int(i)), int(i)] for i in order]
+    traces, _ = figure(plot)
+    assert not [t for t in traces if t["name"].startswith("#")]                 # no sample starred
+    assert {t["name"] for t in markers(traces)} == {"sounding"}                 # the colouring asked
+    same, _ = figure(client.predict(*ask, None, "kind", True, False, api_name="/embedding_plot"))
+    assert [(t["name"], len(t["x"])) for t in traces] == [(t["name"], len(t["x"])) for t in same]
+
+
+def test_false_positive_numbers_match_the_metrics(client, ask, index):
+    slider, plot, stats, gallery, table = client.predict(*ask, "s_A", NON_SOUNDING_FIRST, api_name="/fp_measure")
+    conf = index.confidence("s_A")
+    fp = M.false_positive_metrics(conf, index.sounding, index.scores["ciou"])
     assert slider["value"] == pytest.approx(fp["best_threshold"])
+    assert (slider["minimum"], slider["maximum"]) == pytest.approx((conf.min(), conf.max()))
     assert f"AP {fp['AP']:.2f} · max-F1 {fp['max_F1']:.2f}" in stats
-    worst = np.flatnonzero(~index.sounding)[np.argsort(-index.confidence("s_A")[~index.sounding], kind="stable")]
+    worst = np.flatnonzero(~index.sounding)[np.argsort(-conf[~index.sounding], kind="stable")]
     assert [row[0] for row in table["data"]] == worst.tolist() and len(gallery) == 16
-    plot, stats, gallery, table = client.predict(
-        data.checkpoint.name, str(data.split), "s_A", slider["minimum"], "sounding, lowest cIoU first",
-        api_name="/fp_analyse")
+    traces, layout = figure(plot)
+    histograms = {t["name"]: np.sort(t["x"]) for t in traces if t["type"] == "histogram"}
+    kinds = ["sounding"] + sorted(set(index.kinds[~index.sounding]))
+    expected = {f"{k} ({(index.kinds == k).sum()})": np.sort(conf[index.kinds == k]) for k in kinds}
+    assert histograms.keys() == expected.keys()
+    for name, values in expected.items():
+        np.testing.assert_allclose(histograms[name], values, rtol=1e-6)
+    assert [s["x0"] for s in layout["shapes"]] == pytest.approx([slider["value"]] * 2)   # the threshold marked
+    plot, stats, gallery, table = client.predict(*ask, "s_A", slider["minimum"], LOWEST_CIOU_FIRST,
+                                                 api_name="/fp_analyse")
     assert "false-positive rate **100.0 %**" in stats and len(gallery) == 16
     rows = json.load(open(client.predict(api_name="/fp_export_json")))
     assert [r["cIoU"] for r in rows] == sorted(r["cIoU"] for r in rows) and len(rows) == 16
-    card, sound, info = client.predict(data.checkpoint.name, str(data.split), 1, api_name="/fp_card")
+    card, sound, info = client.predict(*ask, 1, api_name="/fp_card")
     assert Image.open(card).size[0] > 3 * 200 and f"#{rows[0]['sample']} " in info
-    png = client.predict(data.checkpoint.name, str(data.split), 1, api_name="/fp_export_card")
+    png = client.predict(*ask, 1, api_name="/fp_export_card")
     assert Image.open(png).format == "PNG"
 
 
+def test_false_positives_at_a_threshold_the_csv_export_and_a_click_on_one(client, ask, index):
+    conf, cious = index.confidence("s_A"), index.scores["ciou"]
+    threshold = float(np.sort(conf)[len(conf) // 2])                  # half the samples are confident
+    client.predict(*ask, "s_A", NON_SOUNDING_FIRST, api_name="/fp_measure")   # s_A chosen: the slider's range
+    _, stats, gallery, table = client.predict(*ask, "s_A", threshold, FALSE_POSITIVES, api_name="/fp_analyse")
+    confident = conf >= threshold
+    well_placed = index.sounding & (np.nan_to_num(cious, nan=-1.0) >= 0.5)
+    false_positives = np.flatnonzero(confident & ~well_placed)        # SLAVC: confident, and silent or misplaced
+    false_positives = false_positives[np.argsort(-conf[false_positives], kind="stable")]
+    assert len(false_positives) > 2
+    rows = list(csv.DictReader(open(client.predict(api_name="/fp_export_csv"))))
+    assert [int(r["sample"]) for r in rows] == false_positives.tolist()
+    assert [row[0] for row in table["data"]] == false_positives.tolist()
+    assert [caption_sample(item) for item in gallery] == false_positives[:24].tolist()
+    assert {r["outcome"] for r in rows} == {"FP"}
+    for r in rows:
+        i = int(r["sample"])
+        assert (r["id"], r["kind"]) == (index.ids[i], index.kinds[i])
+        assert float(r["confidence"]) == pytest.approx(conf[i], abs=1e-5)
+        if np.isnan(cious[i]):
+            assert r["cIoU"] == "" and not index.sounding[i]
+        else:
+            assert float(r["cIoU"]) == pytest.approx(cious[i], abs=1e-4) and cious[i] < 0.5
+    for kind in sorted(set(index.kinds[~index.sounding])):
+        assert f"{kind} {100 * confident[index.kinds == kind].mean():.1f} %" in stats
+    assert f"sounding pairs confident {100 * confident[index.sounding].mean():.1f} %" in stats
+    assert select(client, "/fp_pick", 2) == 3                          # the third picture: position 3
+    card, sound, info = client.predict(*ask, 3, api_name="/fp_card")
+    i = false_positives[2]
+    assert Path(sound).name == index.audio_paths[i].name and info.startswith(f"**#{i} {index.ids[i]}**")
+
+
 def test_video_heat_map_is_an_mp4_with_sound_and_every_frame(client, data, index, tmp_path):
-    frame = read_frame(index.image_paths[0])
-    wav, rate = read_wav(index.audio_paths[0])
-    frames = [np.roll(frame, 4 * k, axis=1) for k in range(20)]
-    clip = write_mp4(tmp_path / "clip.mp4", frames, fps=10, audio=wav[: 2 * rate], sample_rate=rate)
+    clip = make_clip(index, tmp_path)
     video, strip, info, slider, large = client.predict(
         data.checkpoint.name, handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "original", None, None,
         api_name="/localize_video")
     with av.open(video) as container:
         assert container.streams.audio and container.streams.video
         assert sum(1 for _ in container.decode(video=0)) == 20
-    assert "20 frames" in info and Image.open(large).size == (224, 224)
-    large, strip = client.predict(1.0, "absolute", "inferno", 0.7, 0.5, api_name="/video_frame")
+    assert "**Sound heard:** original. **20 frames** mapped at 224x224, 10 fps" in info
     assert Image.open(large).size == (224, 224)
+    assert (slider["minimum"], slider["maximum"], slider["value"]) == pytest.approx((0.0, 1.9, 0.0))
+    traces, layout = figure(strip)
+    assert [t["name"] for t in traces] == ["peak (original)", "mean (original)", "s_A (original)",
+                                           "loudness (original)"]
+    for t in traces:
+        np.testing.assert_allclose(t["x"], np.arange(20) / 10, atol=1e-3)
+        assert len(t["y"]) == 20
+    assert np.mean(traces[3]["y"]) > -40                                 # the clip's sound is heard
+    assert [s["x0"] for s in layout["shapes"]] == [0.0, 0.0]             # the inspected time marked
+
+    # The silence counterfactual on the same video: its curves drawn solid, the original's kept, dotted.
+    _, strip, info, *_ = client.predict(
+        data.checkpoint.name, handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "silence", None, None,
+        api_name="/localize_video")
+    assert "**Sound heard:** silence." in info
+    traces, _ = figure(strip)
+    dash = {t["name"]: t["line"]["dash"] for t in traces}
+    assert dash == {**{f"{c} (original)": "dot" for c in ("peak", "mean", "s_A", "loudness")},
+                    **{f"{c} (silence)": "solid" for c in ("peak", "mean", "s_A", "loudness")}}
+    silent = next(t for t in traces if t["name"] == "loudness (silence)")
+    assert max(silent["y"]) < -60
 
 
-def test_an_uploaded_checkpoint_is_offered_by_name_and_a_broken_one_is_refused(app, client, data, tmp_path):
-    update = client.predict([handle_file(str(data.checkpoint)), handle_file(str(data.checkpoint.with_suffix(".json")))],
-                            api_name="/upload_checkpoint")
+def test_video_frame_controls_draw_as_documented(client, data, index, tmp_path):
+    assert client.predict(1.0, "frame", "jet", 0.5, 0.0, api_name="/video_frame") == (
+        {"__type__": "update"}, {"__type__": "update"})                # nothing mapped yet: nothing changes
+    clip = make_clip(index, tmp_path)
+    *_, info, _, _ = client.predict(data.checkpoint.name, handle_file(str(clip)), "frame", "jet", 0.5, 0.0, 1,
+                                    "original", None, None, api_name="/localize_video")
+    lo, hi = map(float, re.search(r"S ranges over ([\d.]+)\.\.([\d.]+) in this clip", info).groups())
+
+    def frame(time_s: float, normalisation: str, cmap: str, opacity: float, contour: float = 0.0):
+        large, strip = client.predict(time_s, normalisation, cmap, opacity, contour, api_name="/video_frame")
+        traces, layout = figure(strip)
+        assert [s["x0"] for s in layout["shapes"]] == pytest.approx([time_s] * 2)   # the inspected time marked
+        return pixels(large)
+
+    t, original = frame_at(clip, 1.0)
+    assert t == pytest.approx(1.0)
+    assert np.array_equal(frame(1.0, "frame", "jet", 0.0), as_served(original))  # opacity 0: the frame itself
+    assert np.array_equal(frame(1.0, "absolute", "inferno", 0.0), as_served(original))
+    assert not np.array_equal(frame(0.5, "frame", "jet", 0.0), as_served(original))  # another time, another frame
+
+    jet, inferno = frame(1.0, "frame", "jet", 0.5), frame(1.0, "frame", "inferno", 0.5)
+    assert np.abs(jet - inferno).mean() > 10                               # another colour map, other colours
+    assert np.abs(jet - as_served(original)).mean() > 10                   # opacity 0.5 colours the frame
+    gray = {n: frame(1.0, n, "gray", 1.0) for n in ("frame", "clip", "absolute")}
+    for picture in gray.values():                                          # opacity 1, gray: only the map, grey
+        assert np.abs(picture[..., 0] - picture[..., 1]).max() <= 3
+        assert np.abs(picture[..., 1] - picture[..., 2]).max() <= 3
+    level = {n: picture[..., 1] for n, picture in gray.items()}
+    assert level["frame"].min() <= 5 and level["frame"].max() >= 250        # per frame: always 0..1
+    assert 255 * lo - 4 <= level["absolute"].min() and level["absolute"].max() <= 255 * hi + 4   # cosine S as is
+    assert np.ptp(level["absolute"]) < np.ptp(level["clip"]) <= np.ptp(level["frame"])
+    for n in ("clip", "absolute"):                                          # one map, three scales
+        assert np.corrcoef(level["frame"].ravel(), level[n].ravel())[0, 1] > 0.98
+    assert np.abs(level["frame"] - level["absolute"]).mean() > 20
+    white = lambda p: int(((p >= 235).all(-1)).sum())
+    assert white(frame(1.0, "frame", "inferno", 0.5, 0.5)) > white(inferno) + 50    # the contour, in white
+
+
+def test_an_uploaded_checkpoint_is_offered_by_name_and_a_broken_one_is_refused(app, client, ask, data, tmp_path):
+    update, update_b = client.predict([handle_file(str(data.checkpoint)),
+                                       handle_file(str(data.checkpoint.with_suffix(".json")))],
+                                      api_name="/upload_checkpoint")
     choice = update["value"]
     assert re.fullmatch(r"upload/[0-9a-f]{16}/tiny\.safetensors", choice)      # a name, not a server folder
     assert ["uploaded: tiny.safetensors", choice] in update["choices"]
-    assert all(not c[1].startswith("/") for c in update["choices"])
-    card, _, _ = client.predict(choice, str(data.split), api_name="/model_card")
+    assert ["uploaded: tiny.safetensors", choice] in update_b["choices"] and "value" not in update_b  # B: offered
+    assert all(not c[1].startswith("/") for c in update["choices"] + update_b["choices"])
+    card, _, _ = client.predict(choice, ask[1], api_name="/model_card")
     assert "custom (64 px frames" in card
     uploads = app.cache_dir / "uploads"
     kept = files_in(uploads)
@@ -173,18 +441,18 @@ def test_an_uploaded_checkpoint_is_offered_by_name_and_a_broken_one_is_refused(a
     assert files_in(uploads) == kept                                   # the broken file was not kept
     for bad in ("/etc/passwd", "../data_cache/x.safetensors", "upload/0123456789abcdef/../../x.pth"):
         with pytest.raises(Exception, match="not in the list of choices|unknown model"):
-            client.predict(bad, str(data.split), api_name="/model_card")
+            client.predict(bad, ask[1], api_name="/model_card")
 
 
-def test_two_sessions_at_once_get_their_own_results(app, data):
+def test_two_sessions_at_once_get_their_own_results(app, ask):
     clients = [Client(app.url, verbose=False, download_files=False) for _ in range(2)]
     queries, answers = {0: (3, 3), 1: (9, 4)}, {}
 
     def session(k: int) -> None:
         sample, n = queries[k]
-        _, table, *_ = clients[k].predict(data.checkpoint.name, str(data.split), SOUND_TO_PICTURES, "indexed sample",
-                                          sample, None, None, n, api_name="/retrieve")
-        _, info = clients[k].predict(data.checkpoint.name, str(data.split), n, api_name="/retrieval_result")
+        _, table, *_ = clients[k].predict(*ask, SOUND_TO_PICTURES, "indexed sample", sample, None, None, n,
+                                          api_name="/retrieve")
+        _, info = clients[k].predict(*ask, n, api_name="/retrieval_result")
         answers[k] = (table["data"], info)
 
     threads = [threading.Thread(target=session, args=(k,)) for k in range(2)]
@@ -192,15 +460,39 @@ def test_two_sessions_at_once_get_their_own_results(app, data):
         t.start()
     for t in threads:
         t.join(timeout=120)
+    for c in clients:
+        c.close()
     for k, (sample, n) in queries.items():
         rows, info = answers[k]
         assert len(rows) == n and f"Result {n}: **#{rows[-1][1]} " in info
 
 
-def test_the_sessions_temporary_files_are_deleted_when_the_app_stops(app):
-    assert files_in(app.temp_dir) - app.startup_files            # the tests above made some
-    assert stop_app(_SERVER.pop("app")) in (0, 1, -2, 130)
-    left = files_in(app.temp_dir) - app.startup_files             # the page's initial pictures stay
+@pytest.fixture
+def own_app(data, tmp_path):
+    """An app for one test, stopped at its end (if the test did not stop it)."""
+    temp_dir = tmp_path / "gradio-temp"
+    temp_dir.mkdir()
+    running = start_app(data, temp_dir)
+    yield running
+    stop_app(running)
+
+
+def test_the_sessions_temporary_files_are_deleted_when_the_app_stops(own_app, ask, index, tmp_path):
+    app = own_app
+    client = Client(app.url, verbose=False, download_files=False)      # file outputs as the server's paths
+    wav, rate = read_wav(index.audio_paths[7])
+    sf.write(tmp_path / "query.wav", wav, rate)
+    gallery, *_ = client.predict(*ask, SOUND_TO_PICTURES, "upload", None, handle_file(str(tmp_path / "query.wav")),
+                                 None, 4, api_name="/retrieve")
+    exported = client.predict(api_name="/retrieval_export_json")
+    card = client.predict(*ask, 4, api_name="/embedding_export_card")
+    client.close()
+    made = [Path(item["image"]["path"]) for item in gallery] + [Path(exported["path"]), Path(card["path"])]
+    assert all(p.is_file() and app.temp_dir in p.parents for p in made), made
+    assert files_in(app.temp_dir) - app.startup_files - set(made)     # and the uploaded sound
+    assert stop_app(app) in (0, 1, -2, 130)
+    assert [p for p in made if p.exists()] == []
+    left = files_in(app.temp_dir) - app.startup_files                 # the page's initial pictures stay
     # Gradio 6.31's File/UploadButton preprocess opens one NamedTemporaryFile per uploaded file and never
     # uses it (gradio/components/upload_button.py, _process_single_file): empty files, not ours.
     assert [p for p in left if not (p.parent == app.temp_dir and p.stat().st_size == 0)] == []

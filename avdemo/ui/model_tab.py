@@ -139,7 +139,7 @@ def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tu
 
     def use_upload(files: list[str] | None):
         if not files:
-            return gr.update()
+            return gr.update(), gr.update()
         try:
             choice = save_upload(files)
         except AVDemoError as e:
