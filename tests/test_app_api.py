@@ -17,20 +17,23 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
-from appdata import app_data, files_in, start_app, stop_app
+from appdata import ROOT, app_data, files_in, start_app, stop_app
 from gradio_client import Client, handle_file
 from PIL import Image
 
 from avdemo import metrics as M
 from avdemo.benchmarks import read_frame, read_wav
-from avdemo.index import load_index
+from avdemo.compare import disagreements, summary_rows
+from avdemo.index import ensure_index, load_index
+from avdemo.perclass import per_class
 from avdemo.media import frame_at, write_mp4
 
 ENDPOINTS = {"/upload_checkpoint", "/model_card", "/retrieve", "/retrieval_pick", "/retrieval_result",
              "/retrieval_export_csv", "/retrieval_export_json", "/retrieval_refresh", "/embedding_plot",
              "/embedding_sample", "/embedding_pick_image", "/embedding_pick_sound", "/embedding_export_card",
              "/embedding_refresh", "/fp_measure", "/fp_analyse", "/fp_pick", "/fp_card", "/fp_export_csv",
-             "/fp_export_json", "/fp_export_card", "/localize_video", "/video_frame"}
+             "/fp_export_json", "/fp_export_card", "/localize_video", "/video_frame", "/per_class", "/compare",
+             "/compare_pick", "/compare_card", "/compare_export_csv", "/compare_export_json"}
 SOUND_TO_PICTURES, PICTURE_TO_SOUNDS = "sound → pictures", "picture → sounds"
 NON_SOUNDING_FIRST, LOWEST_CIOU_FIRST, FALSE_POSITIVES = ("non-sounding, most confident first",
                                                          "sounding, lowest cIoU first",
@@ -132,7 +135,7 @@ def make_clip(index, folder: Path) -> Path:
 
 # --- tests --------------------------------------------------------------------------------------
 
-def test_every_event_of_the_four_tabs_is_a_named_endpoint_called_here(client):
+def test_every_event_of_the_tabs_is_a_named_endpoint_called_here(client):
     assert ENDPOINTS <= set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
     source = Path(__file__).read_text()
     calls = set(re.findall(r'api_name="(/\w+)"', source)) | set(re.findall(r'select\(\w+, "(/\w+)"', source))
@@ -496,3 +499,46 @@ def test_the_sessions_temporary_files_are_deleted_when_the_app_stops(own_app, as
     # Gradio 6.31's File/UploadButton preprocess opens one NamedTemporaryFile per uploaded file and never
     # uses it (gradio/components/upload_button.py, _process_single_file): empty files, not ours.
     assert [p for p in left if not (p.parent == app.temp_dir and p.stat().st_size == 0)] == []
+
+
+def test_the_per_class_table_and_chart_with_and_without_model_b(client, ask, index, data):
+    table, plot = client.predict(ask[0], "(none)", ask[1], None, api_name="/per_class")
+    rows = per_class(index)
+    assert table["headers"][:6] == ["class", "pairs", "cIoU@0.5", "pointing game", "R@1 audio→image",
+                                    "R@1 image→audio"]
+    assert [r[0] for r in table["data"]] == [r["class"] for r in rows]
+    assert [r[2] for r in table["data"]] == [r["cIoU@0.5"] for r in rows]
+    traces, _ = figure(plot)
+    assert [t["name"] for t in traces] == ["cIoU@0.5", "pointing game", "R@1 audio→image", "R@1 image→audio"]
+    assert list(traces[0]["y"]) == [r["class"] for r in rows]
+    table, plot = client.predict(ask[0], "default.safetensors", ask[1], 0.5, api_name="/per_class")
+    other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
+                         progress=False)
+    b_rows = {r["class"]: r for r in per_class(other, "s_A", 0.5)}
+    column = table["headers"].index("B cIoU@0.5")
+    assert [r[column] for r in table["data"]] == [b_rows[r[0]]["cIoU@0.5"] for r in table["data"]]
+    assert [t["name"] for t in figure(plot)[0]] == ["A cIoU@0.5", "A pointing game", "B cIoU@0.5", "B pointing game"]
+
+
+def test_comparing_two_models_lists_their_disagreements_both_ways(client, ask, index, data):
+    with pytest.raises(Exception, match="pick a second model"):
+        client.predict(ask[0], "(none)", ask[1], "ciou", "B fixes A", api_name="/compare")
+    other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
+                         progress=False)
+    for direction in ("B fixes A", "B breaks A"):
+        numbers, gallery, table, headline = client.predict(ask[0], "default.safetensors", ask[1], "ciou", direction,
+                                                           api_name="/compare")
+        expected = disagreements(index, other, "ciou", direction)
+        assert [r[0] for r in table["data"]] == expected.samples.tolist()
+        assert f"{len(expected.samples)} samples" in headline
+        assert [caption_sample(item) for item in gallery] == expected.samples[:24].tolist()
+    assert numbers["data"] == [list(r.values()) for r in summary_rows(index, other)]
+    rows = json.load(open(client.predict(api_name="/compare_export_json")))
+    assert [r["sample"] for r in rows] == expected.samples.tolist()
+    assert [int(r["sample"]) for r in csv.DictReader(open(client.predict(api_name="/compare_export_csv")))] == \
+        expected.samples.tolist()
+    if len(expected.samples) >= 2:
+        assert select(client, "/compare_pick", 1) == 2
+        card_a, card_b, about = client.predict(ask[0], "default.safetensors", ask[1], 2, api_name="/compare_card")
+        assert about.startswith(f"**#{expected.samples[1]} ") and pixels(card_a).shape == pixels(card_b).shape
+        assert not np.array_equal(pixels(card_a), pixels(card_b))             # two models, two maps
