@@ -26,6 +26,7 @@ from avdemo.benchmarks import read_frame, read_wav
 from avdemo.compare import disagreements, summary_rows
 from avdemo.index import ensure_index, load_index
 from avdemo.perclass import per_class
+from avdemo.ui.embedding_tab import ALL_CLASSES
 from avdemo.media import frame_at, write_mp4
 
 ENDPOINTS = {"/upload_checkpoint", "/model_card", "/retrieve", "/retrieval_pick", "/retrieval_result",
@@ -219,7 +220,7 @@ def test_retrieval_by_uploaded_sound_and_picture(client, ask, index, tmp_path):
 
 
 def test_embedding_sample_shows_its_card_sound_and_neighbours(client, ask, index):
-    plot, card, sound, info, images, sounds = client.predict(*ask, 4, "ciou", True, True,
+    plot, card, sound, info, images, sounds = client.predict(*ask, 4, "ciou", True, True, ALL_CLASSES,
                                                              api_name="/embedding_sample")
     assert Image.open(card).width > Image.open(card).height
     assert Path(sound).name == index.audio_paths[4].name and info.startswith(f"**#4 {index.ids[4]}**")
@@ -238,7 +239,8 @@ def test_embedding_sample_shows_its_card_sound_and_neighbours(client, ask, index
 
 
 def test_a_click_on_a_neighbour_selects_that_sample(client, ask, index):
-    _, _, _, _, images, sounds = client.predict(*ask, 9, "class", True, True, api_name="/embedding_sample")
+    _, _, _, _, images, sounds = client.predict(*ask, 9, "class", True, True, ALL_CLASSES,
+                                                api_name="/embedding_sample")
     assert select(client, "/embedding_pick_image", 2) == caption_sample(images[2])
     assert select(client, "/embedding_pick_sound", 5) == caption_sample(sounds[5])
     assert select(client, "/embedding_pick_sound", 0) == caption_sample(sounds[0])
@@ -246,23 +248,37 @@ def test_a_click_on_a_neighbour_selects_that_sample(client, ask, index):
 
 def test_embedding_plot_has_every_image_and_sound_coloured_as_asked(client, ask, index):
     n, images = len(index), len(np.unique(index.thumb_row))
-    traces, layout = figure(client.predict(*ask, None, "modality", True, True, api_name="/embedding_plot"))
+    traces, layout = figure(client.predict(*ask, None, "modality", True, True, ALL_CLASSES,
+                                           api_name="/embedding_plot"))
     points = markers(traces)
-    assert {t["name"] for t in points} == {"image", "sound"}
-    for t in points:          # circles are images at their image's UMAP place, diamonds sounds at theirs
-        where = {"circle": index.umap_image, "diamond": index.umap_audio}[t["marker"]["symbol"]]
-        assert t["name"] == {"circle": "image", "diamond": "sound"}[t["marker"]["symbol"]]
+    names = {"circle": "image", "diamond": "sound", "x": "non-sounding sound"}
+    assert {t["name"] for t in points} == set(names.values())
+    for t in points:          # circles are images at their image's UMAP place, diamonds and crosses sounds
+        where = index.umap_image if t["marker"]["symbol"] == "circle" else index.umap_audio
+        assert t["name"] == names[t["marker"]["symbol"]]
         np.testing.assert_allclose(np.c_[t["x"], t["y"]], where[t["customdata"]], rtol=1e-6)
-    drawn = {name: np.concatenate([t["customdata"] for t in points if t["name"] == name]) for name in ("image", "sound")}
+        assert (t["marker"]["opacity"] == 1).all()                               # no class highlighted
+    drawn = {name: np.concatenate([t["customdata"] for t in points if t["name"] == name]) for name in names.values()}
     assert sorted(index.thumb_row[drawn["image"]]) == list(range(images))       # each picture once
-    assert sorted(drawn["sound"]) == list(range(n))                              # every sound
-    colours = {name: {t["marker"]["color"] for t in points if t["name"] == name} for name in ("image", "sound")}
-    assert len(colours["image"]) == len(colours["sound"]) == 1 and colours["image"] != colours["sound"]
-    pairs = [t for t in traces if t["name"] == "pairs"]
-    assert len(pairs) == 1 and len(pairs[0]["x"]) == 3 * n and np.isnan(pairs[0]["x"][2::3]).all()
+    assert sorted(drawn["sound"]) == np.flatnonzero(index.sounding).tolist()    # every sound, crosses for
+    assert sorted(drawn["non-sounding sound"]) == np.flatnonzero(~index.sounding).tolist()   # non-sounding
+    colours = {name: {t["marker"]["color"] for t in points if t["name"] == name} for name in names.values()}
+    assert all(len(c) == 1 for c in colours.values()) and len(set.union(*colours.values())) == 3
+    assert not [t for t in traces if t["name"] == "pairs"]                      # no class chosen: no lines
     assert layout["title"]["text"].startswith(f"UMAP of {n} pairs")
 
-    traces, layout = figure(client.predict(*ask, None, "kind", False, False, api_name="/embedding_plot"))
+    focus = index.class_names[index.gallery[0]]       # a class highlighted: its pairs joined, others faded
+    members = np.flatnonzero(index.class_names == focus)
+    traces, layout = figure(client.predict(*ask, None, "class", True, True, focus, api_name="/embedding_plot"))
+    pairs = [t for t in traces if t["name"] == "pairs"]
+    assert len(pairs) == 1 and len(pairs[0]["x"]) == 3 * len(members) and np.isnan(pairs[0]["x"][2::3]).all()
+    np.testing.assert_allclose(pairs[0]["x"][0::3], index.umap_image[members, 0], rtol=1e-6)
+    for t in markers(traces):
+        np.testing.assert_array_equal(t["marker"]["opacity"] == 1, index.class_names[t["customdata"]] == focus)
+    assert f"class {focus} highlighted" in layout["title"]["text"]
+
+    traces, layout = figure(client.predict(*ask, None, "kind", False, False, ALL_CLASSES,
+                                           api_name="/embedding_plot"))
     points = markers(traces)
     sounding = np.flatnonzero(index.sounding)
     assert {t["name"] for t in points} == {"sounding"} and not [t for t in traces if t["name"] == "pairs"]
@@ -270,7 +286,7 @@ def test_embedding_plot_has_every_image_and_sound_coloured_as_asked(client, ask,
         == sounding.tolist()
     assert layout["title"]["text"].startswith(f"UMAP of {len(sounding)} pairs")
 
-    traces, _ = figure(client.predict(*ask, None, "ciou", False, True, api_name="/embedding_plot"))
+    traces, _ = figure(client.predict(*ask, None, "ciou", False, True, ALL_CLASSES, api_name="/embedding_plot"))
     cious = index.scores["ciou"]
     grey = np.concatenate([t["customdata"] for t in markers(traces) if t["name"] == "undefined"])
     assert sorted(grey) == np.flatnonzero(np.isnan(cious)).tolist()             # no cIoU: drawn grey
@@ -283,14 +299,15 @@ def test_embedding_plot_has_every_image_and_sound_coloured_as_asked(client, ask,
 
 
 def test_changing_the_model_or_dataset_redraws_the_embedding_tab(client, ask, index):
-    client.predict(*ask, 4, "class", True, True, api_name="/embedding_sample")
-    picker, plot = client.predict(*ask, "kind", True, False, api_name="/embedding_refresh")
+    client.predict(*ask, 4, "class", True, True, ALL_CLASSES, api_name="/embedding_sample")
+    picker, plot, focus = client.predict(*ask, "kind", True, False, api_name="/embedding_refresh")
+    assert focus["value"] == ALL_CLASSES and focus["choices"][1:] == [[c, c] for c in sorted(set(index.class_names) - {""})]
     order = np.concatenate([np.flatnonzero(index.sounding), np.flatnonzero(~index.sounding)])
     assert picker["value"] is None and picker["choices"] == [[index.label(int(i)), int(i)] for i in order]
     traces, _ = figure(plot)
     assert not [t for t in traces if t["name"].startswith("#")]                 # no sample starred
     assert {t["name"] for t in markers(traces)} == {"sounding"}                 # the colouring asked
-    same, _ = figure(client.predict(*ask, None, "kind", True, False, api_name="/embedding_plot"))
+    same, _ = figure(client.predict(*ask, None, "kind", True, False, ALL_CLASSES, api_name="/embedding_plot"))
     assert [(t["name"], len(t["x"])) for t in traces] == [(t["name"], len(t["x"])) for t in same]
 
 

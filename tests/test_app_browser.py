@@ -96,6 +96,25 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     page.wait_for_selector("#fp-card img")
     page.screenshot(path=str(ARTIFACTS / "tab4-false-positives.png"), full_page=True)
 
+    # Tab 5: the per-class table and bars.
+    switches["per class"] = open_tab(page, "Per class", "#class-plot .js-plotly-plot")
+    assert page.locator("#class-plot .bars path").count() >= 4
+    page.screenshot(path=str(ARTIFACTS / "tab5-per-class.png"), full_page=True)
+
+    # Tab 6: model B picked; both models' numbers and the disagreements, each with both maps.
+    page.click("#model-b-choice input")
+    page.locator("#model-b-choice").get_by_text("default.safetensors").first.click()
+    page.wait_for_function("() => document.querySelector('#model-b-choice input').value === 'default.safetensors'")
+    switches["compare"] = open_tab(page, "Compare two models", "#compare-run")
+    page.click("#compare-run")
+    page.wait_for_function("() => document.querySelector('#compare-numbers').innerText.includes('cIoU@0.5')",
+                           timeout=3 * TIMEOUT_MS)       # the first comparison indexes the split under model B
+    page.wait_for_selector("#compare-gallery img")
+    page.locator("#compare-gallery button.thumbnail-item").first.click()
+    page.wait_for_selector("#compare-card-a img")
+    page.wait_for_selector("#compare-card-b img")
+    page.screenshot(path=str(ARTIFACTS / "tab6-compare.png"), full_page=True)
+
     # Back to earlier tabs: what they showed is still there (the mapped video, the 8 results).
     switches["video"] = open_tab(page, "Heat map on a video", "#video-output video")
     assert page.evaluate("() => document.querySelector('#video-output video').duration") > 1.5

@@ -85,8 +85,8 @@ def build_compare_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, da
             exported = gr.File(label="Export", interactive=False)
         with gr.Column(scale=2):
             position = gr.Number(None, label="Position in the list (or click a picture)", precision=0)
-            card_a = gr.Image(label="Model A", interactive=False, format="jpeg")
-            card_b = gr.Image(label="Model B", interactive=False, format="jpeg")
+            card_a = gr.Image(label="Model A", interactive=False, format="jpeg", elem_id="compare-card-a")
+            card_b = gr.Image(label="Model B", interactive=False, format="jpeg", elem_id="compare-card-b")
             about = gr.Markdown()
 
     inputs = [model_choice, model_b_choice, dataset_choice, measure, direction]

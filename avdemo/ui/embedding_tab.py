@@ -1,5 +1,7 @@
 """Tab 3, the embedding space: a UMAP of the images and sounds together (computed when the index was
-built), coloured by modality, class, kind, split or a per-sample score, with lines joining each pair.
+built), coloured by modality, class, kind, split or a per-sample score. Circles are images, diamonds the
+sounds of sounding pairs, crosses the sounds of non-sounding pairs. A chosen class is highlighted (the
+others fade) and, on request, its pairs are joined by lines; the chosen sample is always joined.
 
 ``gr.Plot`` has no click events, so a sample is chosen with the picker beside the plot (type the ``#``
 number the hover shows, an id or a class) or by clicking one of its neighbours; the chosen sample is
@@ -20,46 +22,56 @@ from .views import card, export_png, sample_markdown, score_line
 COLOUR_BY = {"modality": "modality", "class": "class", "kind": "sounding / non-sounding kind", "group": "split",
              "ciou": "cIoU", "s_A": "s_A", "s_L": "s_L", "conf_top25": "map confidence (top 25 %)"}
 SCORE_COLOURS = ("ciou", "s_A", "s_L", "conf_top25")
-SYMBOLS = {"image": "circle", "sound": "diamond"}
+SYMBOLS = {"image": "circle", "sound": "diamond", "non-sounding sound": "x"}
 NEIGHBOURS = 8
+ALL_CLASSES = "(all classes)"
+FADED = 0.15             # opacity of the points outside the chosen class
 
 
 def _points(index: SampleIndex, negatives: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The plotted points, each distinct image once and every sound: (sample, modality, x, y) of each."""
+    """The plotted points, each distinct image once and every sound: (sample, modality, x, y) of each;
+    the modality of a non-sounding pair's sound is "non-sounding sound"."""
     keep = np.arange(len(index)) if negatives else np.flatnonzero(index.sounding)
     first = np.unique(index.thumb_row[keep], return_index=True)[1]
     images = keep[np.sort(first)]
     samples = np.concatenate([images, keep])
-    modality = np.array(["image"] * len(images) + ["sound"] * len(keep))
+    modality = np.array(["image"] * len(images) + ["sound" if index.sounding[i] else "non-sounding sound" for i in keep])
     xy = np.concatenate([index.umap_image[images], index.umap_audio[keep]])
     return samples, modality, xy[:, 0], xy[:, 1]
 
 
-def embedding_figure(index: SampleIndex, colour_by: str, pairs: bool = True, negatives: bool = True,
-                     selected: int | None = None) -> go.Figure:
-    """The UMAP scatter: circles are images, diamonds sounds; hover names the sample (#index id · class).
+def embedding_figure(index: SampleIndex, colour_by: str, pairs: bool = False, negatives: bool = True,
+                     selected: int | None = None, focus: str | None = None) -> go.Figure:
+    """The UMAP scatter: circles are images, diamonds sounds, crosses non-sounding pairs' sounds; hover
+    names the sample (#index id · class). ``focus``: a class drawn fully while the others fade, whose
+    pairs are joined by lines when ``pairs`` is on.
 
     Traces are plain dicts and the figure skips plotly's per-property validation, which otherwise
     takes most of a second for a few thousand points (the browser test draws every trace kind)."""
     samples, modality, x, y = _points(index, negatives)
+    focus = None if focus in (None, "", ALL_CLASSES) else focus
+    in_focus = np.ones(len(samples), bool) if focus is None else index.class_names[samples] == focus
     hover = np.array([f"{index.label(i)}<br>{m}<br>{score_line(index, i)}" for i, m in zip(samples, modality)])
     traces: list[dict] = []
-    if pairs:
-        keep = np.unique(samples)
+    if pairs and focus is not None:
+        keep = np.unique(samples[in_focus])
         gaps = np.full((len(keep), 2), np.nan)
         ends = np.stack([index.umap_image[keep], index.umap_audio[keep], gaps], 1).reshape(-1, 2)
         traces.append(dict(type="scatter", x=ends[:, 0], y=ends[:, 1], mode="lines", name="pairs", hoverinfo="skip",
                            line=dict(color="rgba(120,120,120,0.25)", width=1)))
 
     def add(mask: np.ndarray, name: str, marker: dict, legend: bool = True) -> None:
-        """One trace per modality, each with its marker symbol."""
-        for k, (kind, symbol) in enumerate(SYMBOLS.items()):
+        """One trace per modality, each with its marker symbol; points outside the focus class fade."""
+        for kind, symbol in SYMBOLS.items():
             m = mask & (modality == kind)
+            if not m.any():
+                continue
             colour = marker["color"][m] if isinstance(marker["color"], np.ndarray) else marker["color"]
             traces.append(dict(type="scatter", x=x[m], y=y[m], name=name, legendgroup=name, mode="markers",
-                               showlegend=legend and k == 0, customdata=samples[m], hovertext=hover[m],
-                               hovertemplate="%{hovertext}<extra></extra>",
-                               marker={**marker, "symbol": symbol, "color": colour}))
+                               showlegend=legend and not any(t.get("legendgroup") == name for t in traces),
+                               customdata=samples[m], hovertext=hover[m], hovertemplate="%{hovertext}<extra></extra>",
+                               marker={**marker, "symbol": symbol, "color": colour,
+                                       "opacity": np.where(in_focus[m], 1.0, FADED)}))
 
     if colour_by in ("modality", "class", "kind", "group"):
         values = {"modality": modality, "class": index.class_names[samples], "kind": index.kinds[samples],
@@ -85,9 +97,11 @@ def embedding_figure(index: SampleIndex, colour_by: str, pairs: bool = True, neg
                            hovertext=[f"{index.label(i)}<br>image", f"{index.label(i)}<br>sound"],
                            hovertemplate="%{hovertext}<extra></extra>", line=dict(color="black", width=2),
                            marker=dict(symbol="star", size=18, color="gold", line=dict(color="black", width=1.5))))
-    layout = dict(height=560, margin=dict(l=10, r=10, t=30, b=10), uirevision="umap",
-                  legend=dict(itemsizing="constant"),
-                  title=dict(text=f"UMAP of {len(np.unique(samples))} pairs: ● image, ◆ sound"),
+    layout = dict(height=760, margin=dict(l=10, r=10, t=40, b=10), uirevision="umap",
+                  legend=dict(itemsizing="constant", font=dict(size=10), tracegroupgap=0, title=dict(
+                      text="click: hide, double-click: only this")),
+                  title=dict(text=f"UMAP of {len(np.unique(samples))} pairs: ● image, ◆ sound, ✕ sound of a "
+                                  f"non-sounding pair" + (f"; class {focus} highlighted" if focus else "")),
                   xaxis=dict(showticklabels=False), yaxis=dict(showticklabels=False, scaleanchor="x"))
     return go.Figure(data=traces, layout=layout, _validate=False)
 
@@ -111,17 +125,22 @@ def _neighbour_gallery(index: SampleIndex, i: int, found: list[tuple[int, float]
     return [(index.thumbnail(j), f"#{j} {index.class_names[j]}{mark(j)}  {s:.3f}") for j, s in found]
 
 
-def show_sample(checkpoint: str, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool):
+def class_choices(index: SampleIndex) -> list[str]:
+    return [ALL_CLASSES, *sorted(set(index.class_names) - {""})]
+
+
+def show_sample(checkpoint: str, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool,
+                focus: str | None = None):
     """Figure with the sample starred, its card, sound and description, its neighbours (images and
     sounds), and the neighbour lists for clicks."""
     _, index = model_and_index(checkpoint, dataset)
     if sample is None:
-        return embedding_figure(index, colour_by, pairs, negatives), None, None, "", [], [], {}
+        return embedding_figure(index, colour_by, pairs, negatives, focus=focus), None, None, "", [], [], {}
     i = int(sample)
     if not 0 <= i < len(index):
         raise gr.Error(f"sample {i} is not in the index (0..{len(index) - 1})")
     near = neighbours(index, i)
-    return (embedding_figure(index, colour_by, pairs, negatives, i), card(index, i), str(index.audio_paths[i]),
+    return (embedding_figure(index, colour_by, pairs, negatives, i, focus), card(index, i), str(index.audio_paths[i]),
             sample_markdown(index, i), _neighbour_gallery(index, i, near["image"]),
             _neighbour_gallery(index, i, near["sound"]), {k: [j for j, _ in v] for k, v in near.items()})
 
@@ -132,7 +151,9 @@ def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
     near = gr.State({})
     with gr.Row():
         colour_by = gr.Dropdown([(v, k) for k, v in COLOUR_BY.items()], value="class", label="Colour by", scale=2)
-        pairs = gr.Checkbox(value=True, label="lines joining each pair", scale=1)
+        focus = gr.Dropdown(class_choices(index), value=ALL_CLASSES, label="Highlight a class", filterable=True,
+                            scale=2, elem_id="embedding-focus")
+        pairs = gr.Checkbox(value=False, label="lines joining its pairs", scale=1)
         negatives = gr.Checkbox(value=True, label="non-sounding pairs", scale=1)
     with gr.Row():
         with gr.Column(scale=3):
@@ -152,9 +173,9 @@ def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
         sound_neighbours = gr.Gallery(label="Nearest sounds (z_a), shown by their pictures", columns=8, height=170,
                                       format="jpeg")
 
-    inputs = [model_choice, dataset_choice, sample, colour_by, pairs, negatives]
-    gr.on([colour_by.change, pairs.change, negatives.change],
-          lambda c, d, s, col, p, n: embedding_figure(model_and_index(c, d)[1], col, p, n, s),
+    inputs = [model_choice, dataset_choice, sample, colour_by, pairs, negatives, focus]
+    gr.on([colour_by.change, pairs.change, negatives.change, focus.change],
+          lambda c, d, s, col, p, n, f: embedding_figure(model_and_index(c, d)[1], col, p, n, s, f),
           inputs, plot, api_name="embedding_plot")
     sample.change(show_sample, inputs, [plot, picture, sound, info, image_neighbours, sound_neighbours, near],
                   api_name="embedding_sample")
@@ -177,9 +198,10 @@ def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
 
     def refresh(checkpoint: str, dataset: str, col: str, p: bool, n: bool):
         _, new = model_and_index(checkpoint, dataset)
-        return gr.update(choices=sample_choices(new), value=None), embedding_figure(new, col, p, n), {}
+        return (gr.update(choices=sample_choices(new), value=None), embedding_figure(new, col, p, n), {},
+                gr.update(choices=class_choices(new), value=ALL_CLASSES))
 
     gr.on([model_choice.change, dataset_choice.change], refresh,
           [model_choice, dataset_choice, colour_by, pairs, negatives],
-          [sample, plot, near], api_name="embedding_refresh")
+          [sample, plot, near, focus], api_name="embedding_refresh")
 
