@@ -72,7 +72,7 @@ def build_compare_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, da
         direction = gr.Radio(list(DIRECTIONS), value=DIRECTIONS[0], label="Direction", scale=2)
         run = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-run")
     numbers = gr.Dataframe(label="Both models on this dataset", interactive=False, elem_id="compare-numbers")
-    headline = gr.Markdown()
+    headline = gr.Markdown(label="Disagreements found")
     rows_state = gr.State([])
     with gr.Row():
         with gr.Column(scale=3):
@@ -87,7 +87,7 @@ def build_compare_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, da
             position = gr.Number(None, label="Position in the list (or click a picture)", precision=0)
             card_a = gr.Image(label="Model A", interactive=False, format="jpeg", elem_id="compare-card-a")
             card_b = gr.Image(label="Model B", interactive=False, format="jpeg", elem_id="compare-card-b")
-            about = gr.Markdown()
+            about = gr.Markdown(label="Sample")
 
     inputs = [model_choice, model_b_choice, dataset_choice, measure, direction]
     gr.on([run.click, measure.change, direction.change], compare, inputs,

@@ -164,7 +164,7 @@ def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
             picture = gr.Image(label="Card: ground truth, map, binarised map", interactive=False, height=200,
                                format="jpeg", elem_id="embedding-card")
             sound = gr.Audio(label="Its sound", interactive=False)
-            info = gr.Markdown()
+            info = gr.Markdown(label="Sample")
             export_button = gr.Button("Export card (PNG)", size="sm")
             exported = gr.File(label="Card", height=60)
     with gr.Row():

@@ -3,6 +3,7 @@ sounds; a threshold with its false-positive rate and recall; AP and max-F1; the 
 each with a card (image, ground truth, map, binarised map, scores) and its sound."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gradio as gr
@@ -84,11 +85,12 @@ def analyse(checkpoint: str, dataset: str, measure: str, threshold: float, view:
 
 
 def threshold_slider(index: SampleIndex, measure: str) -> dict[str, Any]:
-    """Slider settings for a measure: its range over the dataset, starting at the best-F1 threshold."""
+    """Slider settings for a measure: its range over the dataset (widened to 4 decimals), starting at the
+    best-F1 threshold rounded to 4 decimals (what people read is what is used)."""
     conf = index.confidence(measure)
     best = summary(conf, index.sounding, index.scores["ciou"], _ciou_threshold(index))["best_threshold"]
-    lo, hi = float(np.min(conf)), float(np.max(conf))
-    return dict(minimum=lo, maximum=hi, value=best, step=max((hi - lo) / 500, 1e-6))
+    lo, hi = math.floor(float(np.min(conf)) * 1e4) / 1e4, math.ceil(float(np.max(conf)) * 1e4) / 1e4
+    return dict(minimum=lo, maximum=hi, value=round(float(best), 4), step=0.0001)
 
 
 def change_measure(checkpoint: str, dataset: str, measure: str, view: str):
@@ -122,7 +124,7 @@ def build_false_positive_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropd
         measure = gr.Radio([(v, k) for k, v in MEASURES.items() if k in CONFIDENCES], value=measure0,
                            label="Confidence measure", scale=2)
         threshold = gr.Slider(label="Threshold", scale=3, elem_id="fp-threshold", **slider0)
-    stats = gr.Markdown(init[1], elem_id="fp-stats")
+    stats = gr.Markdown(init[1], label="Rates at the threshold", elem_id="fp-stats")
     plot = gr.Plot(init[0], label="Confidence distributions", elem_id="fp-plot")
     view = gr.Radio(list(VIEWS), value=view0, label="Worst first")
     with gr.Row():
@@ -139,7 +141,7 @@ def build_false_positive_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropd
             position = gr.Number(None, label="Position in the list (or click a picture)", precision=0)
             picture = gr.Image(label="Card", interactive=False, height=200, format="jpeg", elem_id="fp-card")
             sound = gr.Audio(label="Its sound", interactive=False)
-            info = gr.Markdown()
+            info = gr.Markdown(label="Sample")
             png_button = gr.Button("Export card (PNG)", size="sm")
             exported = gr.File(label="Export", height=60)
 

@@ -133,8 +133,8 @@ def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tu
                                  file_types=UPLOAD_TYPES, scale=1, elem_id="checkpoint-upload")
     with gr.Accordion("Model card", open=False):
         with gr.Row():
-            card_view = gr.Markdown(card_md)
-            summary_view = gr.Markdown(summary_md)
+            card_view = gr.Markdown(card_md, label="Model card")
+            summary_view = gr.Markdown(summary_md, label="On this dataset")
         card_json_view = gr.JSON(card_json, label="card (JSON)")
 
     def use_upload(files: list[str] | None):

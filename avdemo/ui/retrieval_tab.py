@@ -111,20 +111,20 @@ def build_retrieval_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
             upload_picture = gr.Image(sources=["upload"], type="numpy", label="Uploaded picture", height=200)
             k = gr.Slider(1, 20, value=8, step=1, label="K (results)")
             search_button = gr.Button("Search", variant="primary", elem_id="retrieval-search")
-            recall = gr.Markdown(recall_markdown(index))
+            recall = gr.Markdown(recall_markdown(index), label="Recall on this dataset")
         with gr.Column(scale=3):
             with gr.Row():
                 query_picture = gr.Image(label="Query picture", height=200, interactive=False, format="jpeg")
                 with gr.Column():
                     query_sound = gr.Audio(label="Query sound", interactive=False)
-                    partner = gr.Markdown()
+                    partner = gr.Markdown(label="Partner rank")
             gallery = gr.Gallery(label="Top K: heat map of the pair, class (✓ same as the query's), s_A",
                                  columns=4, height=420, format="jpeg", elem_id="retrieval-gallery")
             table = gr.Dataframe(headers=COLUMNS, label="Results", interactive=False)
             with gr.Row():
                 rank = gr.Number(None, label="Result # (or click a picture)", precision=0, scale=1)
                 result_sound = gr.Audio(label="Its sound", interactive=False, scale=2)
-            result_info = gr.Markdown()
+            result_info = gr.Markdown(label="Result")
             with gr.Row():
                 csv_button = gr.Button("Export results (CSV)", size="sm")
                 json_button = gr.Button("Export results (JSON)", size="sm")

@@ -159,7 +159,7 @@ def build_video_tab(model_choice: gr.Dropdown) -> None:
         with gr.Column(scale=1):
             video_out = gr.Video(label="Heat map (with the sound heard)", interactive=False, height=300,
                                  elem_id="video-output")
-            info = gr.Markdown()
+            info = gr.Markdown(label="Summary")
     strip = gr.Plot(label="Scores over time and loudness")
     with gr.Row():
         time_s = gr.Slider(0, 1, value=0, step=0.04, label="Inspect the frame at (s)", scale=1)
