@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Union
 
@@ -171,6 +171,13 @@ class StageTimes(dict):
 
 AUDIO_PASSES = ("exact", "shared")
 PRECISIONS = ("float32", "bfloat16")
+
+
+def fast_config(cfg: VideoMapConfig, device: torch.device) -> VideoMapConfig:
+    """``cfg`` with the fast settings: the shared audio pass, and bfloat16 where ``device`` runs it fast
+    (GPUs, and CPUs whose oneDNN has bf16 kernels: AVX-512 / AMX; elsewhere bf16 is slower than float32)."""
+    bf16 = device.type == "cuda" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return replace(cfg, audio_pass="shared", precision="bfloat16" if bf16 else "float32")
 
 
 def shared_audio_vectors(model: AVLocalizer, wav: torch.Tensor, centres_s: np.ndarray, mode: str) -> torch.Tensor:

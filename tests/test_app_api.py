@@ -392,6 +392,14 @@ def test_video_heat_map_is_an_mp4_with_sound_and_every_frame(client, data, index
     assert np.mean(traces[3]["y"]) > -40                                 # the clip's sound is heard
     assert [s["x0"] for s in layout["shapes"]] == [0.0, 0.0]             # the inspected time marked
 
+    # Fast mode: the same frames, scores close to the exact pipeline's.
+    _, fast_strip, fast_info, *_ = client.predict(
+        data.checkpoint.name, handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "original", None, None, True,
+        api_name="/localize_video")
+    assert "**20 frames** mapped" in fast_info
+    fast_traces, _ = figure(fast_strip)
+    np.testing.assert_allclose(fast_traces[0]["y"], traces[0]["y"], atol=0.1)         # peak over time
+
     # The silence counterfactual on the same video: its curves drawn solid, the original's kept, dotted.
     _, strip, info, *_ = client.predict(
         data.checkpoint.name, handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "silence", None, None,

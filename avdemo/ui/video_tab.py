@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from ..errors import AVDemoError
 from ..overlay import COLORMAPS, NORMALISATIONS
-from ..videomap import VideoMapConfig, VideoMapResult, frame_overlay, localize_video
+from ..videomap import VideoMapConfig, VideoMapResult, fast_config, frame_overlay, localize_video
 from .models import get_model
 from .views import export_path
 
@@ -94,13 +94,15 @@ def summary(result: VideoMapResult) -> str:
 
 def run(checkpoint: str, video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
         stride: int, sound: str, other_clip: str | None, sound_file: str | None, state: dict | None,
-        progress=gr.Progress()):
+        fast: bool = False, progress=gr.Progress()):
     """Map the video; returns the MP4, the strip, a summary, the time slider, the large frame, the state."""
     try:
         if not video:
             raise AVDemoError("upload a video or pick an example first")
         cfg = video_config(normalisation, cmap, opacity, contour, stride, paired_audio(sound, other_clip, sound_file))
         model = get_model(checkpoint)
+        if fast:
+            cfg = fast_config(cfg, model.pixel_mean.device)
         result = localize_video(model, video, cfg, progress=lambda f, message: progress(f, desc=message),
                                 out_path=export_path(Path(video).stem + "-heatmap", ".mp4"))
         t, frame = frame_overlay(result, video, float(result.times_s[0]), cfg)
@@ -155,6 +157,10 @@ def build_video_tab(model_choice: gr.Dropdown) -> None:
                 other_clip = gr.Dropdown([(Path(p).name, p) for p in examples], value=None,
                                          label="Another example clip's sound")
                 sound_file = gr.Audio(sources=["upload"], type="filepath", label="Uploaded sound")
+            fast = gr.Checkbox(False, label="Fast mode",
+                               info="the audio tower runs once per batch of frames, and in bfloat16 where the "
+                                    "CPU has it: about 1.4x faster; maps within ~0.02 of the exact ones, "
+                                    "the peak cell moves in some frames")
             go_button = gr.Button("Map the video", variant="primary")
         with gr.Column(scale=1):
             video_out = gr.Video(label="Heat map (with the sound heard)", interactive=False, height=300,
@@ -166,7 +172,7 @@ def build_video_tab(model_choice: gr.Dropdown) -> None:
         frame = gr.Image(label="Frame at the chosen time", type="numpy", interactive=False, scale=2)
 
     drawing = [normalisation, cmap, opacity, contour]
-    go_button.click(run, [model_choice, video_in, *drawing, stride, sound, other_clip, sound_file, state],
+    go_button.click(run, [model_choice, video_in, *drawing, stride, sound, other_clip, sound_file, state, fast],
                     [video_out, strip, info, time_s, frame, state], api_name="localize_video")
     gr.on([time_s.release, normalisation.change, cmap.change, opacity.release, contour.release], show_frame,
           [time_s, *drawing, state], [frame, strip], api_name="video_frame")
