@@ -232,6 +232,19 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def detect_benchmark(root: Path) -> str:
+    """What a dataset folder holds: ``embedded`` (the VGG-SS layout: a ``vggss.json``) or the box benchmark
+    whose metadata file it has (``BOX_BENCHMARKS``)."""
+    root = Path(root)
+    if (root / "vggss.json").is_file():
+        return "embedded"
+    found = [name for name, spec in BOX_BENCHMARKS.items() if (root / spec.meta).is_file()]
+    if len(found) != 1:
+        names = ", ".join(["vggss.json", *(spec.meta for spec in BOX_BENCHMARKS.values())])
+        raise AVDemoError(f"{root}: expected exactly one of {names}; found {len(found)} box metadata files")
+    return found[0]
+
+
 def load_benchmark(benchmark: str, root: Path, meta: Path | None = None, ids: Path | None = None,
                    negatives: Path | None = None) -> list[BenchmarkSample]:
     """The samples of a named benchmark; ``embedded`` (our data, VGG-SS layout) takes its

@@ -29,12 +29,12 @@ import torch.distributed as dist
 from PIL import Image
 from tqdm import tqdm
 
-from .benchmarks import BenchmarkSample, check_files, read_frame
+from .benchmarks import BOX_BENCHMARKS, BenchmarkSample, check_files, read_frame
 from .cache import cache_root
 from .checkpoints import load_model
 from .fetch import resolve_checkpoint
 from .errors import AVDemoError
-from .evaluate import load_benchmark, run_model, score
+from .evaluate import detect_benchmark, load_benchmark, run_model, score
 from .metrics import (ciou_auc, false_positive_metrics, gt_map_from_boxes, map_confidence, retrieval_recall,
                       roc_auc, success_rate)
 from .model import AVLocalizer
@@ -131,7 +131,7 @@ def file_digest(path: Path) -> str:
 
 def index_folder_name(checkpoint: Path, root: Path) -> str:
     """``<checkpoint>-<weights+card hash>-<split>-<dataset hash>``: the dataset hash covers its resolved
-    path and its metadata files (``vggss.json``, ``*_plus_silent.csv``)."""
+    path and its metadata files (``vggss.json``, ``*_plus_silent.csv``, a box benchmark's JSON)."""
     checkpoint, root = Path(checkpoint), Path(root).resolve()
     ckpt = hashlib.sha256(FORMAT.encode())
     ckpt.update(file_digest(checkpoint).encode())
@@ -139,7 +139,8 @@ def index_folder_name(checkpoint: Path, root: Path) -> str:
     if checkpoint.suffix == ".safetensors" and card.is_file():
         ckpt.update(card.read_bytes())
     data = hashlib.sha256(str(root).encode())
-    for meta in [root / "vggss.json", *sorted(root.glob("*_plus_silent.csv"))]:
+    box_meta = [root / spec.meta for spec in BOX_BENCHMARKS.values()]
+    for meta in [root / "vggss.json", *sorted(root.glob("*_plus_silent.csv")), *box_meta]:
         if meta.is_file():
             data.update(meta.name.encode() + file_digest(meta).encode())
     stem = checkpoint.name.split(".")[0]
@@ -317,7 +318,7 @@ def build_index(checkpoint: str | Path, root: str | Path, cache_dir: str | Path 
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     model = model or load_model(checkpoint, device=device)
-    samples = load_benchmark("embedded", root)
+    samples = load_benchmark(detect_benchmark(root), root)
     if not samples:
         raise AVDemoError(f"{root}: the dataset has no samples")
     check_files(samples)
@@ -386,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="index a dataset split (VGG-SS layout) under a checkpoint")
     build.add_argument("--checkpoint", required=True,
                        help="ours (.safetensors) or a .pth.tar: a path, an https:// URL or hf://owner/repo/file")
-    build.add_argument("--root", type=Path, required=True, help="a split folder: frames/, audio/, vggss.json")
+    build.add_argument("--root", type=Path, required=True,
+                       help="a dataset folder: frames/, audio/ and vggss.json (or a box benchmark's JSON)")
     build.add_argument("--out", type=Path, default=None,
                        help="cache folder (default: $AVDEMO_INDEX_DIR or $AVDEMO_CACHE/index)")
     build.add_argument("--batch-size", type=int, default=32)

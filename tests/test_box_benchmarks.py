@@ -137,3 +137,23 @@ def test_box_benchmark_errors_name_the_problem(tmp_path):
     (tmp_path / "s4_box.json").write_text(json.dumps([{"image": "/a/b/c/d.png", "audio": "/a/b.wav"}]))
     with pytest.raises(AVDemoError, match="not a list of"):
         load_box_benchmark("s4", tmp_path)
+
+
+def test_a_box_benchmark_folder_can_be_indexed_for_the_app(tmp_path, tiny_model):
+    from avdemo.evaluate import detect_benchmark
+    from avdemo.index import ensure_index
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "s4"
+    _fixture(root, "s4", rng)
+    assert detect_benchmark(root) == "s4"
+    checkpoint = save_model(tiny_model, tmp_path / "tiny.safetensors")
+    index = ensure_index(checkpoint, root, cache_dir=tmp_path / "index", progress=False)
+    assert index.ids == [k for k, _ in KEYS["s4"]] and index.sounding.all()
+    assert list(index.class_names) == ["helicopter", "helicopter", "dog"]
+    report = tmp_path / "report.json"
+    assert evaluate_main(["--checkpoint", str(checkpoint), "--benchmark", "s4", "--root", str(root),
+                          "--out", str(report), "--device", "cpu"]) == 0
+    np.testing.assert_allclose(index.scores["ciou"], json.loads(report.read_text())["per_sample"]["ciou"], atol=1e-6)
+    with pytest.raises(AVDemoError, match="expected exactly one of vggss.json"):
+        detect_benchmark(tmp_path)
