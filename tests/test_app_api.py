@@ -568,3 +568,18 @@ def test_comparing_two_models_lists_their_disagreements_both_ways(client, ask, i
         card_a, card_b, about = client.predict(ask[0], "default.safetensors", ask[1], 2, api_name="/compare_card")
         assert about.startswith(f"**#{expected.samples[1]} ") and pixels(card_a).shape == pixels(card_b).shape
         assert not np.array_equal(pixels(card_a), pixels(card_b))             # two models, two maps
+
+
+def test_false_positives_of_model_b_next_to_a(client, ask, data):
+    other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
+                         progress=False)
+    slider, plot, stats, *_ = client.predict(*ask, "s_A", NON_SOUNDING_FIRST, "default.safetensors",
+                                             api_name="/fp_measure")
+    fp_b = M.false_positive_metrics(other.confidence("s_A"), other.sounding, other.scores["ciou"])
+    assert f"**Model B:** AP {fp_b['AP']:.2f} · max-F1 {fp_b['max_F1']:.2f}" in stats
+    traces, _ = figure(plot)
+    dotted = {t["name"]: t for t in traces if t.get("line", {}).get("dash") == "dot"}
+    assert set(dotted) == {"recall (B)", "precision (B)", "false-positive rate (B)"}
+    np.testing.assert_allclose(dotted["recall (B)"]["y"], 100 * np.asarray(fp_b["curves"]["recall"]), atol=1e-6)
+    _, stats, *_ = client.predict(*ask, "s_A", slider["value"], NON_SOUNDING_FIRST, "(none)", api_name="/fp_analyse")
+    assert "Model B" not in stats

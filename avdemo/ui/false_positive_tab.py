@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from ..index import CONFIDENCES, SampleIndex
 from ..negatives import VIEWS, at_threshold, outcomes, summary, worst_first
 from .indexes import model_and_index
+from .model_tab import NONE
 from .views import card, clicked_rank, export_png, export_table, heat_thumbnail, sample_markdown
 
 MEASURES = {"s_A": "s_A (global alignment)", "top25": "mean of the top 25 % of the map", "peak": "peak of the map"}
@@ -27,9 +28,11 @@ def _ciou_threshold(index: SampleIndex) -> float:
     return float(index.info.get("ciou_threshold", 0.5))
 
 
-def distribution_figure(index: SampleIndex, measure: str, threshold: float, curves: dict) -> go.Figure:
+def distribution_figure(index: SampleIndex, measure: str, threshold: float, curves: dict,
+                        curves_b: dict | None = None) -> go.Figure:
     """Left: confidence histograms of sounding pairs and of each non-sounding kind (percent of each group).
-    Right: recall, precision and false-positive rate as the threshold sweeps; the threshold marked."""
+    Right: recall, precision and false-positive rate as the threshold sweeps, and model B's dotted when
+    given (over B's own confidences); the threshold marked."""
     conf = index.confidence(measure)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4],
                         subplot_titles=("confidence by kind", "rates over thresholds (%)"))
@@ -37,10 +40,14 @@ def distribution_figure(index: SampleIndex, measure: str, threshold: float, curv
         values = conf[index.sounding] if kind == "sounding" else conf[(index.kinds == kind) & ~index.sounding]
         fig.add_trace(go.Histogram(x=values, name=f"{kind} ({len(values)})", opacity=0.55, nbinsx=40,
                                    histnorm="percent"), row=1, col=1)
-    t = np.asarray(curves["thresholds"])
-    for name in ("recall", "precision", "fpr"):
-        fig.add_trace(go.Scatter(x=t, y=100 * np.asarray(curves[name]), mode="lines",
-                                 name={"fpr": "false-positive rate"}.get(name, name)), row=1, col=2)
+    colours = {"recall": "#2ca02c", "precision": "#9467bd", "fpr": "#d62728"}
+    for suffix, rates, dash in (("", curves, "solid"), (" (B)", curves_b, "dot")):
+        if rates is None:
+            continue
+        for name in ("recall", "precision", "fpr"):
+            fig.add_trace(go.Scatter(x=np.asarray(rates["thresholds"]), y=100 * np.asarray(rates[name]), mode="lines",
+                                     name={"fpr": "false-positive rate"}.get(name, name) + suffix,
+                                     line=dict(color=colours[name], dash=dash)), row=1, col=2)
     for col in (1, 2):
         fig.add_vline(x=threshold, line=dict(color="black", dash="dash"), row=1, col=col)
     fig.update_layout(barmode="overlay", height=360, margin=dict(l=10, r=10, t=40, b=10),
@@ -67,20 +74,34 @@ def table_rows(index: SampleIndex, measure: str, threshold: float, order: np.nda
              "outcome": str(outcome[i])} for i in order]
 
 
-def analyse(checkpoint: str, dataset: str, measure: str, threshold: float, view: str):
-    """Figure, numbers, the worst-first gallery and table, and the session's ordered sample list."""
+def model_b_summary(model_b: str | None, dataset: str, measure: str) -> dict | None:
+    """Model B's AP, max-F1, ROC-AUC and rate curves on the dataset (None without a model B)."""
+    if not model_b or model_b == NONE:
+        return None
+    _, index = model_and_index(model_b, dataset)
+    return summary(index.confidence(measure), index.sounding, index.scores["ciou"], _ciou_threshold(index))
+
+
+def analyse(checkpoint: str, dataset: str, measure: str, threshold: float, view: str, model_b: str | None = None):
+    """Figure, numbers, the worst-first gallery and table, and the session's ordered sample list; with a
+    model B, its curves and numbers next to A's."""
     _, index = model_and_index(checkpoint, dataset)
     if index.sounding.all():
         raise gr.Error("this dataset has no non-sounding pairs (no *_plus_silent.csv): nothing to analyse here")
     conf = index.confidence(measure)
     result = summary(conf, index.sounding, index.scores["ciou"], _ciou_threshold(index))
+    result_b = model_b_summary(model_b, dataset, measure)
     order = worst_first(conf, index.sounding, index.scores["ciou"], view, threshold, _ciou_threshold(index))
     rows = table_rows(index, measure, threshold, order)
     gallery = [(heat_thumbnail(index, r["sample"]),
                 f"#{r['sample']} {r['class'] or r['kind']} conf {r['confidence']:.3f}"
                 + ("" if r["cIoU"] is None else f" cIoU {r['cIoU']:.2f}")) for r in rows[:SHOWN]]
-    return (distribution_figure(index, measure, threshold, result["curves"]),
-            stats_markdown(index, measure, threshold, result), gallery,
+    stats = stats_markdown(index, measure, threshold, result)
+    if result_b is not None:
+        stats += (f"  \n**Model B:** AP {result_b['AP']:.2f} · max-F1 {result_b['max_F1']:.2f} "
+                  f"(at threshold {result_b['best_threshold']:.4f}) · ROC-AUC {result_b['roc_auc']:.1f}")
+    return (distribution_figure(index, measure, threshold, result["curves"], result_b and result_b["curves"]),
+            stats, gallery,
             pd.DataFrame(rows[:TABLE_ROWS], columns=COLUMNS), rows)
 
 
@@ -93,11 +114,11 @@ def threshold_slider(index: SampleIndex, measure: str) -> dict[str, Any]:
     return dict(minimum=lo, maximum=hi, value=round(float(best), 4), step=0.0001)
 
 
-def change_measure(checkpoint: str, dataset: str, measure: str, view: str):
+def change_measure(checkpoint: str, dataset: str, measure: str, view: str, model_b: str | None = None):
     """A new measure (or model, or dataset): the slider's range and best threshold, then ``analyse``."""
     _, index = model_and_index(checkpoint, dataset)
     slider = threshold_slider(index, measure)
-    return (gr.update(**slider), *analyse(checkpoint, dataset, measure, slider["value"], view))
+    return (gr.update(**slider), *analyse(checkpoint, dataset, measure, slider["value"], view, model_b))
 
 
 def show_card(checkpoint: str, dataset: str, position: float | None, rows: list[dict] | None):
@@ -109,7 +130,8 @@ def show_card(checkpoint: str, dataset: str, position: float | None, rows: list[
     return card(index, i), str(index.audio_paths[i]), sample_markdown(index, i)
 
 
-def build_false_positive_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, index: SampleIndex) -> None:
+def build_false_positive_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, dataset_choice: gr.Dropdown,
+                             index: SampleIndex) -> None:
     """The tab's components and events; ``index`` gives the initial state."""
     if index.sounding.all():
         gr.Markdown("This dataset has no non-sounding pairs (`*_plus_silent.csv`); choose one that has.")
@@ -146,10 +168,10 @@ def build_false_positive_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropd
             exported = gr.File(label="Export", height=60)
 
     outputs = [plot, stats, gallery, table, rows_state]
-    gr.on([measure.change, model_choice.change, dataset_choice.change], change_measure,
-          [model_choice, dataset_choice, measure, view], [threshold, *outputs], api_name="fp_measure")
-    gr.on([threshold.release, view.change], analyse, [model_choice, dataset_choice, measure, threshold, view],
-          outputs, api_name="fp_analyse")
+    gr.on([measure.change, model_choice.change, model_b_choice.change, dataset_choice.change], change_measure,
+          [model_choice, dataset_choice, measure, view, model_b_choice], [threshold, *outputs], api_name="fp_measure")
+    gr.on([threshold.release, view.change], analyse,
+          [model_choice, dataset_choice, measure, threshold, view, model_b_choice], outputs, api_name="fp_analyse")
     gallery.select(clicked_rank, None, position, api_name="fp_pick")
     position.change(show_card, [model_choice, dataset_choice, position, rows_state], [picture, sound, info],
                     api_name="fp_card")
