@@ -34,7 +34,7 @@ ENDPOINTS = {"/upload_checkpoint", "/model_card", "/retrieve", "/retrieval_pick"
              "/embedding_sample", "/embedding_pick_image", "/embedding_pick_sound", "/embedding_export_card",
              "/embedding_refresh", "/fp_measure", "/fp_analyse", "/fp_pick", "/fp_card", "/fp_export_csv",
              "/fp_export_json", "/fp_export_card", "/localize_video", "/video_frame", "/per_class", "/compare",
-             "/compare_pick", "/compare_card", "/compare_export_csv", "/compare_export_json"}
+             "/compare_pick", "/compare_card", "/compare_export_csv", "/compare_export_json", "/retrieve_b"}
 SOUND_TO_PICTURES, PICTURE_TO_SOUNDS = "sound → pictures", "picture → sounds"
 NON_SOUNDING_FIRST, LOWEST_CIOU_FIRST, FALSE_POSITIVES = ("non-sounding, most confident first",
                                                          "sounding, lowest cIoU first",
@@ -583,3 +583,21 @@ def test_false_positives_of_model_b_next_to_a(client, ask, data):
     np.testing.assert_allclose(dotted["recall (B)"]["y"], 100 * np.asarray(fp_b["curves"]["recall"]), atol=1e-6)
     _, stats, *_ = client.predict(*ask, "s_A", slider["value"], NON_SOUNDING_FIRST, "(none)", api_name="/fp_analyse")
     assert "Model B" not in stats
+
+
+def test_model_b_ranks_the_same_query_beside_model_a(client, ask, data):
+    other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
+                         progress=False)
+    update, info = client.predict("default.safetensors", ask[1], SOUND_TO_PICTURES, "indexed sample", 3, None,
+                                   None, 5, api_name="/retrieve_b")
+    gallery, info = update["value"], info["value"]                   # shown, with B's results
+    assert update["visible"]
+    sims = other.image_emb[other.gallery] @ other.audio_emb[3]
+    best = other.gallery[np.argsort(-sims, kind="stable")[:5]]
+    assert [item["caption"].split(".")[0] for item in gallery] == ["1", "2", "3", "4", "5"]
+    assert [item["caption"].split(". ", 1)[1].split("  ")[0].rstrip(" ✓✗") for item in gallery] == \
+        [str(other.class_names[i]) for i in best]
+    assert f"ranks **{1 + (sims > sims[3]).sum()}** of 16" in info and info.startswith("**Model B**")
+    update, info = client.predict("(none)", ask[1], SOUND_TO_PICTURES, "indexed sample", 3, None, None, 5,
+                                  api_name="/retrieve_b")
+    assert not update["visible"] and not info["visible"]             # no model B: hidden

@@ -13,6 +13,7 @@ from ..index import SampleIndex
 from ..media import read_audio
 from ..retrieval import Query, retrieve
 from .indexes import model_and_index
+from .model_tab import NONE
 from .views import clicked_rank, export_table, heat_picture, sample_markdown
 
 DIRECTIONS = {"sound → pictures": "audio", "picture → sounds": "image"}
@@ -56,10 +57,9 @@ def make_query(index: SampleIndex, direction: str, source: str, sample: int | No
     return Query(modality, frame=np.asarray(picture, np.uint8)[..., :3])
 
 
-def search(checkpoint: str, dataset: str, direction: str, source: str, sample: int | None, audio_path: str | None,
-           picture: np.ndarray | None, k: int):
-    """Gallery (heat maps + captions), results table, the partner's rank, the query's picture and sound,
-    and the session's result list."""
+def ranking(checkpoint: str, dataset: str, direction: str, source: str, sample: int | None,
+            audio_path: str | None, picture: np.ndarray | None, k: int) -> tuple[SampleIndex, Query, list, list, str]:
+    """One model's answer to a query: (its index, the query, gallery items, table rows, the partner's rank)."""
     try:
         model, index = model_and_index(checkpoint, dataset)
         query = make_query(index, direction, source, sample, audio_path, picture)
@@ -79,6 +79,15 @@ def search(checkpoint: str, dataset: str, direction: str, source: str, sample: i
         partner = f"The query's own partner ranks **{result.partner_rank}** of {result.gallery_size}."
     else:
         partner = "The query has no partner in the index (an upload or a non-sounding pair)."
+    return index, query, gallery, rows, partner
+
+
+def search(checkpoint: str, dataset: str, direction: str, source: str, sample: int | None, audio_path: str | None,
+           picture: np.ndarray | None, k: int):
+    """Gallery (heat maps + captions), results table, the partner's rank, the query's picture and sound,
+    and the session's result list."""
+    index, query, gallery, rows, partner = ranking(checkpoint, dataset, direction, source, sample, audio_path,
+                                                   picture, k)
     if query.sample is not None:
         partner = sample_markdown(index, query.sample) + "  \n" + partner
         query_picture, query_sound = index.image_paths[query.sample], str(index.audio_paths[query.sample])
@@ -86,6 +95,21 @@ def search(checkpoint: str, dataset: str, direction: str, source: str, sample: i
         query_picture, query_sound = (query.frame, None) if query.modality == "image" else (None, audio_path)
     return (gallery, pd.DataFrame(rows, columns=COLUMNS), partner, query_picture, query_sound,
             {"modality": query.modality, "rows": rows})
+
+
+def search_b(model_b: str | None, dataset: str, direction: str, source: str, sample: int | None,
+             audio_path: str | None, picture: np.ndarray | None, k: int):
+    """Model B's ranking for the same query (gallery and partner rank, with B's R@1 on the split), shown
+    only when a model B is picked."""
+    if not model_b or model_b == NONE:
+        return gr.update(value=None, visible=False), gr.update(value="", visible=False)
+    index, _, gallery, _, partner = ranking(model_b, dataset, direction, source, sample, audio_path, picture, k)
+    retrieval = index.info["summary"].get("retrieval", {})
+    recall = "; ".join(f"{level} R@1 {r['audio_to_image']['R@1']:.1f} / {r['image_to_audio']['R@1']:.1f}"
+                       for level, r in retrieval.items())
+    return (gr.update(value=gallery, visible=True),
+            gr.update(value=f"**Model B** ({model_b}): {partner} On the split: {recall} (sound → picture / "
+                            f"picture → sound).", visible=True))
 
 
 def show_result(checkpoint: str, dataset: str, rank: float | None, results: dict[str, Any] | None):
@@ -97,7 +121,8 @@ def show_result(checkpoint: str, dataset: str, rank: float | None, results: dict
     return str(index.audio_paths[row["sample"]]), f"Result {row['rank']}: " + sample_markdown(index, row["sample"])
 
 
-def build_retrieval_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, index: SampleIndex) -> None:
+def build_retrieval_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, dataset_choice: gr.Dropdown,
+                        index: SampleIndex) -> None:
     """The tab's components and events; ``index`` gives the initial choices and numbers."""
     choices = sample_choices(index)
     results = gr.State(None)
@@ -121,6 +146,9 @@ def build_retrieval_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
             gallery = gr.Gallery(label="Top K: heat map of the pair, class (✓ same as the query's), s_A",
                                  columns=4, height=420, format="jpeg", elem_id="retrieval-gallery")
             table = gr.Dataframe(headers=COLUMNS, label="Results", interactive=False)
+            partner_b = gr.Markdown(visible=False, label="Model B's ranking", elem_id="retrieval-b-info")
+            gallery_b = gr.Gallery(label="Model B's top K for the same query", columns=4, height=300, format="jpeg",
+                                   visible=False, elem_id="retrieval-b-gallery")
             with gr.Row():
                 rank = gr.Number(None, label="Result # (or click a picture)", precision=0, scale=1)
                 result_sound = gr.Audio(label="Its sound", interactive=False, scale=2)
@@ -130,9 +158,10 @@ def build_retrieval_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
                 json_button = gr.Button("Export results (JSON)", size="sm")
                 exported = gr.File(label="Export", height=60)
 
-    search_button.click(search,
-                        [model_choice, dataset_choice, direction, source, sample, upload_sound, upload_picture, k],
-                        [gallery, table, partner, query_picture, query_sound, results], api_name="retrieve")
+    query_inputs = [dataset_choice, direction, source, sample, upload_sound, upload_picture, k]
+    search_button.click(search, [model_choice, *query_inputs],
+                        [gallery, table, partner, query_picture, query_sound, results], api_name="retrieve"
+                        ).then(search_b, [model_b_choice, *query_inputs], [gallery_b, partner_b], api_name="retrieve_b")
     gallery.select(clicked_rank, None, rank, api_name="retrieval_pick")
     rank.change(show_result, [model_choice, dataset_choice, rank, results], [result_sound, result_info],
                 api_name="retrieval_result")
