@@ -56,7 +56,7 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
             with gr.Tab("Retrieval", id="retrieval"):
                 build_retrieval_tab(model_choice, model_b_choice, dataset_choice, index)
             with gr.Tab("Embedding space", id="embedding"):
-                build_embedding_tab(model_choice, dataset_choice, index)
+                build_embedding_tab(model_choice, model_b_choice, dataset_choice, index)
             with gr.Tab("False positives", id="false-positives"):
                 build_false_positive_tab(model_choice, model_b_choice, dataset_choice, index)
             with gr.Tab("Per class", id="per-class"):

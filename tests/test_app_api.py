@@ -34,7 +34,8 @@ ENDPOINTS = {"/upload_checkpoint", "/model_card", "/retrieve", "/retrieval_pick"
              "/embedding_sample", "/embedding_pick_image", "/embedding_pick_sound", "/embedding_export_card",
              "/embedding_refresh", "/fp_measure", "/fp_analyse", "/fp_pick", "/fp_card", "/fp_export_csv",
              "/fp_export_json", "/fp_export_card", "/localize_video", "/video_frame", "/per_class", "/compare",
-             "/compare_pick", "/compare_card", "/compare_export_csv", "/compare_export_json", "/retrieve_b"}
+             "/compare_pick", "/compare_card", "/compare_export_csv", "/compare_export_json", "/retrieve_b",
+             "/embedding_plot_b"}
 SOUND_TO_PICTURES, PICTURE_TO_SOUNDS = "sound → pictures", "picture → sounds"
 NON_SOUNDING_FIRST, LOWEST_CIOU_FIRST, FALSE_POSITIVES = ("non-sounding, most confident first",
                                                          "sounding, lowest cIoU first",
@@ -601,3 +602,18 @@ def test_model_b_ranks_the_same_query_beside_model_a(client, ask, data):
     update, info = client.predict("(none)", ask[1], SOUND_TO_PICTURES, "indexed sample", 3, None, None, 5,
                                   api_name="/retrieve_b")
     assert not update["visible"] and not info["visible"]             # no model B: hidden
+
+
+def test_model_b_embedding_space_is_drawn_from_its_own_index(client, ask, data):
+    other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
+                         progress=False)
+    update = client.predict("default.safetensors", ask[1], 5, "modality", False, True, ALL_CLASSES,
+                            api_name="/embedding_plot_b")
+    assert update["visible"] and "default.safetensors" in update["label"]
+    traces, _ = figure(update["value"])
+    images = next(t for t in markers(traces) if t["name"] == "image")
+    np.testing.assert_allclose(np.c_[images["x"], images["y"]], other.umap_image[images["customdata"]], rtol=1e-6)
+    star = next(t for t in traces if t["name"] == "#5")
+    np.testing.assert_allclose(np.c_[star["x"], star["y"]], [other.umap_image[5], other.umap_audio[5]], rtol=1e-6)
+    update = client.predict("(none)", ask[1], None, "modality", False, True, ALL_CLASSES, api_name="/embedding_plot_b")
+    assert not update["visible"]

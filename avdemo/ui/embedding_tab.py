@@ -16,6 +16,7 @@ from plotly.colors import qualitative
 from ..errors import AVDemoError
 from ..index import SampleIndex
 from .indexes import model_and_index
+from .model_tab import NONE
 from .retrieval_tab import sample_choices
 from .views import card, export_png, sample_markdown, score_line
 
@@ -145,7 +146,18 @@ def show_sample(checkpoint: str, dataset: str, sample: int | None, colour_by: st
             _neighbour_gallery(index, i, near["sound"]), {k: [j for j, _ in v] for k, v in near.items()})
 
 
-def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, index: SampleIndex) -> None:
+def figure_b(model_b: str | None, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool,
+             focus: str | None):
+    """Model B's embedding space drawn as A's (its own UMAP), shown only when a model B is picked."""
+    if not model_b or model_b == NONE:
+        return gr.update(value=None, visible=False)
+    _, index = model_and_index(model_b, dataset)
+    return gr.update(value=embedding_figure(index, colour_by, pairs, negatives, sample, focus), visible=True,
+                     label=f"Model B's embedding space ({model_b})")
+
+
+def build_embedding_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, dataset_choice: gr.Dropdown,
+                        index: SampleIndex) -> None:
     """The tab's components and events; ``index`` gives the initial figure and choices."""
     choices = sample_choices(index)
     near = gr.State({})
@@ -167,6 +179,7 @@ def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
             info = gr.Markdown(label="Sample")
             export_button = gr.Button("Export card (PNG)", size="sm")
             exported = gr.File(label="Card", height=60)
+    plot_b = gr.Plot(visible=False, label="Model B's embedding space", elem_id="embedding-plot-b")
     with gr.Row():
         image_neighbours = gr.Gallery(label="Nearest images (z_v), click to select", columns=8, height=170,
                                       format="jpeg", elem_id="embedding-image-neighbours")
@@ -179,6 +192,8 @@ def build_embedding_tab(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, 
           inputs, plot, api_name="embedding_plot")
     sample.change(show_sample, inputs, [plot, picture, sound, info, image_neighbours, sound_neighbours, near],
                   api_name="embedding_sample")
+    gr.on([model_b_choice.change, sample.change, colour_by.change, pairs.change, negatives.change, focus.change],
+          figure_b, [model_b_choice, *inputs[1:]], plot_b, api_name="embedding_plot_b")
 
     def pick(modality: str):
         def run(found: dict[str, list[int]], evt: gr.SelectData) -> int:
