@@ -52,7 +52,7 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
                                                                          dataset_choices(data), data)
         with gr.Tabs():
             with gr.Tab("Heat map on a video", id="video"):
-                build_video_tab(model_choice)
+                build_video_tab(model_choice, model_b_choice)
             with gr.Tab("Retrieval", id="retrieval"):
                 build_retrieval_tab(model_choice, model_b_choice, dataset_choice, index)
             with gr.Tab("Embedding space", id="embedding"):

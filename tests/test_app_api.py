@@ -35,7 +35,7 @@ ENDPOINTS = {"/upload_checkpoint", "/model_card", "/retrieve", "/retrieval_pick"
              "/embedding_refresh", "/fp_measure", "/fp_analyse", "/fp_pick", "/fp_card", "/fp_export_csv",
              "/fp_export_json", "/fp_export_card", "/localize_video", "/video_frame", "/per_class", "/compare",
              "/compare_pick", "/compare_card", "/compare_export_csv", "/compare_export_json", "/retrieve_b",
-             "/embedding_plot_b"}
+             "/embedding_plot_b", "/localize_video_b", "/video_frame_b"}
 SOUND_TO_PICTURES, PICTURE_TO_SOUNDS = "sound → pictures", "picture → sounds"
 NON_SOUNDING_FIRST, LOWEST_CIOU_FIRST, FALSE_POSITIVES = ("non-sounding, most confident first",
                                                          "sounding, lowest cIoU first",
@@ -617,3 +617,22 @@ def test_model_b_embedding_space_is_drawn_from_its_own_index(client, ask, data):
     np.testing.assert_allclose(np.c_[star["x"], star["y"]], [other.umap_image[5], other.umap_audio[5]], rtol=1e-6)
     update = client.predict("(none)", ask[1], None, "modality", False, True, ALL_CLASSES, api_name="/embedding_plot_b")
     assert not update["visible"]
+
+
+def test_model_b_maps_the_same_video_beside_model_a(client, data, index, tmp_path):
+    clip = make_clip(index, tmp_path)
+    args = (handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "original", None, None)
+    _, _, _, _, frame_a = client.predict(data.checkpoint.name, *args, api_name="/localize_video")
+    video_b, frame_b, strip = client.predict("default.safetensors", *args, False, api_name="/localize_video_b")
+    assert video_b["visible"] and frame_b["visible"]
+    with av.open(video_b["value"]["video"]["path"] if isinstance(video_b["value"], dict) else video_b["value"]) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 20
+    traces, _ = figure(strip)
+    dashes = {t["name"]: t["line"]["dash"] for t in traces}
+    assert dashes["peak (original)"] == "solid" and dashes["peak (model B: original)"] == "dash"
+    assert not np.array_equal(pixels(frame_a), pixels(frame_b["value"]))          # two models, two maps
+    later = client.predict(1.0, "clip", "jet", 0.5, 0.0, api_name="/video_frame_b")
+    assert pixels(later).shape == pixels(frame_b["value"]).shape and not np.array_equal(
+        pixels(later), pixels(frame_b["value"]))                                     # another time, another frame
+    video_b, frame_b, _ = client.predict("(none)", *args, False, api_name="/localize_video_b")
+    assert not video_b["visible"] and not frame_b["visible"]

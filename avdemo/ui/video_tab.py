@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 from ..errors import AVDemoError
 from ..overlay import COLORMAPS, NORMALISATIONS
 from ..videomap import VideoMapConfig, VideoMapResult, fast_config, frame_overlay, localize_video
+from .model_tab import NONE
 from .models import get_model
 from .views import export_path
 
@@ -20,6 +21,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 LIMITS = VideoMapConfig()
 SOUNDS = ("original", "silence", "noise", "another example clip", "uploaded sound")
 CURVES = {"peak": "#d62728", "mean": "#ff7f0e", "s_A": "#1f77b4"}
+MODEL_B = "model B: "          # prefix of model B's runs in the strip (drawn dashed)
 ABOUT = (f"Upload a video (any container and codec FFmpeg reads) or pick an example. Each output frame is "
          f"mapped with the model's window of sound centred on it (1 s for the cpu preset, 3 s for the paper "
          f"preset; tiled around at the ends of the clip). **Limits:** videos of at most "
@@ -59,7 +61,7 @@ def strip_figure(runs: dict[str, dict[str, list[float]]], current: str, time_s: 
     same video (other sounds) dotted; a line at the inspected time."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06)
     for label, run in runs.items():
-        dash, width = ("solid", 2) if label == current else ("dot", 1)
+        dash, width = ("solid", 2) if label == current else ("dash", 2) if label.startswith(MODEL_B) else ("dot", 1)
         for name, colour in CURVES.items():
             fig.add_scatter(x=run["times_s"], y=run[name], name=f"{name} ({label})", row=1, col=1,
                             line=dict(color=colour, dash=dash, width=width))
@@ -119,6 +121,42 @@ def run(checkpoint: str, video: str | None, normalisation: str, cmap: str, opaci
             frame, state)
 
 
+def run_b(model_b: str | None, video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
+          stride: int, sound: str, other_clip: str | None, sound_file: str | None, fast: bool, state: dict | None,
+          progress=gr.Progress()):
+    """After ``run``: the same video mapped by model B (its MP4, its frame at the slider's time, its curves
+    dashed in the strip); hidden without a model B."""
+    hidden = gr.update(value=None, visible=False)
+    if not model_b or model_b == NONE or not state:
+        return hidden, hidden, gr.skip(), state
+    try:
+        cfg = video_config(normalisation, cmap, opacity, contour, stride, paired_audio(sound, other_clip, sound_file))
+        model = get_model(model_b)
+        if fast:
+            cfg = fast_config(cfg, model.pixel_mean.device)
+        result = localize_video(model, video, cfg, progress=lambda f, message: progress(f, desc=f"model B: {message}"),
+                                out_path=export_path(Path(video).stem + "-heatmap-b", ".mp4"))
+        t, frame = frame_overlay(result, video, float(result.times_s[0]), cfg)
+    except AVDemoError as e:
+        raise gr.Error(str(e)) from None
+    runs = {**state["runs"], MODEL_B + result.audio_label: curves(result)}
+    state = {**state, "result_b": result, "runs": runs}
+    return (gr.update(value=str(result.video_path), visible=True), gr.update(value=frame, visible=True),
+            strip_figure(runs, state["label"], t), state)
+
+
+def show_frame_b(time_s: float, normalisation: str, cmap: str, opacity: float, contour: float, state: dict | None):
+    """Model B's mapped frame at the same time as A's (after ``show_frame``)."""
+    if not state or "result_b" not in state:
+        return gr.skip()
+    try:
+        _, frame = frame_overlay(state["result_b"], state["video"], float(time_s),
+                                 video_config(normalisation, cmap, opacity, contour, state["stride"]))
+    except AVDemoError as e:
+        raise gr.Error(str(e)) from None
+    return frame
+
+
 def show_frame(time_s: float, normalisation: str, cmap: str, opacity: float, contour: float, state: dict | None):
     """The mapped frame nearest ``time_s``, large, drawn with the current controls; and the strip."""
     if not state:
@@ -131,7 +169,7 @@ def show_frame(time_s: float, normalisation: str, cmap: str, opacity: float, con
     return frame, strip_figure(state["runs"], state["label"], t)
 
 
-def build_video_tab(model_choice: gr.Dropdown) -> None:
+def build_video_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown) -> None:
     """The tab's components and events (call inside ``with gr.Tab(...)``)."""
     examples = example_clips()
     gr.Markdown(ABOUT)
@@ -166,13 +204,20 @@ def build_video_tab(model_choice: gr.Dropdown) -> None:
             video_out = gr.Video(label="Heat map (with the sound heard)", interactive=False, height=300,
                                  elem_id="video-output")
             info = gr.Markdown(label="Summary")
-    strip = gr.Plot(label="Scores over time and loudness")
+            video_b = gr.Video(label="Model B's heat map", interactive=False, height=300, visible=False,
+                               elem_id="video-output-b")
+    strip = gr.Plot(label="Scores over time and loudness (model B dashed)")
     with gr.Row():
         time_s = gr.Slider(0, 1, value=0, step=0.04, label="Inspect the frame at (s)", scale=1)
         frame = gr.Image(label="Frame at the chosen time", type="numpy", interactive=False, scale=2)
+        frame_b = gr.Image(label="Model B, same frame", type="numpy", interactive=False, scale=2, visible=False)
 
     drawing = [normalisation, cmap, opacity, contour]
-    go_button.click(run, [model_choice, video_in, *drawing, stride, sound, other_clip, sound_file, state, fast],
-                    [video_out, strip, info, time_s, frame, state], api_name="localize_video")
+    mapping = [video_in, *drawing, stride, sound, other_clip, sound_file]
+    go_button.click(run, [model_choice, *mapping, state, fast], [video_out, strip, info, time_s, frame, state],
+                    api_name="localize_video"
+                    ).then(run_b, [model_b_choice, *mapping, fast, state], [video_b, frame_b, strip, state],
+                           api_name="localize_video_b")
     gr.on([time_s.release, normalisation.change, cmap.change, opacity.release, contour.release], show_frame,
-          [time_s, *drawing, state], [frame, strip], api_name="video_frame")
+          [time_s, *drawing, state], [frame, strip], api_name="video_frame"
+          ).then(show_frame_b, [time_s, *drawing, state], frame_b, api_name="video_frame_b")
