@@ -1,5 +1,5 @@
-"""The real app in headless Chromium: every tab visited, one action run in each, what appears checked;
-screenshots saved to test-artifacts/."""
+"""The real app in headless Chromium, with a second model (model B) picked: every tab visited, one action
+run in each, what appears for both models checked; screenshots saved to test-artifacts/."""
 from __future__ import annotations
 
 import time
@@ -62,6 +62,11 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     page.wait_for_selector("#model-choice")
     switches = {}
 
+    # Model B picked first: every tab then shows both models (its index is built on first use).
+    page.click("#model-b-choice input")
+    page.locator("#model-b-choice").get_by_text("default.safetensors").first.click()
+    page.wait_for_function("() => document.querySelector('#model-b-choice input').value === 'default.safetensors'")
+
     # Tab 1: a video uploaded and mapped; the MP4 plays in the browser.
     page.set_input_files("#video-input input[type=file]", str(clip))
     page.get_by_role("button", name="Map the video").click()
@@ -69,13 +74,17 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
                            " return v && v.readyState >= 2 && v.duration > 1.5; }", timeout=TIMEOUT_MS)
     page.evaluate("() => document.querySelector('#video-output video').play()")
     page.wait_for_function("() => document.querySelector('#video-output video').currentTime > 0.2")
+    page.wait_for_function("() => { const v = document.querySelector('#video-output-b video');"
+                           " return v && v.readyState >= 2 && v.duration > 1.5; }", timeout=3 * TIMEOUT_MS)
     page.screenshot(path=str(ARTIFACTS / "tab1-video.png"), full_page=True)
 
     # Tab 2: a search from an indexed sound gives K pictures with heat maps.
     switches["retrieval"] = open_tab(page, "Retrieval", "#retrieval-search")
     page.click("#retrieval-search")
     page.wait_for_function("() => document.querySelectorAll('#retrieval-gallery img').length === 8")
-    assert "partner ranks" in page.inner_text("body")
+    page.wait_for_function("() => document.querySelectorAll('#retrieval-b-gallery img').length === 8",
+                           timeout=3 * TIMEOUT_MS)
+    assert "partner ranks" in page.inner_text("body") and "Model B" in page.inner_text("#retrieval-b-info")
     page.screenshot(path=str(ARTIFACTS / "tab2-retrieval.png"), full_page=True)
 
     # Tab 3: the UMAP is drawn; choosing a sample shows its card and its neighbours, starred in the plot.
@@ -87,24 +96,24 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     page.keyboard.press("Enter")
     page.wait_for_selector("#embedding-card img")
     page.wait_for_function("() => document.querySelectorAll('#embedding-image-neighbours img').length === 8")
+    page.wait_for_selector("#embedding-plot-b .js-plotly-plot")
     page.screenshot(path=str(ARTIFACTS / "tab3-embedding.png"), full_page=True)
 
     # Tab 4: the distributions and the worst-first gallery; a click on the worst sample shows its card.
     switches["false positives"] = open_tab(page, "False positives", "#fp-plot .js-plotly-plot")
     assert "AP " in page.inner_text("#fp-stats") and "false-positive rate" in page.inner_text("#fp-stats")
+    page.wait_for_function("() => document.querySelector('#fp-stats').innerText.includes('Model B')")
     page.locator("#fp-gallery button.thumbnail-item").first.click()
     page.wait_for_selector("#fp-card img")
     page.screenshot(path=str(ARTIFACTS / "tab4-false-positives.png"), full_page=True)
 
     # Tab 5: the per-class table and bars.
     switches["per class"] = open_tab(page, "Per class", "#class-plot .js-plotly-plot")
+    page.wait_for_function("() => document.querySelector('#class-table').innerText.includes('B cIoU@0.5')")
     assert page.locator("#class-plot .bars path").count() >= 4
     page.screenshot(path=str(ARTIFACTS / "tab5-per-class.png"), full_page=True)
 
-    # Tab 6: model B picked; both models' numbers and the disagreements, each with both maps.
-    page.click("#model-b-choice input")
-    page.locator("#model-b-choice").get_by_text("default.safetensors").first.click()
-    page.wait_for_function("() => document.querySelector('#model-b-choice input').value === 'default.safetensors'")
+    # Tab 6: both models' numbers and the disagreements, each with both maps.
     switches["compare"] = open_tab(page, "Compare two models", "#compare-run")
     page.click("#compare-run")
     page.wait_for_function("() => document.querySelector('#compare-numbers').innerText.includes('cIoU@0.5')",
