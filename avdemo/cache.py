@@ -1,10 +1,12 @@
-"""Where the project writes: one cache folder for indexes, uploads, downloads and generated data.
+"""Where the project writes and how: one cache folder for indexes, uploads, downloads and generated data;
+atomic writes; content hashes.
 
 ``$AVDEMO_CACHE`` when set (e.g. ``/data/avdemo`` on a Hugging Face Space with persistent storage),
 else ``data_cache/`` at the top of the project.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import tempfile
@@ -46,3 +48,12 @@ def _pause_before_rename(path: Path) -> None:
     target = os.environ.get(PAUSE_BEFORE_RENAME)
     if target and hasattr(signal, "SIGSTOP") and os.path.abspath(target) == os.path.abspath(path):
         os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's content, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-from .cache import atomic_write, cache_root
+from .cache import atomic_write, cache_root, file_sha256
 from .errors import AVDemoError
 
 DEFAULT_MAX_MB = 2048          # larger downloads are refused; $AVDEMO_MAX_DOWNLOAD_MB changes it
@@ -73,14 +73,6 @@ def parse_ref(ref: str | Path) -> CheckpointRef:
 
 def max_download_bytes() -> int:
     return int(float(os.environ.get("AVDEMO_MAX_DOWNLOAD_MB", DEFAULT_MAX_MB)) * 2**20)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check_sha256(path: Path, expected: str | None, label: str) -> None:

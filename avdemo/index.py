@@ -30,7 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .benchmarks import BOX_BENCHMARKS, BenchmarkSample, check_files, read_frame
-from .cache import cache_root
+from .cache import cache_root, file_sha256
 from .checkpoints import load_model
 from .fetch import resolve_checkpoint
 from .errors import AVDemoError
@@ -121,20 +121,12 @@ class SampleIndex:
 
 # --- building -----------------------------------------------------------------------------------
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def index_folder_name(checkpoint: Path, root: Path) -> str:
     """``<checkpoint>-<weights+card hash>-<split>-<dataset hash>``: the dataset hash covers its resolved
     path and its metadata files (``vggss.json``, ``*_plus_silent.csv``, a box benchmark's JSON)."""
     checkpoint, root = Path(checkpoint), Path(root).resolve()
     ckpt = hashlib.sha256(FORMAT.encode())
-    ckpt.update(file_digest(checkpoint).encode())
+    ckpt.update(file_sha256(checkpoint).encode())
     card = checkpoint.with_suffix(".json")
     if checkpoint.suffix == ".safetensors" and card.is_file():
         ckpt.update(card.read_bytes())
@@ -142,7 +134,7 @@ def index_folder_name(checkpoint: Path, root: Path) -> str:
     box_meta = [root / spec.meta for spec in BOX_BENCHMARKS.values()]
     for meta in [root / "vggss.json", *sorted(root.glob("*_plus_silent.csv")), *box_meta]:
         if meta.is_file():
-            data.update(meta.name.encode() + file_digest(meta).encode())
+            data.update(meta.name.encode() + file_sha256(meta).encode())
     stem = checkpoint.name.split(".")[0]
     return f"{stem}-{ckpt.hexdigest()[:12]}-{root.name}-{data.hexdigest()[:12]}"
 

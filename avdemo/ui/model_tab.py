@@ -9,11 +9,11 @@ from typing import Any
 
 import gradio as gr
 
-from ..cache import atomic_write
+from ..cache import atomic_write, file_sha256
 from ..checkpoints import OFFICIAL_SUFFIXES, card_path
 from ..config import PRESETS, ModelConfig
 from ..errors import AVDemoError
-from ..index import SampleIndex, file_digest
+from ..index import SampleIndex
 from .indexes import get_index
 from .models import get_model, model_at, upload_choice, uploads_dir
 
@@ -36,7 +36,7 @@ def save_upload(paths: list[str]) -> str:
         if len(cards) != 1:
             raise AVDemoError(f"{weights[0].name} needs its model card: upload the .json file next to it too")
         files = weights + cards
-    folder = uploads_dir() / file_digest(weights[0])[:16]
+    folder = uploads_dir() / file_sha256(weights[0])[:16]
     target = folder / weights[0].name
     created = []
     for p in files:
