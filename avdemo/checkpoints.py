@@ -70,7 +70,7 @@ def detect_family(state: dict[str, torch.Tensor]) -> str:
     """The model family of a state dict, from its keys: SLAVC (two projections per modality), EZ-VSL /
     FNAC (one; the same layout, ``ezvsl`` is assumed), else ours / LVS (one layout, ``ours`` assumed)."""
     keys = {k.removeprefix("module.") for k in state}
-    if any(k.startswith(("vision_fc1.", "module.vision_fc1.")) for k in keys):
+    if any(k.startswith("vision_fc1.") for k in keys):
         raise AVDemoError("SSL-TIE checkpoints are not supported: their fusion head's layout is not read "
                           "unambiguously from the file")
     if any(k.startswith("img_proj1.") for k in keys):
