@@ -11,7 +11,7 @@ from ..compare import DIRECTIONS, MEASURES, disagreements, summary_rows
 from ..errors import AVDemoError
 from ..index import SampleIndex
 from .indexes import get_index
-from .model_tab import NONE
+from .model_tab import picked
 from .views import card, clicked_rank, export_table, heat_thumbnail, sample_markdown
 
 SHOWN = 24                # gallery size; the table and the exports have every sample
@@ -25,7 +25,7 @@ def pair_picture(a: SampleIndex, b: SampleIndex, i: int) -> np.ndarray:
 
 
 def _indexes(model_a: str, model_b: str, dataset: str) -> tuple[SampleIndex, SampleIndex]:
-    if not model_b or model_b == NONE:
+    if not picked(model_b):
         raise gr.Error("pick a second model (Model B) to compare with")
     try:
         return get_index(model_a, dataset), get_index(model_b, dataset)

@@ -16,7 +16,7 @@ from plotly.colors import qualitative
 from ..errors import AVDemoError
 from ..index import SampleIndex
 from .indexes import model_and_index
-from .model_tab import NONE
+from .model_tab import picked
 from .retrieval_tab import sample_choices
 from .views import card, export_png, sample_markdown, score_line
 
@@ -149,7 +149,7 @@ def show_sample(checkpoint: str, dataset: str, sample: int | None, colour_by: st
 def figure_b(model_b: str | None, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool,
              focus: str | None):
     """Model B's embedding space drawn as A's (its own UMAP), shown only when a model B is picked."""
-    if not model_b or model_b == NONE:
+    if not picked(model_b):
         return gr.update(value=None, visible=False)
     _, index = model_and_index(model_b, dataset)
     return gr.update(value=embedding_figure(index, colour_by, pairs, negatives, sample, focus), visible=True,

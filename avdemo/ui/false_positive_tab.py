@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 from ..index import CONFIDENCES, SampleIndex
 from ..negatives import VIEWS, at_threshold, outcomes, summary, worst_first
 from .indexes import model_and_index
-from .model_tab import NONE
+from .model_tab import picked
 from .views import card, clicked_rank, export_png, export_table, heat_thumbnail, sample_markdown
 
 MEASURES = {"s_A": "s_A (global alignment)", "top25": "mean of the top 25 % of the map", "peak": "peak of the map"}
@@ -76,7 +76,7 @@ def table_rows(index: SampleIndex, measure: str, threshold: float, order: np.nda
 
 def model_b_summary(model_b: str | None, dataset: str, measure: str) -> dict | None:
     """Model B's AP, max-F1, ROC-AUC and rate curves on the dataset (None without a model B)."""
-    if not model_b or model_b == NONE:
+    if not picked(model_b):
         return None
     _, index = model_and_index(model_b, dataset)
     return summary(index.confidence(measure), index.sounding, index.scores["ciou"], _ciou_threshold(index))

@@ -21,6 +21,11 @@ UPLOAD_TYPES = [".safetensors", ".json", *OFFICIAL_SUFFIXES]
 NONE = "(none)"           # model B not chosen
 
 
+def picked(model_b: str | None) -> bool:
+    """Whether a model B is chosen."""
+    return bool(model_b) and model_b != NONE
+
+
 def save_upload(paths: list[str]) -> str:
     """Keep an uploaded checkpoint: a ``.pth.tar``-style file, or a ``.safetensors`` with its ``.json``
     card; copied into a folder named by its content hash and loaded once (weights only) to check it.

@@ -11,7 +11,7 @@ from ..errors import AVDemoError
 from ..index import SampleIndex
 from ..perclass import COLUMNS, per_class
 from .indexes import get_index
-from .model_tab import NONE
+from .model_tab import picked
 
 BARS = ("cIoU@0.5", "pointing game", "R@1 audio→image", "R@1 image→audio")
 
@@ -36,7 +36,7 @@ def class_table(checkpoint: str, model_b: str | None, dataset: str, threshold: f
     ``threshold`` on s_A (None: no FP column)."""
     try:
         rows = per_class(get_index(checkpoint, dataset), "s_A", threshold)
-        rows_b = per_class(get_index(model_b, dataset), "s_A", threshold) if model_b and model_b != NONE else []
+        rows_b = per_class(get_index(model_b, dataset), "s_A", threshold) if picked(model_b) else []
     except AVDemoError as e:
         raise gr.Error(str(e)) from None
     if not rows:

@@ -13,7 +13,7 @@ from ..index import SampleIndex
 from ..media import read_audio
 from ..retrieval import Query, retrieve
 from .indexes import model_and_index
-from .model_tab import NONE
+from .model_tab import picked
 from .views import clicked_rank, export_table, heat_picture, sample_markdown
 
 DIRECTIONS = {"sound → pictures": "audio", "picture → sounds": "image"}
@@ -101,7 +101,7 @@ def search_b(model_b: str | None, dataset: str, direction: str, source: str, sam
              audio_path: str | None, picture: np.ndarray | None, k: int):
     """Model B's ranking for the same query (gallery and partner rank, with B's R@1 on the split), shown
     only when a model B is picked."""
-    if not model_b or model_b == NONE:
+    if not picked(model_b):
         return gr.update(value=None, visible=False), gr.update(value="", visible=False)
     index, _, gallery, _, partner = ranking(model_b, dataset, direction, source, sample, audio_path, picture, k)
     retrieval = index.info["summary"].get("retrieval", {})

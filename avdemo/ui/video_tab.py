@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 from ..errors import AVDemoError
 from ..overlay import COLORMAPS, NORMALISATIONS
 from ..videomap import VideoMapConfig, VideoMapResult, fast_config, frame_overlay, localize_video
-from .model_tab import NONE
+from .model_tab import picked
 from .models import get_model
 from .views import export_path
 
@@ -94,22 +94,32 @@ def summary(result: VideoMapResult) -> str:
     return "\n\n".join(lines + [f"*{note}*" for note in result.notes])
 
 
-def run(checkpoint: str, video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
-        stride: int, sound: str, other_clip: str | None, sound_file: str | None, state: dict | None,
-        fast: bool = False, progress=gr.Progress()):
-    """Map the video; returns the MP4, the strip, a summary, the time slider, the large frame, the state."""
+def map_video(checkpoint: str, video: str | None, controls: tuple, fast: bool, progress: gr.Progress,
+              label: str = "") -> tuple[VideoMapConfig, VideoMapResult, float, np.ndarray]:
+    """``localize_video`` with the tab's controls (normalisation, colour map, opacity, contour, stride,
+    sound, other clip, sound file): (config, result, first time, its drawn frame)."""
     try:
         if not video:
             raise AVDemoError("upload a video or pick an example first")
-        cfg = video_config(normalisation, cmap, opacity, contour, stride, paired_audio(sound, other_clip, sound_file))
+        *drawing, stride, sound, other_clip, sound_file = controls
+        cfg = video_config(*drawing, stride, paired_audio(sound, other_clip, sound_file))
         model = get_model(checkpoint)
         if fast:
             cfg = fast_config(cfg, model.pixel_mean.device)
-        result = localize_video(model, video, cfg, progress=lambda f, message: progress(f, desc=message),
+        result = localize_video(model, video, cfg, progress=lambda f, message: progress(f, desc=label + message),
                                 out_path=export_path(Path(video).stem + "-heatmap", ".mp4"))
         t, frame = frame_overlay(result, video, float(result.times_s[0]), cfg)
     except AVDemoError as e:
         raise gr.Error(str(e)) from None
+    return cfg, result, t, frame
+
+
+def run(checkpoint: str, video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
+        stride: int, sound: str, other_clip: str | None, sound_file: str | None, state: dict | None,
+        fast: bool = False, progress=gr.Progress()):
+    """Map the video; returns the MP4, the strip, a summary, the time slider, the large frame, the state."""
+    cfg, result, t, frame = map_video(checkpoint, video, (normalisation, cmap, opacity, contour, stride, sound,
+                                                          other_clip, sound_file), fast, progress)
     same_frames = state and (state["video"], state["stride"], state["checkpoint"]) == (video, cfg.stride, checkpoint)
     runs = dict(state["runs"]) if same_frames else {}
     runs[result.audio_label] = curves(result)
@@ -127,18 +137,10 @@ def run_b(model_b: str | None, video: str | None, normalisation: str, cmap: str,
     """After ``run``: the same video mapped by model B (its MP4, its frame at the slider's time, its curves
     dashed in the strip); hidden without a model B."""
     hidden = gr.update(value=None, visible=False)
-    if not model_b or model_b == NONE or not state:
+    if not picked(model_b) or not state:
         return hidden, hidden, gr.skip(), state
-    try:
-        cfg = video_config(normalisation, cmap, opacity, contour, stride, paired_audio(sound, other_clip, sound_file))
-        model = get_model(model_b)
-        if fast:
-            cfg = fast_config(cfg, model.pixel_mean.device)
-        result = localize_video(model, video, cfg, progress=lambda f, message: progress(f, desc=f"model B: {message}"),
-                                out_path=export_path(Path(video).stem + "-heatmap-b", ".mp4"))
-        t, frame = frame_overlay(result, video, float(result.times_s[0]), cfg)
-    except AVDemoError as e:
-        raise gr.Error(str(e)) from None
+    _, result, t, frame = map_video(model_b, video, (normalisation, cmap, opacity, contour, stride, sound,
+                                                     other_clip, sound_file), fast, progress, label=MODEL_B)
     runs = {**state["runs"], MODEL_B + result.audio_label: curves(result)}
     state = {**state, "result_b": result, "runs": runs}
     return (gr.update(value=str(result.video_path), visible=True), gr.update(value=frame, visible=True),
