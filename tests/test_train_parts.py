@@ -13,12 +13,12 @@ import torch
 from avdemo.audio import audio_windows
 from avdemo.config import AudioConfig
 from avdemo.errors import AVDemoError
-from train.config import (ABLATIONS, PRESETS, AudioAugConfig, ImageAugConfig, ablation, apply_overrides,
+from train.config import (ABLATIONS, PRESETS, AudioAugConfig, ablation, apply_overrides,
                           load_config)
 from train.data import TrainBatchSampler
 from train.losses import multi_positive_loss
 from train.loop import lr_factor
-from train.views import EmbeddingBank, ImageAugment, NeighbourTable, audio_views, augment_window, knn
+from train.views import EmbeddingBank, NeighbourTable, audio_views, augment_window, knn
 
 TINY = PRESETS["tiny"]
 
@@ -151,23 +151,6 @@ def test_batch_sampler_is_deterministic_resumable_and_splits_ranks():
     by_index = {item[0]: item for item in items}              # same seed per sample whatever the world size
     ranks[0].start(1, 0)
     assert all(by_index[i][3] == s for batch in ranks[0] for i, _, _, s in batch)
-
-
-def test_image_augment_is_seeded_and_leaves_the_global_rng_alone():
-    frame = torch.randint(0, 256, (3, 70, 70), dtype=torch.uint8)
-    aug = ImageAugment(ImageAugConfig(), 64)
-    state = torch.get_rng_state()
-    a, b, c = aug(frame, 5), aug(frame, 5), aug(frame, 6)
-    assert torch.equal(torch.get_rng_state(), state)
-    assert a.shape == (3, 64, 64) and a.dtype == torch.uint8
-    assert torch.equal(a, b) and not torch.equal(a, c)
-
-
-def test_image_augment_with_everything_off_is_the_identity():
-    off = ImageAugConfig(crop_scale=1.0, rotate90_p=0, jitter_p=0, blur_p=0, hflip_p=0, vflip_p=0, translate=0,
-                         grayscale_p=0)
-    frame = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
-    assert torch.equal(ImageAugment(off, 64)(frame, 1), frame)
 
 
 def test_audio_views_original_is_the_centred_window_and_augmented_is_shifted():

@@ -218,8 +218,8 @@ VISION_ABLATIONS: dict[str, dict[str, Any]] = {
     "lite": {},
     "lite_imagenet_neighbours": {"image_views": ("original", "neighbour"), "audio_views": VIEWS,
                                  "neighbour_features": "imagenet"},
-    "lite_finetuned": {"image_views": VIEWS, "audio_views": VIEWS, "neighbour_features": "imagenet",
-                       "visual_trunk": "frozen_bn", "trunk_lr_ratio": 0.1},
+    "lite_finetuned": {"image_views": ("original", "neighbour"), "audio_views": VIEWS,
+                       "neighbour_features": "imagenet", "visual_trunk": "frozen_bn", "trunk_lr_ratio": 0.1},
 }
 
 

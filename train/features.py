@@ -15,7 +15,7 @@ from avdemo.cache import cache_root
 
 from .config import TrainConfig
 from .data import Clip, ClipStore
-from .views import resize_square
+from .augment import resize_square
 
 ENCODER = "efficientnet_lite0"
 

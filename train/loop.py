@@ -40,6 +40,7 @@ from avdemo.errors import AVDemoError
 from avdemo.evaluate import evaluate, load_benchmark, localization_by_media
 from avdemo.model import AVLocalizer
 
+from .augment import ImageAugment, resize_square
 from .config import TrainConfig
 from .data import ClipStore, TrainBatchSampler, ViewDataset, list_clips
 from .losses import multi_positive_loss
@@ -216,6 +217,7 @@ class Trainer:
         self.frozen = freeze_visual_trunk(self.model, cfg.visual_trunk)
         self.model.to(self.dist.device, memory_format=torch.channels_last)
         self.towers = Towers(self.model)
+        self.augment = ImageAugment(cfg.image_aug, cfg.model.image_size)
         if self.dist.world > 1:
             self.towers = DistributedDataParallel(self.towers)
 
@@ -256,14 +258,25 @@ class Trainer:
                 self.val_samples = load_vggss(cfg.split_dir(cfg.val_split))
 
     # --- one optimisation step ------------------------------------------------------------------
-    def train_step(self, images_u8: torch.Tensor, wavs: torch.Tensor, indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        """images_u8 (B, V_img, S, S, 3), wavs (B, V_aud, T) -> loss terms; updates the weights."""
+    def image_views(self, frames: torch.Tensor) -> torch.Tensor:
+        """Cached frames (B, V_img, 3, s, s) uint8 -> the image views (V_img * B, 3, S, S) on the training
+        device, view-major: the augmented view augmented batched, the others resized."""
+        frames = frames.to(self.dist.device, non_blocking=True)
+        kinds = [k for k in self.cfg.image_views if k != "neighbour" or frames.shape[1] == len(self.cfg.image_views)]
+        seed = np.random.SeedSequence([self.cfg.seed, self.step, self.dist.rank]).generate_state(1)[0]
+        generator = torch.Generator().manual_seed(int(seed))
+        return torch.cat([self.augment(frames[:, v], generator) if kind == "augmented"
+                          else resize_square(frames[:, v], self.cfg.model.image_size) for v, kind in enumerate(kinds)])
+
+    def train_step(self, frames: torch.Tensor, wavs: torch.Tensor, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Cached frames (B, V_img, 3, s, s) uint8, audio windows (B, V_aud, T) -> loss terms; updates
+        the weights."""
         cfg, device = self.cfg, self.dist.device
-        b = images_u8.shape[0]
+        b = frames.shape[0]
         self.model.train()
         for module in self.frozen:
             module.eval()
-        images = self.model.preprocess_frames(images_u8.to(device, non_blocking=True).transpose(0, 1).flatten(0, 1))
+        images = self.model.preprocess_frames(self.image_views(frames).permute(0, 2, 3, 1))
         wavs = wavs.transpose(0, 1).flatten(0, 1)
         if cfg.extra_negatives:
             generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)

@@ -1,8 +1,10 @@
 """The three views per modality: original, augmented, and conceptually similar (a nearest neighbour).
 
-Image views are uint8 (3, S, S); the model's own ``preprocess_frames`` normalises them in the training
-step. Audio views are windows of the clip at the model rate (``avdemo.audio.audio_windows``); the
-spectrogram is computed in the training step by ``model.spectrogram``.
+Image views leave the loader as cached uint8 frames (3, s, s); the training step resizes them, or
+augments them batched (``train.augment``), and the model's own ``preprocess_frames`` normalises them.
+Audio views are windows of the clip at the model rate (``avdemo.audio.audio_windows``), augmented in the
+loader workers (about a millisecond per window); the spectrogram is computed in the training step by
+``model.spectrogram``.
 
 The conceptually similar view of sample i is the *original* view of a random one of i's K nearest
 neighbours, searched per modality (image neighbours for the image view, audio neighbours for the audio
@@ -21,58 +23,11 @@ import faiss
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2 as T
-import torchvision.transforms.v2.functional as TF
 
 from avdemo.audio import audio_windows
 from avdemo.config import AudioConfig
 
 from .config import AudioAugConfig, ImageAugConfig
-
-
-def resize_square(frame_uint8: torch.Tensor, side: int) -> torch.Tensor:
-    """uint8 (3, H, W) -> (3, side, side), bicubic with antialiasing (aspect not kept, as the reference)."""
-    if tuple(frame_uint8.shape[-2:]) == (side, side):
-        return frame_uint8
-    return TF.resize(frame_uint8, [side, side], interpolation=T.InterpolationMode.BICUBIC, antialias=True)
-
-
-class Rotate90(torch.nn.Module):
-    """Rotate by a random multiple of 90 degrees with probability p."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.rand(()) >= self.p:
-            return x
-        return torch.rot90(x, int(torch.randint(1, 4, ())), dims=(-2, -1))
-
-
-class ImageAugment:
-    """The augmented image view of METHOD.md on a cached uint8 frame (3, s, s) with s > size:
-    random crop to ``size``, 90-degree rotation, flips, translation, colour jitter, blur, grayscale."""
-
-    def __init__(self, cfg: ImageAugConfig, size: int):
-        blur_kernel = 2 * max(1, round(0.05 * size)) + 1          # about a tenth of the side
-        self.size = size
-        self.transform = T.Compose([
-            T.RandomCrop(size),
-            Rotate90(cfg.rotate90_p),
-            T.RandomHorizontalFlip(cfg.hflip_p),
-            T.RandomVerticalFlip(cfg.vflip_p),
-            T.RandomAffine(degrees=0, translate=(cfg.translate, cfg.translate)),
-            T.RandomApply([T.ColorJitter(*cfg.jitter)], p=cfg.jitter_p),
-            T.RandomApply([T.GaussianBlur(blur_kernel, sigma=cfg.blur_sigma)], p=cfg.blur_p),
-            T.RandomGrayscale(cfg.grayscale_p),
-        ])
-
-    def __call__(self, frame_uint8: torch.Tensor, seed: int) -> torch.Tensor:
-        """Deterministic given ``seed``; the caller's RNG state is left untouched."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.transform(frame_uint8)
 
 
 def audio_views(wav: torch.Tensor, kinds: list[str], cfg: AudioConfig, aug: AudioAugConfig,
