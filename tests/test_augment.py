@@ -1,4 +1,4 @@
-"""The batched augmented image view (train/augment.py) against torchvision's transforms, frame by frame."""
+"""The augmented image view batched on the device (train/augment.py) against torchvision's, frame by frame."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +10,8 @@ import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 from scipy.stats import ks_2samp
 
-from train.augment import (ImageAugment, brightness, contrast, crop, gaussian_blur, grayscale, hue,
-                           reference_transform, saturation, translate)
+from train.augment import (ImageAugment, augment_frame, brightness, contrast, crop, gaussian_blur, grayscale, hue,
+                           frame_transform, resize_square, saturation, translate)
 from train.config import ImageAugConfig
 
 OFF = ImageAugConfig(crop_scale=1.0, rotate90_p=0, jitter_p=0, blur_p=0, hflip_p=0, vflip_p=0, translate=0,
@@ -63,6 +63,15 @@ def test_parameters_come_from_the_generator_only_and_everything_off_is_the_ident
     assert torch.equal(ImageAugment(OFF, 40)(frames, torch.Generator().manual_seed(1)), frames)
 
 
+def test_the_loaders_frame_by_frame_view_is_seeded_and_leaves_the_global_rng_alone(frames):
+    transform = frame_transform(ImageAugConfig(), 32)
+    state = torch.get_rng_state()
+    a, b, c = (augment_frame(transform, frames[0], seed) for seed in (5, 5, 6))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert a.shape == (3, 32, 32) and a.dtype == torch.uint8
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
 def test_each_frame_gets_its_own_parameters(frames):
     same = frames[:1].expand(64, -1, -1, -1)
     out = ImageAugment(ImageAugConfig(), 32)(same, torch.Generator().manual_seed(0))
@@ -91,8 +100,8 @@ def test_batched_views_are_distributed_as_torchvisions_frame_by_frame():
     frame[2] = 90
     frame[:, : side // 2, : side // 2] = torch.tensor([250, 240, 60], dtype=torch.uint8)[:, None, None]
     cfg = ImageAugConfig()
-    torch.manual_seed(0)
-    reference = torch.stack([reference_transform(cfg, size)(frame) for _ in range(n)])
+    transform = frame_transform(cfg, size)
+    reference = torch.stack([augment_frame(transform, frame, seed) for seed in range(n)])
     batched = ImageAugment(cfg, size)(frame.expand(n, -1, -1, -1), torch.Generator().manual_seed(1))
     no_jitter = ImageAugment(dataclasses.replace(cfg, jitter_p=0.0), size)(
         frame.expand(n, -1, -1, -1), torch.Generator().manual_seed(2))
@@ -109,3 +118,7 @@ def test_views_on_the_gpu_equal_those_on_the_cpu(frames):
     params = aug.draw(len(frames), frames.shape[-1], torch.Generator().manual_seed(3))
     on_gpu = aug.apply(frames.cuda(), params).cpu()
     assert (on_gpu.int() - aug.apply(frames, params).int()).abs().max() <= 1
+
+
+def test_resizing_a_batch_equals_resizing_each_frame(frames):
+    assert torch.equal(resize_square(frames, 29), torch.stack([resize_square(f, 29) for f in frames]))

@@ -24,8 +24,10 @@ from avdemo.evaluate import evaluate, load_benchmark
 from train.__main__ import main as train_main
 from train.ablate import main as ablate_main
 from train.config import PRESETS
-from train.loop import flatten, train
+from train.data import ViewDataset
+from train.loop import Trainer, flatten, train
 from train.plot import main as plot_main
+from train.views import cached_side
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -140,6 +142,27 @@ def test_same_seed_gives_identical_weights_across_stop_resume_and_worker_counts(
     with (moved / "metrics.csv").open() as f:
         steps = [int(r["step"]) for r in csv.DictReader(f) if r["tag"] == "train/loss"]
     assert steps == [1, 2, 3, 4]
+
+
+def test_image_views_made_on_the_device_resume_exactly_and_keep_the_loaders_originals(data, tmp_path):
+    """image_views_on=device: the loader hands over the cached frames and the training step makes the
+    views, the original view exactly the loader's; a run stopped after step 3 and resumed ends with the
+    uninterrupted run's weights."""
+    cfg = tiny(data, tmp_path / "whole", image_views_on="device")
+    trainer = Trainer(cfg, command="test")
+    items = next(iter(trainer.sampler))
+    frames = torch.stack([trainer.loader.dataset[item][0] for item in items])
+    size = cfg.model.image_size
+    assert frames.shape[1:] == (2, 3, cached_side(size, cfg.image_aug), cached_side(size, cfg.image_aug))
+    views = trainer.image_views(frames)                      # before the first kNN table: no neighbour view
+    assert views.shape == (2 * len(items), 3, size, size) and views.dtype == torch.uint8
+    in_loader = ViewDataset(trainer.loader.dataset.store, cfg)
+    assert torch.equal(views[:len(items)], torch.stack([in_loader[item][0][0] for item in items]))
+    assert not torch.equal(views[len(items):], views[:len(items)])
+    train(cfg, command="test")
+    assert train(tiny(data, tmp_path / "resumed", image_views_on="device"), stop_after=3, command="test") is None
+    train(tiny(data, tmp_path / "resumed", image_views_on="device"), resume=True, command="test --resume")
+    assert_same_weights(weights(tmp_path / "whole"), weights(tmp_path / "resumed"))
 
 
 def wait_until_stopped(proc: subprocess.Popen) -> None:

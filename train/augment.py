@@ -1,13 +1,13 @@
-"""The augmented image view of METHOD.md, for a whole batch at once on the training device.
+"""The augmented image view of METHOD.md, made two ways with the same distribution.
 
-The loader workers only hand over cached uint8 frames; the training step draws every frame's own random
-parameters (on the CPU, from a seeded generator, so that a run is the same on any device) and applies
-them batched: random crop, rotation by a multiple of 90 degrees, horizontal and vertical flips,
-translation, colour jitter (brightness, contrast, saturation and hue, in a random order per frame),
-Gaussian blur and grayscale. Each operation follows its torchvision transform on uint8 images (the
-parameter distributions, and the rounding of every step), so the view is distributed as
-``reference_transform`` applied frame by frame: tests/test_augment.py checks both, operation by operation
-and on whole pipelines.
+Random crop, rotation by a multiple of 90 degrees, horizontal and vertical flips, translation, colour
+jitter (brightness, contrast, saturation and hue, in a random order per frame), Gaussian blur, grayscale:
+- ``frame_transform``: torchvision's transforms, frame by frame, in the loader workers (CPU training);
+- ``ImageAugment``: a whole batch at once on the training device (GPU training, where per-frame work in
+  the workers starved the GPU). The training step draws every frame's own parameters on the CPU from a
+  seeded generator (a run is the same on any device) and applies them batched; each operation follows
+  its torchvision transform on uint8 images, rounding included.
+tests/test_augment.py checks the two agree operation by operation and in distribution.
 """
 from __future__ import annotations
 
@@ -30,9 +30,8 @@ def blur_kernel_size(size: int) -> int:
     return 2 * max(1, round(0.05 * size)) + 1
 
 
-def reference_transform(cfg: ImageAugConfig, size: int) -> T.Compose:
-    """The augmented view of one frame with torchvision's transforms: the definition ``ImageAugment``
-    reproduces batched (kept for the tests and ``bench/loader_speed.py``)."""
+def frame_transform(cfg: ImageAugConfig, size: int) -> T.Compose:
+    """The augmented view of one uint8 frame (3, s, s) with torchvision's transforms (global RNG)."""
     return T.Compose([
         T.RandomCrop(size),
         T.RandomApply([T.RandomChoice([T.Lambda(lambda x, k=k: torch.rot90(x, k, dims=(-2, -1))) for k in (1, 2, 3)])],
@@ -44,6 +43,13 @@ def reference_transform(cfg: ImageAugConfig, size: int) -> T.Compose:
         T.RandomApply([T.GaussianBlur(blur_kernel_size(size), sigma=cfg.blur_sigma)], p=cfg.blur_p),
         T.RandomGrayscale(cfg.grayscale_p),
     ])
+
+
+def augment_frame(transform: T.Compose, frame: torch.Tensor, seed: int) -> torch.Tensor:
+    """``transform(frame)`` drawn from ``seed``; the caller's RNG state is left untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return transform(frame)
 
 
 @dataclass
@@ -104,31 +110,32 @@ class ImageAugment:
         return self.apply(frames, self.draw(frames.shape[0], frames.shape[-1], generator))
 
     def apply(self, frames: torch.Tensor, p: AugmentParams) -> torch.Tensor:
-        """The augmented views of uint8 frames (B, 3, s, s) with the given parameters."""
+        """The augmented views of uint8 frames (B, 3, s, s) with the given (CPU) parameters."""
         device = frames.device
-        p = AugmentParams(**{k: v.to(device) for k, v in vars(p).items()})
-        x = crop(frames, p.top, p.left, self.size)
+        x = crop(frames, p.top.to(device), p.left.to(device), self.size)
         for k in (1, 2, 3):
             x = where_rows(p.quarter_turns == k, lambda y: torch.rot90(y, k, dims=(-2, -1)), x)
         x = where_rows(p.hflip, lambda y: y.flip(-1), x)
         x = where_rows(p.vflip, lambda y: y.flip(-2), x)
-        x = translate(x, p.shift_x, p.shift_y).float()
+        x = translate(x, p.shift_x.to(device), p.shift_y.to(device)).float()
         for position in range(4):
             for op, fn in enumerate((brightness, contrast, saturation, hue)):
                 rows = p.jitter & (p.jitter_order[:, position] == op)
-                x = where_rows(rows, lambda y: fn(y, p.jitter_factors[rows, op].view(-1, 1, 1, 1)), x)
-        x = where_rows(p.blur, lambda y: gaussian_blur(y, p.blur_sigma[p.blur], self.kernel_size), x)
+                factor = p.jitter_factors[rows, op].view(-1, 1, 1, 1).to(device)
+                x = where_rows(rows, lambda y: fn(y, factor), x)
+        x = where_rows(p.blur, lambda y: gaussian_blur(y, p.blur_sigma[p.blur].to(device), self.kernel_size), x)
         x = where_rows(p.gray, lambda y: grayscale(y).expand_as(y), x)
         return x.to(torch.uint8)
 
 
 def where_rows(rows: torch.Tensor, fn, x: torch.Tensor) -> torch.Tensor:
-    """x with ``fn`` applied to the rows (first dimension) where ``rows`` is true."""
-    if not bool(rows.any()):
+    """x with ``fn`` applied, in place, to the rows (first dimension) where the CPU mask ``rows`` is true
+    (the mask stays on the CPU, so that the device is never waited for)."""
+    index = rows.nonzero().squeeze(1)
+    if index.numel() == 0:
         return x
-    x = x.clone()
-    x[rows] = fn(x[rows]).to(x.dtype)
-    return x
+    index = index.to(x.device, non_blocking=True)
+    return x.index_copy_(0, index, fn(x.index_select(0, index)).to(x.dtype))
 
 
 def crop(frames: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
@@ -190,15 +197,18 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Each frame blurred with its own sigma (reflect padding, rounded to whole values)."""
+    """Each frame blurred with its own sigma: torchvision's kernel and reflect padding, applied as two
+    1-D passes (the same sums in another order: a value may round the other way, rarely), rounded."""
     b, c, h, w = x.shape
     lim = (kernel_size - 1) / (2.0 * 2.0 ** 0.5)
     grid = torch.linspace(-lim, lim, kernel_size, device=x.device)
-    k1d = torch.softmax(-(grid[None, :] / sigma[:, None]).pow(2), dim=1)                # (B, K)
-    kernels = (k1d[:, :, None] * k1d[:, None, :]).repeat_interleave(c, dim=0)[:, None]  # (B*C, 1, K, K)
+    k1d = torch.softmax(-(grid[None, :] / sigma[:, None]).pow(2), dim=1).repeat_interleave(c, dim=0)  # (B*C, K)
     pad = kernel_size // 2
-    padded = F.pad(x.reshape(1, b * c, h, w), (pad, pad, pad, pad), mode="reflect")
-    return F.conv2d(padded, kernels, groups=b * c).reshape(b, c, h, w).round()
+    y = F.pad(x.reshape(1, b * c, h, w), (pad, pad, 0, 0), mode="reflect")
+    y = F.conv2d(y, k1d[:, None, None, :], groups=b * c)
+    y = F.pad(y, (0, 0, pad, pad), mode="reflect")
+    y = F.conv2d(y, k1d[:, None, :, None], groups=b * c)
+    return y.reshape(b, c, h, w).round()
 
 
 def resize_square(frames_uint8: torch.Tensor, side: int) -> torch.Tensor:

@@ -90,6 +90,9 @@ class TrainConfig:
     temperature: float = 0.07
     direction: str = "image_to_audio"  # the authors' code; or "symmetric"
     image_aug: ImageAugConfig = field(default_factory=ImageAugConfig)
+    image_views_on: str = "auto"       # where image views are made: "loader" (frame by frame in the loader
+                                       # workers), "device" (batched in the training step), "auto": the
+                                       # device on GPUs, the loader on CPUs (same distributions either way)
     audio_aug: AudioAugConfig = field(default_factory=AudioAugConfig)
     neighbour_k: int = 30              # conceptually similar = a random one of the K nearest neighbours
     neighbour_every: int = 200         # steps between refreshes of the kNN tables
@@ -123,6 +126,8 @@ class TrainConfig:
             raise AVDemoError("at least one of loss_localization and loss_alignment must be on")
         if self.direction not in ("image_to_audio", "symmetric"):
             raise AVDemoError(f"direction must be 'image_to_audio' or 'symmetric'; got {self.direction!r}")
+        if self.image_views_on not in ("auto", "loader", "device"):
+            raise AVDemoError(f"image_views_on must be 'auto', 'loader' or 'device'; got {self.image_views_on!r}")
         if self.amp not in ("auto", "bf16", "off"):
             raise AVDemoError(f"amp must be 'auto', 'bf16' or 'off'; got {self.amp!r}")
         if self.final_dtype not in ("float32", "float16", "bfloat16"):

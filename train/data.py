@@ -23,7 +23,7 @@ from avdemo.config import AudioConfig
 from avdemo.errors import AVDemoError
 
 from .config import TrainConfig
-from .augment import resize_square
+from .augment import augment_frame, frame_transform, resize_square
 from .views import NeighbourTable, audio_views
 
 
@@ -87,13 +87,16 @@ class ClipStore:
 
 
 class ViewDataset(Dataset):
-    """Item ``(i, image_neighbour, audio_neighbour, seed)`` -> the configured views of sample i: cached
-    frames uint8 (V_img, 3, s, s) (the training step resizes or augments them, ``train.augment``), audio
-    windows float32 (V_aud, T), and i. A neighbour of -1 (no kNN table yet) leaves the neighbour view
-    out. All randomness comes from ``seed``."""
+    """Item ``(i, image_neighbour, audio_neighbour, seed)`` -> the configured views of sample i: images
+    uint8 (V_img, 3, S, S), or with ``images_on_device`` the cached frames (V_img, 3, s, s) that the
+    training step resizes and augments batched (``train.augment``); audio windows float32 (V_aud, T);
+    and i. A neighbour of -1 (no kNN table yet) leaves the neighbour view out. All randomness comes from
+    ``seed``."""
 
-    def __init__(self, store: ClipStore, cfg: TrainConfig):
-        self.store, self.cfg = store, cfg
+    def __init__(self, store: ClipStore, cfg: TrainConfig, images_on_device: bool = False):
+        self.store, self.cfg, self.images_on_device = store, cfg, images_on_device
+        self.size = cfg.model.image_size
+        self.augment = frame_transform(cfg.image_aug, self.size)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -102,8 +105,11 @@ class ViewDataset(Dataset):
         i, image_nn, audio_nn, seed = item
         g = torch.Generator().manual_seed(seed)
         frame, wav = self.store.get(i)
-        images = [self.store.get(image_nn)[0] if kind == "neighbour" else frame
-                  for kind in self.cfg.image_views if kind != "neighbour" or image_nn >= 0]
+        kinds = [k for k in self.cfg.image_views if k != "neighbour" or image_nn >= 0]
+        frames = [self.store.get(image_nn)[0] if kind == "neighbour" else frame for kind in kinds]
+        if not self.images_on_device:
+            frames = [augment_frame(self.augment, f, int(torch.randint(2**62, (), generator=g)))
+                      if kind == "augmented" else resize_square(f, self.size) for kind, f in zip(kinds, frames)]
         kinds = [k for k in self.cfg.audio_views if k != "neighbour"]
         mix_wav = self.store.get(int(torch.randint(len(self.store), (), generator=g)))[1] \
             if self.cfg.audio_aug.mix_p > 0 and "augmented" in kinds else None
@@ -111,7 +117,7 @@ class ViewDataset(Dataset):
         if "neighbour" in self.cfg.audio_views and audio_nn >= 0:
             windows.append(audio_views(self.store.get(audio_nn)[1], ["original"], self.cfg.model.audio,
                                        self.cfg.audio_aug, g))
-        return torch.stack(images), torch.cat(windows), i
+        return torch.stack(frames), torch.cat(windows), i
 
 
 class TrainBatchSampler(Sampler):

@@ -226,7 +226,10 @@ class Trainer:
         store = ClipStore(self.clips, cached_side(cfg.model.image_size, cfg.image_aug), cfg.model.audio,
                           cfg.cache_frames, progress=self.dist.is_main)
         self.sampler = TrainBatchSampler(len(store), cfg.batch_size, cfg.seed, self.dist.rank, self.dist.world)
-        self.loader = DataLoader(ViewDataset(store, cfg), batch_sampler=self.sampler, num_workers=cfg.num_workers,
+        self.images_on_device = cfg.image_views_on == "device" or (cfg.image_views_on == "auto"
+                                                                   and self.dist.device.type == "cuda")
+        self.loader = DataLoader(ViewDataset(store, cfg, self.images_on_device), batch_sampler=self.sampler,
+                                 num_workers=cfg.num_workers,
                                  pin_memory=self.dist.device.type == "cuda", persistent_workers=cfg.num_workers > 0,
                                  generator=torch.Generator())
         self.bank = None
@@ -259,9 +262,12 @@ class Trainer:
 
     # --- one optimisation step ------------------------------------------------------------------
     def image_views(self, frames: torch.Tensor) -> torch.Tensor:
-        """Cached frames (B, V_img, 3, s, s) uint8 -> the image views (V_img * B, 3, S, S) on the training
-        device, view-major: the augmented view augmented batched, the others resized."""
+        """The loader's images (B, V_img, 3, S, S), or cached frames (B, V_img, 3, s, s) made into views
+        here (``images_on_device``: the augmented view batched, the others resized) -> (V_img * B, 3, S, S)
+        uint8 on the training device, view-major."""
         frames = frames.to(self.dist.device, non_blocking=True)
+        if not self.images_on_device:
+            return frames.transpose(0, 1).flatten(0, 1)
         kinds = [k for k in self.cfg.image_views if k != "neighbour" or frames.shape[1] == len(self.cfg.image_views)]
         seed = np.random.SeedSequence([self.cfg.seed, self.step, self.dist.rank]).generate_state(1)[0]
         generator = torch.Generator().manual_seed(int(seed))
@@ -269,7 +275,7 @@ class Trainer:
                           else resize_square(frames[:, v], self.cfg.model.image_size) for v, kind in enumerate(kinds)])
 
     def train_step(self, frames: torch.Tensor, wavs: torch.Tensor, indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Cached frames (B, V_img, 3, s, s) uint8, audio windows (B, V_aud, T) -> loss terms; updates
+        """Images or cached frames (``image_views``), audio windows (B, V_aud, T) -> loss terms; updates
         the weights."""
         cfg, device = self.cfg, self.dist.device
         b = frames.shape[0]
