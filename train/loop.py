@@ -48,7 +48,7 @@ from .features import imagenet_features
 from .views import EmbeddingBank, NeighbourTable, cached_side, load_feature_file, negative_windows
 
 RESUME_MAY_CHANGE = {"out_dir", "steps", "num_workers", "cache_frames", "log_every", "save_every", "eval_batch_size",
-                     "final_path", "device"}
+                     "final_path", "device", "image_views_on"}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
