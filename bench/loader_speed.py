@@ -12,7 +12,6 @@ with all its threads. Prints samples/s per worker both ways, their ratio, and th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time

@@ -38,7 +38,8 @@ def test_colour_operations_equal_torchvision_on_uint8(frames, ours, theirs, fact
 def test_blur_grayscale_translation_and_crop_equal_torchvision(frames):
     sigmas = [0.1, 0.5, 1.0, 1.5, 2.0, 0.3]
     blurred = gaussian_blur(frames.float(), torch.tensor(sigmas), 5)
-    assert torch.equal(blurred, torch.stack([TF.gaussian_blur(f, [5, 5], [s, s]) for f, s in zip(frames, sigmas)]).float())
+    expected = torch.stack([TF.gaussian_blur(f, [5, 5], [s, s]) for f, s in zip(frames, sigmas)])
+    assert torch.equal(blurred, expected.float())
     gray = grayscale(frames.float()).expand_as(frames)
     assert torch.equal(gray, torch.stack([TF.rgb_to_grayscale(f, 3) for f in frames]).float())
     dx, dy = [-3, 0, 5, 2, -7, 1], [1, -4, 0, 3, 2, -1]

@@ -22,7 +22,6 @@ from torchvision.transforms.v2.functional._color import _hsv_to_rgb, _rgb_to_hsv
 from .config import ImageAugConfig
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)     # torchvision's (ITU-R 601) luma weights
-BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
 
 
 def blur_kernel_size(size: int) -> int:
@@ -34,8 +33,8 @@ def frame_transform(cfg: ImageAugConfig, size: int) -> T.Compose:
     """The augmented view of one uint8 frame (3, s, s) with torchvision's transforms (global RNG)."""
     return T.Compose([
         T.RandomCrop(size),
-        T.RandomApply([T.RandomChoice([T.Lambda(lambda x, k=k: torch.rot90(x, k, dims=(-2, -1))) for k in (1, 2, 3)])],
-                      p=cfg.rotate90_p),
+        T.RandomApply([T.RandomChoice([T.Lambda(lambda x, k=k: torch.rot90(x, k, dims=(-2, -1)))
+                                       for k in (1, 2, 3)])], p=cfg.rotate90_p),
         T.RandomHorizontalFlip(cfg.hflip_p),
         T.RandomVerticalFlip(cfg.vflip_p),
         T.RandomAffine(degrees=0, translate=(cfg.translate, cfg.translate)),
@@ -64,8 +63,8 @@ class AugmentParams:
     shift_x: torch.Tensor        # translation, pixels
     shift_y: torch.Tensor
     jitter: torch.Tensor         # bool: colour jitter applied
-    jitter_order: torch.Tensor   # (B, 4): BRIGHTNESS, CONTRAST, SATURATION, HUE in the order applied
-    jitter_factors: torch.Tensor  # (B, 4) float64, in the same indexing
+    jitter_order: torch.Tensor   # (B, 4): the order of 0 brightness, 1 contrast, 2 saturation, 3 hue
+    jitter_factors: torch.Tensor  # (B, 4) float64: their factors
     blur: torch.Tensor           # bool
     blur_sigma: torch.Tensor
     gray: torch.Tensor           # bool
