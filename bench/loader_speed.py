@@ -6,7 +6,7 @@
 On one CPU thread (a loader worker's share), it builds the items of ``--batches`` training batches with
 ``ViewDataset`` both ways (``image_views_on``): ``loader`` (every frame resized or augmented with
 torchvision in the worker) and ``device`` (the worker hands over cached frames). Then it times the work
-that moves, the batched views of ``Trainer.image_views`` (resizes and ``ImageAugment``), on ``--device``
+that moves, the batched views (``ImageAugment.views``: resizes and augmentation), on ``--device``
 with all its threads. Prints samples/s per worker both ways, their ratio, and the device's samples/s.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avdemo.cache import atomic_write  # noqa: E402
-from train.augment import ImageAugment, resize_square  # noqa: E402
+from train.augment import ImageAugment  # noqa: E402
 from train.config import load_config  # noqa: E402
 from train.data import ClipStore, TrainBatchSampler, ViewDataset, list_clips  # noqa: E402
 from train.views import NeighbourTable, cached_side  # noqa: E402
@@ -71,9 +71,7 @@ def main() -> int:
     frames = torch.stack([torch.stack([store.get(i)[0]] * len(cfg.image_views)) for i, *_ in batches[0]]).to(device)
 
     def device_views() -> None:
-        g = torch.Generator().manual_seed(0)
-        for v, kind in enumerate(cfg.image_views):
-            augment(frames[:, v], g) if kind == "augmented" else resize_square(frames[:, v], size)
+        augment.views(frames, list(cfg.image_views), torch.Generator().manual_seed(0))
         if device.type == "cuda":
             torch.cuda.synchronize()
 

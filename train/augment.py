@@ -104,6 +104,12 @@ class ImageAugment:
             gray=chance(cfg.grayscale_p),
         )
 
+    def views(self, frames: torch.Tensor, kinds: list[str], generator: torch.Generator) -> torch.Tensor:
+        """Cached frames (B, V, 3, s, s) of the view ``kinds`` -> uint8 views (V * B, 3, size, size),
+        view-major: the augmented view augmented, the others resized."""
+        return torch.cat([self(frames[:, v], generator) if kind == "augmented"
+                          else resize_square(frames[:, v], self.size) for v, kind in enumerate(kinds)])
+
     def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Draw (from ``generator``) and apply every frame's augmentation."""
         return self.apply(frames, self.draw(frames.shape[0], frames.shape[-1], generator))

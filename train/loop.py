@@ -40,7 +40,7 @@ from avdemo.errors import AVDemoError
 from avdemo.evaluate import evaluate, load_benchmark, localization_by_media
 from avdemo.model import AVLocalizer
 
-from .augment import ImageAugment, resize_square
+from .augment import ImageAugment
 from .config import TrainConfig
 from .data import ClipStore, TrainBatchSampler, ViewDataset, list_clips
 from .losses import multi_positive_loss
@@ -270,9 +270,7 @@ class Trainer:
             return frames.transpose(0, 1).flatten(0, 1)
         kinds = [k for k in self.cfg.image_views if k != "neighbour" or frames.shape[1] == len(self.cfg.image_views)]
         seed = np.random.SeedSequence([self.cfg.seed, self.step, self.dist.rank]).generate_state(1)[0]
-        generator = torch.Generator().manual_seed(int(seed))
-        return torch.cat([self.augment(frames[:, v], generator) if kind == "augmented"
-                          else resize_square(frames[:, v], self.cfg.model.image_size) for v, kind in enumerate(kinds)])
+        return self.augment.views(frames, kinds, torch.Generator().manual_seed(int(seed)))
 
     def train_step(self, frames: torch.Tensor, wavs: torch.Tensor, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         """Images or cached frames (``image_views``), audio windows (B, V_aud, T) -> loss terms; updates
