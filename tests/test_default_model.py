@@ -61,7 +61,7 @@ def test_the_card_has_every_field_the_app_shows(card):
 def test_the_readme_reports_the_cards_test_numbers(card):
     test = card["metrics"]["test"]
     loc, cls, fp = test["localization"], test["retrieval"]["class"], test["false_positives"]
-    row = (f"| default model (`lite_imagenet_neighbours`) | {loc['pointing_game']:.1f} | {loc['ciou_success']:.1f} | "
+    row = (f"| default model (`lite_finetuned`) | {loc['pointing_game']:.1f} | {loc['ciou_success']:.1f} | "
            f"{loc['ciou_auc']:.1f} | {loc['adaptive_ciou_success']:.1f} | "
            f"{cls['audio_to_image']['R@1']:.1f} / {cls['image_to_audio']['R@1']:.1f} | "
            f"{fp['AP']:.1f} / {fp['max_F1']:.1f} / {fp['roc_auc']:.1f} |")
