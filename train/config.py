@@ -215,7 +215,10 @@ LITE = dataclasses.replace(CPU, model=preset("lite"), visual_init="imagenet", vi
 # recipe (the paper's ResNet-18 from scratch, original pairs, s_L + s_A); then the frozen ImageNet trunk on
 # original pairs, each later row adding one part (``lite_imagenet_neighbours`` is the default's recipe);
 # the last three add to it a finer map (192 px frames: 12x12), the augmented image view (every view of
-# the method), or fine-tune the trunk (batch norms frozen, a tenth of the lr).
+# the method), or fine-tune the trunk (batch norms frozen, a tenth of the lr: ``lite_finetuned``);
+# ``lite_symmetric`` changes ``lite_finetuned``'s InfoNCE direction: each audio also picks its image.
+FINETUNED = {"image_views": ("original", "neighbour"), "audio_views": VIEWS, "neighbour_features": "imagenet",
+             "visual_trunk": "frozen_bn", "trunk_lr_ratio": 0.1}
 VISION_ABLATIONS: dict[str, dict[str, Any]] = {
     "scratch_resnet18": {**ORIGINAL_ONLY, "model": preset("cpu"), "visual_init": "scratch", "visual_trunk": "train",
                          "audio_aug": CPU.audio_aug, "extra_negatives": 0},
@@ -227,8 +230,8 @@ VISION_ABLATIONS: dict[str, dict[str, Any]] = {
     "lite_finer_map": {"model": dataclasses.replace(preset("lite"), image_size=192),
                        "image_views": ("original", "neighbour"), "audio_views": VIEWS, "neighbour_features": "imagenet"},
     "lite_all_views": {"image_views": VIEWS, "audio_views": VIEWS, "neighbour_features": "imagenet"},
-    "lite_finetuned": {"image_views": ("original", "neighbour"), "audio_views": VIEWS,
-                       "neighbour_features": "imagenet", "visual_trunk": "frozen_bn", "trunk_lr_ratio": 0.1},
+    "lite_finetuned": FINETUNED,
+    "lite_symmetric": {**FINETUNED, "direction": "symmetric"},
 }
 
 
