@@ -54,10 +54,17 @@ def audio_windows(wav: torch.Tensor, centres_s: np.ndarray | list[float], cfg: A
     return out.clamp(-1.0, 1.0)
 
 
-def reference_window(wav: torch.Tensor, cfg: AudioConfig, clip_s: float = 10.0) -> torch.Tensor:
-    """The official evaluation's window: tile the clip to ``clip_s`` seconds, take the centred window
-    (3.5 s to 6.5 s of a 10 s clip for the paper preset). Returns (window_samples,)."""
-    return audio_windows(wav, [clip_s / 2], cfg, mode="tile")[0]
+REFERENCE_CENTRE_S = 5.0   # the official evaluation: 3.5-6.5 s of a clip tiled to 10 s (paper preset)
+
+
+def clip_window(wav: torch.Tensor, cfg: AudioConfig, centre_s: float | None = None) -> torch.Tensor:
+    """The one window a model hears of a clip (window_samples,), the clip read as periodic (tiled):
+    centred on the clip's middle (``centre_s=None``: training, ``localize``, the app and our embedded data,
+    whose event covers the centre second), or at ``centre_s`` seconds (``REFERENCE_CENTRE_S``: the
+    reference evaluation of VGG-SS and Flickr-SoundNet, which tiles short clips to 10 s)."""
+    if centre_s is None:
+        centre_s = wav.shape[-1] / cfg.sample_rate / 2
+    return audio_windows(wav, [centre_s], cfg, mode="tile")[0]
 
 
 class LogSpectrogram(torch.nn.Module):

@@ -15,13 +15,14 @@ import csv
 import json
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import soundfile as sf
 from PIL import Image
 
+from .audio import REFERENCE_CENTRE_S
 from .errors import AVDemoError
 from .metrics import GT_SIZE, gt_map_consensus, gt_map_from_boxes, gt_map_from_pixel_boxes
 
@@ -42,6 +43,8 @@ class BenchmarkSample:
     sounding: bool
     kind: str                   # "sounding" | "non-sounding" | "silence" | "noise" | "offscreen"
     meta: dict = field(default_factory=dict)   # extra metadata of the entry (e.g. our data's keys)
+    audio_centre_s: float | None = REFERENCE_CENTRE_S  # the window heard (``clip_window``): the reference's,
+                                                        # or None: the clip's middle (our generated data)
 
 
 def read_frame(path: str | Path) -> np.ndarray:
@@ -91,6 +94,13 @@ def read_ids(ids: list[str] | str | Path) -> list[tuple[str, str]]:
         rows = [[str(i)] for i in ids]
     strip = lambda s: re.sub(r"\.(jpg|jpeg|png|wav|mp4)$", "", s, flags=re.IGNORECASE)
     return [(strip(row[0]), row[1] if len(row) > 1 else "") for row in rows]
+
+
+def dataset_audio_centre_s(root: str | Path) -> float | None:
+    """Where the clips of a dataset folder are heard (``BenchmarkSample.audio_centre_s``): at their middle
+    for our generated data (a folder with ``avdemo.data``'s ``build.json``), as training hears them; else at
+    the reference evaluation's window."""
+    return None if (Path(root) / "build.json").is_file() else REFERENCE_CENTRE_S
 
 
 def vggss_key(sample_id: str) -> str:
@@ -152,7 +162,8 @@ def load_vggss(root: str | Path, meta: str | Path | None = None, ids: list[str] 
             gt_map=gt_map_from_boxes(boxes).astype(np.float32) if boxes else None, boxes=boxes,
             sounding=bool(boxes), kind=entry.pop("kind", "sounding" if boxes else NON_SOUNDING),
             meta={k: v for k, v in entry.items() if k != "file"}))
-    return samples + (read_negatives(root, negatives) if negatives is not None else [])
+    samples += read_negatives(root, negatives) if negatives is not None else []
+    return [replace(s, audio_centre_s=dataset_audio_centre_s(root)) for s in samples]
 
 
 def _box_xyxy(box: ET.Element, path: Path) -> list[int]:

@@ -15,7 +15,7 @@ import os
 import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +23,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import reference_window, to_model_rate
+from .audio import clip_window, to_model_rate
 from .benchmarks import (BOX_BENCHMARKS, BenchmarkSample, check_files, load_box_benchmark, load_flickr, load_vggss,
                          read_frame, read_wav)
 from .cache import atomic_write
-from .checkpoints import load_model
+from .checkpoints import card_path, load_model
 from .config import FAMILIES
+from .diagnosis import MEASURES as DIAGNOSIS_MEASURES
 from .errors import AVDemoError
 from .metrics import (GT_SIZE, adaptive_ciou, ciou, ciou_auc, false_positive_metrics, group_auc, group_success_rate,
                       map_confidence, pointing_game, retrieval_recall, roc_auc, success_rate)
 from .model import AVLocalizer, Localization
+from .negatives import at_threshold
 
 # What the model says about every sample of a benchmark, in sample order: maps (N, 224, 224) raw cosine
 # maps at the reference's evaluation size, maps_lowres, s_L, s_A, image_emb, audio_emb.
@@ -41,14 +43,15 @@ Predictions = Localization
 
 def run_model(model: AVLocalizer, samples: list[BenchmarkSample], batch_size: int = 32,
               progress: bool = True) -> Predictions:
-    """``model.localize`` on every sample: the frame, and the reference window of its audio (the clip
-    tiled to 10 s, the centred window) at the model's rate. Frames of one size are batched together."""
+    """``model.localize`` on every sample: the frame, and the window of its audio that the benchmark
+    defines (``BenchmarkSample.audio_centre_s``, ``avdemo.audio.clip_window``) at the model's rate. Frames
+    of one size are batched together."""
     cfg = model.cfg.audio
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
     order: list[int] = []
 
     def load(s: BenchmarkSample) -> tuple[np.ndarray, torch.Tensor]:
-        return read_frame(s.image_path), reference_window(to_model_rate(*read_wav(s.audio_path), cfg), cfg)
+        return read_frame(s.image_path), clip_window(to_model_rate(*read_wav(s.audio_path), cfg), cfg, s.audio_centre_s)
 
     with tqdm(total=len(samples), desc="evaluating", unit="pair", disable=not progress) as bar, \
             ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:           # decoding releases the GIL
@@ -78,6 +81,15 @@ def _retrieval(image_emb: np.ndarray, audio_emb: np.ndarray, class_names: list[s
     return {level: {"audio_to_image": retrieval_recall(audio_emb, image_emb, labels, labels),
                     "image_to_audio": retrieval_recall(image_emb, audio_emb, labels, labels)}
             for level, labels in levels.items()}
+
+
+def rates_at_recall(confidence: np.ndarray, sounding: np.ndarray, kinds: np.ndarray, curves: dict,
+                    recall_pct: float) -> dict[str, Any]:
+    """The false-positive rates (percent, per kind of non-sounding pair) at the highest threshold whose
+    recall reaches ``recall_pct`` (the False positives tab's rates, ``avdemo.negatives.at_threshold``)."""
+    reached = np.flatnonzero(np.asarray(curves["recall"]) * 100.0 >= recall_pct)
+    stats = at_threshold(confidence, sounding, kinds, curves, curves["thresholds"][reached[0]])
+    return {"threshold": stats.threshold, "recall": stats.recall, "fpr": stats.fpr, "fpr_by_kind": stats.fpr_by_kind}
 
 
 def _json_list(values: np.ndarray, cast=float) -> list:
@@ -127,6 +139,7 @@ def score(preds: Predictions, samples: list[BenchmarkSample], confidence: str = 
             c = conf[(kinds == kind) & ~sounding]
             fp["by_kind"][kind] = {"n": len(c), "mean_confidence": float(c.mean()),
                                    "confident_pct": 100.0 * float(np.mean(c >= fp["best_threshold"]))}
+        fp["at_recall_90"] = rates_at_recall(conf, sounding, kinds, fp["curves"], 90.0)
         report["false_positives"] = fp
     report["per_sample"] = {
         "id": [s.id for s in samples], "kind": [s.kind for s in samples],
@@ -188,6 +201,55 @@ def evaluate(model: AVLocalizer, samples: list[BenchmarkSample], batch_size: int
     return score(preds, samples, confidence=confidence, ciou_threshold=model.cfg.ciou_threshold), preds
 
 
+def shuffled_audio(samples: list[BenchmarkSample], seed: int = 0) -> list[BenchmarkSample]:
+    """The sounding samples, each heard with another sample's audio (a fixed derangement): the control
+    that shows the map follows the sound. Ground truth stays the image's."""
+    sounding = [s for s in samples if s.sounding]
+    order = np.random.default_rng(seed).permutation(len(sounding))
+    source = np.empty_like(order)
+    source[order] = np.roll(order, 1)               # one random cycle: sample order[k] hears order[k - 1]
+    return [replace(s, audio_path=sounding[j].audio_path) for s, j in zip(sounding, source)]
+
+
+def full_report(model: AVLocalizer, samples: list[BenchmarkSample], train_meta: Path | None = None,
+                batch_size: int = 32, progress: bool = True, confidence: str = "top25") -> dict[str, Any]:
+    """``evaluate``, and on our data also the switch test and the ear / eye / bridge diagnosis;
+    ``train_meta`` (the training split's vggss.json) adds the results by seen / not-seen media."""
+    from .diagnosis import diagnose
+    from .switch import switch_test
+
+    report, _ = evaluate(model, samples, batch_size=batch_size, progress=progress, confidence=confidence)
+    if train_meta is not None:
+        report["localization_by_media"] = localization_by_media(report, samples, train_meta)
+    if (switch := switch_test(model, samples, train_meta, batch_size=batch_size)) is not None:
+        report["switch"] = switch
+    if (diagnosis := diagnose(model, samples, train_meta)) is not None:
+        report["diagnosis"] = diagnosis
+    return report
+
+
+def card_test_metrics(model: AVLocalizer, samples: list[BenchmarkSample], report: dict[str, Any],
+                      batch_size: int = 32) -> dict[str, Any]:
+    """A model card's test metrics: the ``full_report`` of ``samples`` without per-sample values, and the
+    localization of the shuffled-audio control."""
+    control, _ = evaluate(model, shuffled_audio(samples), batch_size=batch_size, progress=False)
+    return {"test": {k: v for k, v in report.items() if k != "per_sample"},
+            "test_shuffled_audio": {"localization": control["localization"]}}
+
+
+def write_card_metrics(checkpoint: str | Path, metrics: dict[str, Any], command: str) -> Path:
+    """Store test metrics (``card_test_metrics``) in the model card of one of our local checkpoints,
+    with the command that measured them; the rest of the card is kept."""
+    path = card_path(Path(checkpoint))
+    if not path.is_file():
+        raise AVDemoError(f"--write-card: {checkpoint} has no model card ({path.name}); only our .safetensors have one")
+    card = json.loads(path.read_text())
+    card["metrics"] = {**card.get("metrics", {}), **metrics}
+    card.setdefault("provenance", {})["test_command"] = command
+    atomic_write(path, lambda p: p.write_text(json.dumps(_json_safe(card), indent=2)))
+    return path
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The headline numbers as a plain-text table (percentages unless marked)."""
     row = lambda name, *values: f"  {name:<28}" + "".join(f"{v:>9.2f}" for v in values)
@@ -213,11 +275,26 @@ def format_report(report: dict[str, Any]) -> str:
                   row("precision, sounding pairs", fp["precision_sounding"]),
                   row("precision, all pairs", fp["precision_all"])]
         lines += [row(f"confident {kind} (n={k['n']})", k["confident_pct"]) for kind, k in fp["by_kind"].items()]
+        at90 = fp["at_recall_90"]
+        lines += [row(f"at recall {at90['recall']:.1f}: {kind} FPR", rate) for kind, rate in at90["fpr_by_kind"].items()]
     if groups := report.get("localization_by_media"):
         lines.append(f"{'By training media':<30}{'success':>9}{'pointing':>9}{'blind pt':>9}{'oracle':>9}")
         lines += [row(f"{name} (n={g['n']})", g["ciou_success"], g["pointing_game"],
                       *([g["blind_pointing_game"], g["oracle_ciou_success"]] if "blind_method" in g else []))
                   for name, g in groups.items()]
+    if sw := report.get("switch"):
+        best_blind = lambda g, key: max(g[key].values())
+        lines += [f"Switch test ({sw['n_trials']} trials in {sw['n_scenes']} scenes; sound dependence "
+                  f"{sw['sound_dependence']:.2f}){'pixels':>8}{'box':>9}{'chance':>9}{'blind':>9}",
+                  row("all trials", sw["pixels"], sw["box"], sw["chance_pixels"], best_blind(sw, "blind_pixels"))]
+        lines += [row(f"{name} (n={g['n']})", g["pixels"], g["box"], g["chance_pixels"], best_blind(g, "blind_pixels"))
+                  for name, g in sw.get("by_media", {}).items()]
+        lines.append("  peak on: " + ", ".join(f"{place} {pct:.1f}" for place, pct in sw["peak_on"].items()))
+    if dg := report.get("diagnosis"):
+        lines.append(f"{'Ear / eye / bridge (category 1-NN)':<30}{'hits':>9}{'chance':>9}{'unseen':>9}")
+        lines += [row(name.replace("_to_", " -> "), dg[name]["hits"], dg[name]["chance"],
+                      *([dg[name]["not_seen"]["hits"]] if "not_seen" in dg[name] else []))
+                  for name in DIAGNOSIS_MEASURES]
     return "\n".join(lines)
 
 
@@ -284,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-meta", type=Path, help="embedded benchmark: the training split's vggss.json, "
                         "to group results by whether the sounding picture and recording were seen in training")
     parser.add_argument("--out", type=Path, default=Path("report.json"))
+    parser.add_argument("--write-card", action="store_true", help="our checkpoints: store the test metrics (and "
+                        "the shuffled-audio control) in the checkpoint's model card, with this command")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
@@ -291,9 +370,10 @@ def main(argv: list[str] | None = None) -> int:
         samples = load_benchmark(args.benchmark, args.root, args.meta, args.ids, args.negatives)
         check_files(samples)
         model = load_model(args.checkpoint, device=args.device, trusted=args.trust_checkpoint, family=args.family)
-        report, _ = evaluate(model, samples, batch_size=args.batch_size, confidence=args.confidence)
-        if args.train_meta is not None:
-            report["localization_by_media"] = localization_by_media(report, samples, args.train_meta)
+        report = full_report(model, samples, args.train_meta, batch_size=args.batch_size, confidence=args.confidence)
+        if args.write_card:
+            command = " ".join(["python -m avdemo.evaluate", *(argv if argv is not None else sys.argv[1:])])
+            print(f"card written: {write_card_metrics(args.checkpoint, card_test_metrics(model, samples, report, args.batch_size), command)}")
     except AVDemoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -39,7 +39,7 @@ from .metrics import (ciou_auc, false_positive_metrics, gt_map_from_boxes, map_c
                       roc_auc, success_rate)
 from .model import AVLocalizer
 
-FORMAT = "avdemo-index/1"
+FORMAT = "avdemo-index/2"
 THUMB_SIZE = 128               # thumbnails are square, as the model sees the frame
 FLAT_MAX = 100_000             # exact inner-product search up to this many items, IVF above
 CONFIDENCES = ("s_A", "top25", "peak")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .audio import LogSpectrogram, audio_windows, to_model_rate
+from .audio import LogSpectrogram, clip_window, to_model_rate
 from .backbones import resnet18_trunk, visual_backbone
 from .config import ModelConfig
 
@@ -149,7 +149,7 @@ class AVLocalizer(nn.Module):
         return (x - self.pixel_mean) / self.pixel_std
 
     def audio_to_specs(self, audio: np.ndarray | torch.Tensor, sample_rate: int | None, n: int) -> torch.Tensor:
-        """A waveform (centred window of the clip, as the reference) or (N, samples) precomputed
+        """A waveform (its centred window, ``avdemo.audio.clip_window``) or (N, samples) precomputed
         windows at the model rate, or (N, 1, F, T) spectrograms -> (n or 1, 1, F, T)."""
         a = torch.as_tensor(np.asarray(audio, dtype=np.float32)) if not torch.is_tensor(audio) else audio.float()
         a = a.to(self.pixel_mean.device)
@@ -161,8 +161,7 @@ class AVLocalizer(nn.Module):
             if sample_rate is None:
                 raise ValueError("a waveform needs its sample_rate")
             wav = to_model_rate(a.cpu(), sample_rate, self.cfg.audio)
-            centre = wav.shape[-1] / self.cfg.audio.sample_rate / 2
-            specs = self.spectrogram(audio_windows(wav, [centre], self.cfg.audio).to(a.device))
+            specs = self.spectrogram(clip_window(wav, self.cfg.audio)[None].to(a.device))
         expected = self.cfg.audio.spec_shape
         if tuple(specs.shape[-2:]) != expected:
             raise ValueError(f"audio windows give spectrograms of {tuple(specs.shape[-2:])}; this model "

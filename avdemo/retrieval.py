@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .audio import reference_window, to_model_rate
-from .benchmarks import read_frame, read_wav
+from .audio import clip_window, to_model_rate
+from .benchmarks import dataset_audio_centre_s, read_frame, read_wav
 from .errors import AVDemoError
 from .index import SampleIndex
 from .media import scaled_size
@@ -49,8 +49,9 @@ class Retrieval:
 
 
 def sample_window(index: SampleIndex, i: int, model: AVLocalizer) -> np.ndarray:
-    """The audio window the index used for sample ``i`` (the reference window, at the model's rate)."""
-    return reference_window(to_model_rate(*read_wav(index.audio_paths[i]), model.cfg.audio), model.cfg.audio).numpy()
+    """The audio window the index used for sample ``i`` (its dataset's, at the model's rate)."""
+    wav = to_model_rate(*read_wav(index.audio_paths[i]), model.cfg.audio)
+    return clip_window(wav, model.cfg.audio, dataset_audio_centre_s(index.root)).numpy()
 
 
 def shrink(frame_uint8: np.ndarray, max_side: int) -> np.ndarray:
@@ -81,7 +82,7 @@ def query_inputs(query: Query, index: SampleIndex, model: AVLocalizer) -> tuple[
     if query.modality == "audio":
         if query.wav is None or query.sample_rate is None:
             raise AVDemoError("upload a sound (or choose an indexed sample) to search with")
-        window = reference_window(to_model_rate(query.wav, query.sample_rate, model.cfg.audio), model.cfg.audio).numpy()
+        window = clip_window(to_model_rate(query.wav, query.sample_rate, model.cfg.audio), model.cfg.audio).numpy()
         loc = model.localize(np.zeros((size, size, 3), np.uint8), window[None])
         return loc.audio_emb[0], window
     if query.frame is None:

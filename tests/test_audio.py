@@ -6,8 +6,10 @@ import pytest
 import scipy.signal
 import torch
 
-from avdemo.audio import LogSpectrogram, audio_windows, reference_window, to_model_rate
+from avdemo.audio import REFERENCE_CENTRE_S, LogSpectrogram, audio_windows, clip_window, to_model_rate
 from avdemo.config import AudioConfig, preset
+from train.config import AudioAugConfig
+from train.views import audio_views
 
 
 def scipy_log_spectrogram(x: np.ndarray, cfg: AudioConfig) -> np.ndarray:
@@ -45,8 +47,16 @@ def test_reference_window_tiles_short_clips_like_the_reference():
     # the reference: tile to at least 10 s, cut 10 s, take 3.5 s .. 6.5 s
     tiled = np.tile(clip, int(10 * cfg.sample_rate / len(clip)) + 1)[: 10 * cfg.sample_rate]
     expected = tiled[int(3.5 * cfg.sample_rate): int(6.5 * cfg.sample_rate)]
-    ours = reference_window(torch.from_numpy(clip), cfg).numpy()
+    ours = clip_window(torch.from_numpy(clip), cfg, REFERENCE_CENTRE_S).numpy()
     np.testing.assert_array_equal(ours, expected)
+
+
+def test_the_default_window_is_the_clips_centre_as_training_hears_it():
+    cfg = AudioConfig(sample_rate=1000, window_s=1.0)
+    wav = torch.arange(3000, dtype=torch.float64) / 4096           # value encodes the sample index
+    assert (clip_window(wav, cfg) * 4096).tolist() == list(range(1000, 2000))   # the centre second of 3 s
+    aug = AudioAugConfig(max_shift_s=0.0)
+    assert torch.equal(audio_views(wav, ["original"], cfg, aug, torch.Generator())[0], clip_window(wav, cfg))
 
 
 def test_window_is_centred_on_the_requested_time():

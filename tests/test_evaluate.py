@@ -11,11 +11,14 @@ import pytest
 from test_benchmarks import write_vggss_layout
 
 from avdemo import metrics as M
-from avdemo.audio import reference_window, to_model_rate
+import torch
+
+from avdemo.audio import REFERENCE_CENTRE_S, clip_window, to_model_rate
 from avdemo.benchmarks import BenchmarkSample, load_vggss, read_frame, read_wav
 from avdemo.checkpoints import load_model, save_model
 from avdemo.errors import AVDemoError
-from avdemo.evaluate import localization_by_media, main, run_model, score
+from avdemo.data.splits import build_split
+from avdemo.evaluate import load_benchmark, localization_by_media, main, run_model, score
 from avdemo.model import Localization
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,10 +42,29 @@ def test_run_model_batches_mixed_frame_sizes_and_keeps_sample_order(dataset, tin
     assert preds.image_emb.shape == (6, 512) and preds.s_A.shape == (6,)
     cfg = tiny_model.cfg.audio
     for i in (2, 3, 5):      # 80x60 and 64x64 frames in one batch; a negative pair
-        window = reference_window(to_model_rate(*read_wav(samples[i].audio_path), cfg), cfg)
+        window = clip_window(to_model_rate(*read_wav(samples[i].audio_path), cfg), cfg, samples[i].audio_centre_s)
         one = tiny_model.localize(read_frame(samples[i].image_path), window[None], output_size=(224, 224))
         np.testing.assert_allclose(preds.maps[i], one.maps[0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(preds.s_A[i], one.s_A[0], rtol=1e-4, atol=1e-5)
+
+
+def test_the_evaluator_hears_our_scenes_as_training_does_and_vggss_as_the_reference(tmp_path, dataset, tiny_model):
+    from train.config import AudioAugConfig
+    from train.views import audio_views
+
+    folder = build_split("test", 3, tmp_path / "ours", workers=1, progress=False)
+    samples = load_benchmark("embedded", folder)
+    assert {s.audio_centre_s for s in samples} == {None}
+    assert {s.audio_centre_s for s in load_vggss(dataset)} == {REFERENCE_CENTRE_S}
+    preds = run_model(tiny_model, samples[:3], progress=False)
+    cfg = tiny_model.cfg.audio
+    for i in range(3):
+        wav = to_model_rate(*read_wav(samples[i].audio_path), cfg)
+        heard = audio_views(wav, ["original"], cfg, AudioAugConfig(), torch.Generator())     # training's window
+        frame = read_frame(samples[i].image_path)
+        np.testing.assert_allclose(preds.s_L[i], tiny_model.localize(frame, heard).s_L[0], rtol=1e-4, atol=1e-5)
+        reference = clip_window(wav, cfg, REFERENCE_CENTRE_S)[None]                          # 2 s of 3: not it
+        assert abs(preds.s_L[i] - tiny_model.localize(frame, reference).s_L[0]) > 1e-4
 
 
 def test_score_reports_each_block_and_per_sample_values(dataset, tiny_model):

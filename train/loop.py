@@ -37,7 +37,7 @@ from avdemo.benchmarks import load_vggss
 from avdemo.cache import atomic_write
 from avdemo.checkpoints import git_commit, load_model, save_model
 from avdemo.errors import AVDemoError
-from avdemo.evaluate import evaluate, load_benchmark, localization_by_media
+from avdemo.evaluate import card_test_metrics, evaluate, full_report, load_benchmark
 from avdemo.model import AVLocalizer
 
 from .augment import ImageAugment
@@ -146,16 +146,6 @@ def selection_score(metrics: dict[str, float], keys: tuple[str, ...]) -> float:
     if missing:
         raise AVDemoError(f"select_metric {missing} not in the evaluation report; available: {sorted(metrics)}")
     return float(sum(metrics[k] for k in keys))
-
-
-def shuffled_audio(samples: list, seed: int = 0) -> list:
-    """The sounding samples, each heard with another sample's audio (a fixed derangement): the control
-    that shows the map follows the sound. Ground truth stays the image's."""
-    sounding = [s for s in samples if s.sounding]
-    order = np.random.default_rng(seed).permutation(len(sounding))
-    source = np.empty_like(order)
-    source[order] = np.roll(order, 1)               # one random cycle: sample order[k] hears order[k - 1]
-    return [dataclasses.replace(s, audio_path=sounding[j].audio_path) for s, j in zip(sounding, source)]
 
 
 def remove_stale_temp_files(out_dir: Path) -> None:
@@ -475,15 +465,11 @@ class Trainer:
                 "metrics": {"val": model.card["metrics"]["val"] if validated else None}}
         if cfg.test_split is not None:
             samples = load_benchmark("embedded", cfg.split_dir(cfg.test_split))   # with its negatives
-            report, _ = evaluate(model, samples, batch_size=cfg.eval_batch_size, progress=True)
             train_meta = cfg.split_dir(cfg.train_split) / "vggss.json"
-            if train_meta.is_file() and all("picture_media" in s.meta for s in samples if s.sounding):
-                report["localization_by_media"] = localization_by_media(report, samples, train_meta)
-            report.pop("per_sample")
-            control, _ = evaluate(model, shuffled_audio(samples), batch_size=cfg.eval_batch_size, progress=False)
-            card["metrics"]["test"] = report
-            card["metrics"]["test_shuffled_audio"] = {"localization": control["localization"]}
-            self.log.log(self.step, {f"test/{k}": v for k, v in flatten(report).items()})
+            report = full_report(model, samples, train_meta if train_meta.is_file() else None,
+                                 batch_size=cfg.eval_batch_size)
+            card["metrics"] |= card_test_metrics(model, samples, report, batch_size=cfg.eval_batch_size)
+            self.log.log(self.step, {f"test/{k}": v for k, v in flatten(card["metrics"]["test"]).items()})
         path = Path(cfg.final_path or self.out / "model.safetensors")
         return save_model(model, path, card=card, dtype=dtype)
 

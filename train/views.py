@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avdemo.audio import audio_windows
+from avdemo.audio import clip_window, audio_windows
 from avdemo.config import AudioConfig
 
 from .config import AudioAugConfig, ImageAugConfig
@@ -36,7 +36,7 @@ def audio_views(wav: torch.Tensor, kinds: list[str], cfg: AudioConfig, aug: Audi
     the evaluation hears it), ``augmented`` from ``augment_window`` (``mix_wav``: the second source)."""
     centre = wav.shape[-1] / cfg.sample_rate / 2
     return torch.stack([augment_window(wav, centre, cfg, aug, generator, mix_wav) if kind == "augmented"
-                        else audio_windows(wav, [centre], cfg, mode="tile")[0] for kind in kinds])
+                        else clip_window(wav, cfg) for kind in kinds])
 
 
 def uniform(generator: torch.Generator, low: float, high: float) -> float:
