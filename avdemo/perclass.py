@@ -4,7 +4,8 @@ Per class, over its sounding pairs: cIoU@0.5 (success rate), pointing game, and 
 directions (a query hits when the best-ranked item of the whole sounding gallery has the query's class,
 as ``avdemo.metrics.retrieval_recall``). With a confidence threshold, also the share of the class's
 sounding pairs that count as false positives there (confident but mislocalized: SLAVC's definition, as
-``avdemo.negatives``); non-sounding pairs have no class, so they have no row.
+``avdemo.negatives``); non-sounding pairs have no class, so they have no row. On our data, also which
+side fails for the class: its switch-test score and its ear, eye and bridge (``SIDES``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ from .metrics import best_match_rank
 
 COLUMNS = ("class", "pairs", "cIoU@0.5", "pointing game", "R@1 audio→image", "R@1 image→audio",
            "false positives at threshold")
+# on our data (the index's switch test and diagnosis, ``avdemo.switch``, ``avdemo.diagnosis``): column ->
+# (report, key of its per-class row)
+SIDES = {"switch: peak on the played object": ("switch", "pixels"), "ear": ("diagnosis", "ear"),
+         "eye": ("diagnosis", "eye"), "bridge sound→object": ("diagnosis", "sound_to_object"),
+         "bridge object→sound": ("diagnosis", "object_to_sound")}
 
 
 def _pct(mask: np.ndarray) -> float:
@@ -24,7 +30,8 @@ def _pct(mask: np.ndarray) -> float:
 def per_class(index: SampleIndex, confidence: str = "s_A", threshold: float | None = None,
               ciou_threshold: float = 0.5) -> list[dict[str, float | int | str | None]]:
     """One row per class of the index's sounding pairs (``COLUMNS``, in percent), lowest cIoU@0.5 first;
-    "false positives at threshold" is None without a ``threshold``."""
+    "false positives at threshold" is None without a ``threshold``. Where the index has the switch test
+    and the diagnosis (our data), each row also has the ``SIDES`` columns (None for a class they lack)."""
     pos = index.gallery
     labels = np.asarray(index.class_names)[pos]
     if len(pos) == 0 or not all(labels):
@@ -43,5 +50,7 @@ def per_class(index: SampleIndex, confidence: str = "s_A", threshold: float | No
         rows.append({"class": str(name), "pairs": int(m.sum()), "cIoU@0.5": _pct(good[m]),
                      "pointing game": _pct(pointing[m]), "R@1 audio→image": _pct(hit_a2i[m]),
                      "R@1 image→audio": _pct(hit_i2a[m]),
-                     "false positives at threshold": None if confident is None else _pct(confident[m] & ~good[m])})
+                     "false positives at threshold": None if confident is None else _pct(confident[m] & ~good[m]),
+                     **{column: index.info[report]["per_class"].get(str(name), {}).get(key)
+                        for column, (report, key) in SIDES.items() if report in index.info}})
     return sorted(rows, key=lambda r: (r["cIoU@0.5"], r["pointing game"], r["class"]))

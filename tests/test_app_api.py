@@ -25,7 +25,7 @@ from avdemo import metrics as M
 from avdemo.benchmarks import read_frame, read_wav
 from avdemo.compare import disagreements, summary_rows
 from avdemo.index import ensure_index, load_index
-from avdemo.perclass import per_class
+from avdemo.perclass import SIDES, per_class
 from avdemo.ui.embedding_tab import ALL_CLASSES
 from avdemo.media import frame_at, write_mp4
 
@@ -529,16 +529,21 @@ def test_the_sessions_temporary_files_are_deleted_when_the_app_stops(own_app, as
 
 
 def test_the_per_class_table_and_chart_with_and_without_model_b(client, ask, index, data):
-    table, plot = client.predict(ask[0], "(none)", ask[1], None, api_name="/per_class")
+    table, plot, sides = client.predict(ask[0], "(none)", ask[1], None, api_name="/per_class")
     rows = per_class(index)
     assert table["headers"][:6] == ["class", "pairs", "cIoU@0.5", "pointing game", "R@1 audio→image",
                                     "R@1 image→audio"]
+    assert table["headers"][7:] == list(SIDES)                          # our data: switch, ear, eye, bridge
+    grid, _ = figure(sides)
+    assert list(grid[0]["x"]) == list(SIDES) and list(grid[0]["y"]) == [r["class"] for r in rows]
+    np.testing.assert_array_equal(np.array(grid[0]["z"], dtype=float),
+                                  np.array([[np.nan if r[c] is None else r[c] for c in SIDES] for r in rows]))
     assert [r[0] for r in table["data"]] == [r["class"] for r in rows]
     assert [r[2] for r in table["data"]] == [r["cIoU@0.5"] for r in rows]
     traces, _ = figure(plot)
     assert [t["name"] for t in traces] == ["cIoU@0.5", "pointing game", "R@1 audio→image", "R@1 image→audio"]
     assert list(traces[0]["y"]) == [r["class"] for r in rows]
-    table, plot = client.predict(ask[0], "default.safetensors", ask[1], 0.5, api_name="/per_class")
+    table, plot, _ = client.predict(ask[0], "default.safetensors", ask[1], 0.5, api_name="/per_class")
     other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
                          progress=False)
     b_rows = {r["class"]: r for r in per_class(other, "s_A", 0.5)}

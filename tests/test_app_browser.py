@@ -111,6 +111,7 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     switches["per class"] = open_tab(page, "Per class", "#class-plot .js-plotly-plot")
     page.wait_for_function("() => document.querySelector('#class-table').innerText.includes('B cIoU@0.5')")
     assert page.locator("#class-plot .bars path").count() >= 4
+    assert page.locator("#class-sides .js-plotly-plot .heatmaplayer").count() == 1
     page.screenshot(path=str(ARTIFACTS / "tab5-per-class.png"), full_page=True)
 
     # Tab 6: both models' numbers and the disagreements, each with both maps.

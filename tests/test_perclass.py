@@ -8,7 +8,7 @@ import pytest
 from appdata import app_data
 
 from avdemo.index import load_index
-from avdemo.perclass import COLUMNS, per_class
+from avdemo.perclass import COLUMNS, SIDES, per_class
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_per_class_rows_equal_a_plain_loop(index):
     rows = per_class(index, "s_A", threshold)
     pos = list(index.gallery)
     labels = np.array([index.class_names[i] for i in pos])
-    assert sorted(r["class"] for r in rows) == sorted(set(labels)) and all(set(r) == set(COLUMNS) for r in rows)
+    assert sorted(r["class"] for r in rows) == sorted(set(labels)) and all(set(r) == {*COLUMNS, *SIDES} for r in rows)
     assert sum(r["pairs"] for r in rows) == len(pos) == int(index.sounding.sum())
     for row in rows:
         members = [i for i in pos if index.class_names[i] == row["class"]]
@@ -46,6 +46,19 @@ def test_per_class_rows_equal_a_plain_loop(index):
         assert row["false positives at threshold"] == round(100 * sum(fp) / len(members), 1)
     keys = [(r["cIoU@0.5"], r["pointing game"], r["class"]) for r in rows]
     assert keys == sorted(keys)                                       # worst first
+
+
+def test_each_class_shows_its_switch_score_ear_eye_and_bridge_from_the_index(index):
+    switch, diagnosis = index.info["switch"]["per_class"], index.info["diagnosis"]["per_class"]
+    rows = {r["class"]: r for r in per_class(index)}
+    assert switch and diagnosis
+    for name, row in rows.items():
+        assert row["switch: peak on the played object"] == switch.get(name, {}).get("pixels")
+        assert (row["ear"], row["eye"], row["bridge sound→object"], row["bridge object→sound"]) == tuple(
+            diagnosis.get(name, {}).get(m) for m in ("ear", "eye", "sound_to_object", "object_to_sound"))
+    assert any(row["eye"] is not None for row in rows.values())
+    plain = dataclasses.replace(index, info={k: v for k, v in index.info.items() if k not in ("switch", "diagnosis")})
+    assert all(set(r) == set(COLUMNS) for r in per_class(plain))       # another dataset: no such columns
 
 
 def test_without_a_threshold_there_is_no_false_positive_column_value(index):

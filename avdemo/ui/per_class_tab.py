@@ -1,6 +1,7 @@
 """Tab 5, per class: cIoU@0.5, pointing game, class R@1 both ways and (at a confidence threshold) the
-false-positive share of each class, as a table and a bar chart, worst first (``avdemo.perclass``); with
-a model B, its numbers next to A's."""
+false-positive share of each class, as a table and a bar chart, worst first (``avdemo.perclass``); on our
+data also each class's switch score, ear, eye and bridge, as a grid that shows which side fails; with a
+model B, its numbers next to A's."""
 from __future__ import annotations
 
 import gradio as gr
@@ -9,7 +10,7 @@ import plotly.graph_objects as go
 
 from ..errors import AVDemoError
 from ..index import SampleIndex
-from ..perclass import COLUMNS, per_class
+from ..perclass import COLUMNS, SIDES, per_class
 from .indexes import get_index
 from .model_tab import picked
 
@@ -30,8 +31,29 @@ def per_class_figure(rows: list[dict]) -> go.Figure:
     return fig
 
 
+def sides_figure(rows: list[dict]) -> go.Figure | None:
+    """Classes x (switch, ear, eye, bridge both ways) in percent, as a colour grid in the table's order;
+    None when the dataset has no such columns."""
+    columns = [c for c in SIDES if c in rows[0]] if rows else []
+    if not columns:
+        return None
+    values = [[r[c] for c in columns] for r in rows]
+    fig = go.Figure(go.Heatmap(z=values, x=columns, y=[r["class"] for r in rows], zmin=0, zmax=100,
+                               colorscale="RdYlGn", colorbar=dict(title="%"),
+                               text=[["" if v is None else f"{v:.0f}" for v in row] for row in values],
+                               texttemplate="%{text}", hovertemplate="%{y}<br>%{x}: %{z:.1f} %<extra></extra>"))
+    fig.update_layout(height=max(320, 22 * len(rows) + 120), yaxis=dict(autorange="reversed"),
+                      margin=dict(l=10, r=10, t=30, b=40), xaxis=dict(side="top"))
+    return fig
+
+
+def columns_of(rows: list[dict]) -> list[str]:
+    """The table's columns: ``COLUMNS``, and ``SIDES`` where the rows have them."""
+    return [*COLUMNS, *(c for c in SIDES if rows and c in rows[0])]
+
+
 def class_table(checkpoint: str, model_b: str | None, dataset: str, threshold: float | None
-                ) -> tuple[pd.DataFrame, go.Figure]:
+                ) -> tuple[pd.DataFrame, go.Figure, go.Figure | None]:
     """The per-class table and chart of model A on a dataset, with model B's numbers when one is picked;
     ``threshold`` on s_A (None: no FP column)."""
     try:
@@ -41,13 +63,13 @@ def class_table(checkpoint: str, model_b: str | None, dataset: str, threshold: f
         raise gr.Error(str(e)) from None
     if not rows:
         raise gr.Error("this dataset has no class names for its sounding pairs")
-    columns = list(COLUMNS)
+    columns = columns_of(rows)
     if rows_b:
         by_class = {r["class"]: r for r in rows_b}
         for row in rows:
             row.update({f"B {m}": by_class[row["class"]][m] for m in BARS})
         columns += [f"B {m}" for m in BARS]
-    return pd.DataFrame(rows, columns=columns), per_class_figure(rows)
+    return pd.DataFrame(rows, columns=columns), per_class_figure(rows), sides_figure(rows)
 
 
 def build_per_class_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, dataset_choice: gr.Dropdown,
@@ -59,8 +81,14 @@ def build_per_class_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
     threshold = gr.Number(None, label="s_A threshold for the false-positive column (empty: none)",
                           elem_id="class-threshold")
     rows = per_class(index, "s_A")
-    table = gr.Dataframe(pd.DataFrame(rows, columns=list(COLUMNS)), label="Per class", interactive=False,
+    table = gr.Dataframe(pd.DataFrame(rows, columns=columns_of(rows)), label="Per class", interactive=False,
                          max_height=420, elem_id="class-table")
     plot = gr.Plot(per_class_figure(rows) if rows else None, label="Per class (%)", elem_id="class-plot")
+    gr.Markdown("**Which side fails** (our data, model A): *switch*, how often the map's peak lands on an object "
+                "when that object's own recording plays over the same frame; *ear*, a recording's nearest "
+                "recording from another package has its class; *eye*, an object's nearest object in other "
+                "pictures has its class; *bridge*, a recording's nearest object, and an object's nearest "
+                "recording, have its class (ground-truth boxes, the map's own features).")
+    sides = gr.Plot(sides_figure(rows), label="Switch, ear, eye, bridge per class (%)", elem_id="class-sides")
     gr.on([model_choice.change, model_b_choice.change, dataset_choice.change, threshold.submit], class_table,
-          [model_choice, model_b_choice, dataset_choice, threshold], [table, plot], api_name="per_class")
+          [model_choice, model_b_choice, dataset_choice, threshold], [table, plot, sides], api_name="per_class")
