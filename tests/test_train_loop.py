@@ -20,6 +20,7 @@ from PIL import Image
 
 from avdemo.cache import PAUSE_BEFORE_RENAME
 from avdemo.checkpoints import load_model
+from avdemo.errors import AVDemoError
 from avdemo.evaluate import evaluate, load_benchmark
 from train.__main__ import main as train_main
 from train.ablate import main as ablate_main
@@ -126,6 +127,22 @@ def test_run_writes_checkpoints_logs_and_a_card_with_test_metrics(reference, dat
     assert [int(r["step"]) for r in rows if r["tag"] == "train/loss"] == [1, 2, 3, 4]
     assert list((reference / "tb").glob("events.out.tfevents.*"))
     assert not list(reference.glob(".*.tmp"))
+
+
+def test_a_second_phase_starts_from_the_given_checkpoint_and_records_it(reference, data, tmp_path):
+    first = reference / "model.safetensors"
+    trainer = Trainer(tiny(data, tmp_path / "phase2", init_from=str(first), steps=2))
+    start = load_model(first).state_dict()
+    assert all(torch.equal(v.float(), start[k].float()) for k, v in trainer.model.state_dict().items())
+    trainer.run()
+    card = json.loads((tmp_path / "phase2" / "model.json").read_text())
+    assert card["provenance"]["init_from"]["path"] == str(first)
+    assert card["provenance"]["init_from"]["provenance"]["steps"] == 4 and card["provenance"]["steps"] == 2
+    moved = load_model(tmp_path / "phase2" / "model.safetensors").state_dict()
+    assert any(not torch.equal(moved[k], start[k]) for k in start if start[k].is_floating_point())
+    with pytest.raises(AVDemoError, match="model config differs"):
+        Trainer(tiny(data, tmp_path / "other", init_from=str(first),
+                     model=dataclasses.replace(PRESETS["tiny"].model, image_size=96)))
 
 
 def test_same_seed_gives_identical_weights_across_stop_resume_and_worker_counts(reference, data, tmp_path):

@@ -23,7 +23,17 @@ from avdemo.evaluate import PICTURE_NOT_SEEN
 from .config import ABLATIONS, VISION_ABLATIONS, ablation, load_config
 from .loop import flatten, train
 
-COLUMNS = {  # column title -> key of the flattened test report
+BOTH_UNSEEN = "switch.by_media.picture not seen, recording not seen."
+COLUMNS = {  # column title -> key of the flattened test report; the switch test first
+    "switch: pixels, both unseen": BOTH_UNSEEN + "pixels",
+    "switch: blind pixels (same)": BOTH_UNSEEN + "blind_pixels.all objects",
+    "switch: pixels": "switch.pixels",
+    "switch: box": "switch.box",
+    "sound dependence": "switch.sound_dependence",
+    "ear": "diagnosis.ear.hits",
+    "eye": "diagnosis.eye.hits",
+    "bridge s->o": "diagnosis.sound_to_object.hits",
+    "bridge o->s": "diagnosis.object_to_sound.hits",
     "cIoU@0.5": "localization.ciou_success",
     "AUC": "localization.ciou_auc",
     "adaptive cIoU@0.5": "localization.adaptive_ciou_success",
@@ -34,6 +44,7 @@ COLUMNS = {  # column title -> key of the flattened test report
     "FP AP": "false_positives.AP",
     "FP max-F1": "false_positives.max_F1",
     "sounding ROC-AUC": "false_positives.roc_auc",
+    "off-screen FPR at recall 90": "false_positives.at_recall_90.fpr_by_kind.offscreen",
 }
 
 

@@ -102,6 +102,8 @@ class TrainConfig:
                                             # None: the model's own embeddings, gathered while training
     # the visual tower: initialisation, and how much of the pretrained trunk learns
     visual_init: str = "scratch"       # "scratch" or "imagenet" (backbones with offline weights)
+    init_from: str | None = None       # start from the weights of one of our checkpoints (.safetensors + card,
+                                       # the same model config): a second training phase
     visual_trunk: str = "train"        # "train" (all of it), "frozen_bn" (batch norms frozen), "frozen"
     trunk_lr_ratio: float = 1.0        # the trunk's learning rate relative to lr
     # extra negatives: silence and noise-only windows every image must rank below its own audio
@@ -219,6 +221,12 @@ LITE = dataclasses.replace(CPU, model=preset("lite"), visual_init="imagenet", vi
 # ``lite_symmetric`` changes ``lite_finetuned``'s InfoNCE direction: each audio also picks its image.
 FINETUNED = {"image_views": ("original", "neighbour"), "audio_views": VIEWS, "neighbour_features": "imagenet",
              "visual_trunk": "frozen_bn", "trunk_lr_ratio": 0.1}
+# Second-phase rows start from the shipped default (``init_from``). ``SILENT_DISTRACTORS`` is a training
+# split whose distractors are all silent objects (``python -m avdemo.data build --out
+# data_cache/embedded_silent --val 0 --test 0 --openset 0 --scene silent_share=1.0``), so that no training
+# frame shows an object of a sounding category that is not the one heard.
+DEFAULT_PHASE_2 = {**FINETUNED, "init_from": "checkpoints/default.safetensors"}
+SILENT_DISTRACTORS = "../embedded_silent/train"
 VISION_ABLATIONS: dict[str, dict[str, Any]] = {
     "scratch_resnet18": {**ORIGINAL_ONLY, "model": preset("cpu"), "visual_init": "scratch", "visual_trunk": "train",
                          "audio_aug": CPU.audio_aug, "extra_negatives": 0},
@@ -232,6 +240,11 @@ VISION_ABLATIONS: dict[str, dict[str, Any]] = {
     "lite_all_views": {"image_views": VIEWS, "audio_views": VIEWS, "neighbour_features": "imagenet"},
     "lite_finetuned": FINETUNED,
     "lite_symmetric": {**FINETUNED, "direction": "symmetric"},
+    # a second phase: the shipped default trained further with its own recipe, or with one change
+    "default_more_steps": DEFAULT_PHASE_2,
+    "default_symmetric": {**DEFAULT_PHASE_2, "direction": "symmetric"},
+    "default_silent_distractors": {**DEFAULT_PHASE_2, "train_split": SILENT_DISTRACTORS},
+    "default_symmetric_silent": {**DEFAULT_PHASE_2, "direction": "symmetric", "train_split": SILENT_DISTRACTORS},
 }
 
 

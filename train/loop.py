@@ -34,8 +34,9 @@ from tqdm import tqdm
 
 from avdemo.backbones import load_imagenet_trunk
 from avdemo.benchmarks import load_vggss
-from avdemo.cache import atomic_write
+from avdemo.cache import atomic_write, file_sha256
 from avdemo.checkpoints import git_commit, load_model, save_model
+from avdemo.config import ModelConfig
 from avdemo.errors import AVDemoError
 from avdemo.evaluate import card_test_metrics, evaluate, full_report, load_benchmark
 from avdemo.model import AVLocalizer
@@ -191,6 +192,18 @@ class MetricLog:
             self.tb.close()
 
 
+def initial_weights(path: str, model_cfg: ModelConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights of one of our checkpoints, in float32, for a run whose model config is ``model_cfg``,
+    and what the new card records of it (path, sha256, its training provenance)."""
+    start = load_model(path)
+    if start.cfg != model_cfg:
+        raise AVDemoError(f"init_from={path}: its model config differs from this run's; "
+                          f"{start.cfg.to_dict()} != {model_cfg.to_dict()}")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in start.state_dict().items()}
+    provenance = {k: v for k, v in start.card.get("provenance", {}).items() if k != "train_config"}
+    return state, {"path": path, "sha256": file_sha256(Path(path)), "provenance": provenance}
+
+
 class Trainer:
     """Builds everything from a ``TrainConfig`` and runs it; ``run()`` is the loop."""
 
@@ -202,7 +215,10 @@ class Trainer:
         self.bf16 = use_bf16(cfg.amp, self.dist.device)
         torch.manual_seed(cfg.seed)
         self.model = AVLocalizer(cfg.model_config)
-        if cfg.visual_init == "imagenet":
+        if cfg.init_from is not None:
+            state, self.init_card = initial_weights(cfg.init_from, self.model.cfg)
+            self.model.load_state_dict(state)
+        elif cfg.visual_init == "imagenet":
             load_imagenet_trunk(self.model.visual_encoder, cfg.model.visual_backbone)
         self.frozen = freeze_visual_trunk(self.model, cfg.visual_trunk)
         self.model.to(self.dist.device, memory_format=torch.channels_last)
@@ -383,7 +399,8 @@ class Trainer:
                          "train_clips": len(self.clips), "val": cfg.val_split and str(cfg.split_dir(cfg.val_split)),
                          "test": cfg.test_split and str(cfg.split_dir(cfg.test_split))},
                 "labels_used_for_training": False, "processes": self.dist.world, "device": str(self.dist.device),
-                "bf16_autocast": self.bf16, "train_time_s": round(self.train_time_s, 1), "train_config": cfg.to_dict()}
+                "bf16_autocast": self.bf16, "train_time_s": round(self.train_time_s, 1), "train_config": cfg.to_dict(),
+                **({"init_from": self.init_card} if cfg.init_from is not None else {})}
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> Path | None:
@@ -466,8 +483,8 @@ class Trainer:
         if cfg.test_split is not None:
             samples = load_benchmark("embedded", cfg.split_dir(cfg.test_split))   # with its negatives
             train_meta = cfg.split_dir(cfg.train_split) / "vggss.json"
-            report = full_report(model, samples, train_meta if train_meta.is_file() else None,
-                                 batch_size=cfg.eval_batch_size)
+            ours = train_meta.is_file() and all("picture_media" in s.meta for s in samples if s.sounding)
+            report = full_report(model, samples, train_meta if ours else None, batch_size=cfg.eval_batch_size)
             card["metrics"] |= card_test_metrics(model, samples, report, batch_size=cfg.eval_batch_size)
             self.log.log(self.step, {f"test/{k}": v for k, v in flatten(card["metrics"]["test"]).items()})
         path = Path(cfg.final_path or self.out / "model.safetensors")

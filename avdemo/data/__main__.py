@@ -4,6 +4,7 @@ score a split's audio-blind baselines, write the example videos."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from avdemo.data.build_pack import PACK_DIR, build_pack, sheets_dir
 from avdemo.data.pack_docs import coverage
 from avdemo.data.sources import fetch_all
 from avdemo.data.catalog import load_catalog, read_manifest
+from avdemo.data.scenes import SceneConfig
 from avdemo.data.splits import DEFAULT_SIZES, SPLITS, build_split, pool_table
 from avdemo.data.videos import EXAMPLES_DIR, write_examples
 
@@ -35,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
                            help=f"scenes in the {split} split (0 skips it; default {DEFAULT_SIZES[split]})")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--workers", type=int, default=2)
+    build.add_argument("--scene", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                       help="change how scenes are drawn (avdemo.data.scenes.SceneConfig; JSON values), "
+                            "e.g. silent_share=1.0 for distractors that are all silent objects")
 
     pools = sub.add_parser("pools", help="print the pack's coverage and each category's train/held-out media")
     pools.add_argument("--seed", type=int, default=0)
@@ -55,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         catalog = load_catalog()
         for split in SPLITS:
             if getattr(args, split) > 0:
-                folder = build_split(split, getattr(args, split), args.out, args.seed, workers=args.workers,
-                                     catalog=catalog)
+                folder = build_split(split, getattr(args, split), args.out, args.seed,
+                                     cfg=scene_config(args.scene), workers=args.workers, catalog=catalog)
                 built = json.loads((folder / "build.json").read_text())
                 print(f"{folder}: {built['scenes']} scenes in {built['seconds']} s ({built['scenes_per_s']} scenes/s)")
                 if split != "train":
@@ -69,6 +74,19 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "videos":
         for path in write_examples(args.out, args.seed):
             print(f"{path} ({path.stat().st_size // 1024} KB)")
+
+
+def scene_config(overrides: list[str]) -> SceneConfig:
+    """``SceneConfig`` with ``key=value`` changes (values are JSON; lists become tuples)."""
+    known = {f.name for f in dataclasses.fields(SceneConfig)}
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(f"--scene {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
+        parsed = json.loads(value)
+        changes[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return dataclasses.replace(SceneConfig(), **changes)
 
 
 def _print_coverage(pack: Path) -> None:
