@@ -23,10 +23,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from avdemo.data.catalog import SILENT_OBJECT, Catalog, load_catalog
+from avdemo.data.scenes import scene_audio
+
 from .audio import clip_window, to_model_rate
 from .benchmarks import BenchmarkSample, read_frame
 from .metrics import GT_SIZE, gt_map_from_boxes
 from .model import AVLocalizer
+from .switch import scene_config, stable_rng, training_media
 
 MEASURES = ("ear", "eye", "sound_to_object", "object_to_sound")
 TIE = 1e-6             # cosine similarities closer than this count as equal
@@ -126,13 +130,9 @@ def audio_vectors(model: AVLocalizer, windows: torch.Tensor, batch_size: int = 6
 
 
 def diagnose(model: AVLocalizer, samples: list[BenchmarkSample], train_meta: Path | None = None,
-             seed: int = 0) -> dict[str, Any] | None:
-    """Ear / eye / bridge of ``model`` on our data's scenes (None when the samples are not ours)."""
-    from avdemo.data.catalog import SILENT_OBJECT, load_catalog
-    from avdemo.data.scenes import scene_audio
-
-    from .switch import scene_config, stable_rng, training_media
-
+             seed: int = 0, catalog: Catalog | None = None) -> dict[str, Any] | None:
+    """Ear / eye / bridge of ``model`` on our data's scenes (None when the samples are not ours);
+    ``catalog``: the pack's sounds, when already loaded."""
     scenes = [(i, s) for i, s in enumerate(samples) if s.sounding and s.meta.get("objects")]
     if not scenes:
         return None
@@ -146,7 +146,7 @@ def diagnose(model: AVLocalizer, samples: list[BenchmarkSample], train_meta: Pat
         cats += [o["category"] for o in objects]
         scene_of += [i] * len(objects)
         pictures += [o["picture"] for o in objects]
-    catalog = load_catalog()
+    catalog = catalog or load_catalog(sounds_only=True)
     wanted = set(cats)
     recordings = [m for m in catalog.media.values() if m.kind == "sound" and m.category in wanted]
     cfg = scene_config(scenes[0][1])

@@ -29,12 +29,14 @@ from .benchmarks import (BOX_BENCHMARKS, BenchmarkSample, check_files, load_box_
 from .cache import atomic_write
 from .checkpoints import card_path, load_model
 from .config import FAMILIES
-from .diagnosis import MEASURES as DIAGNOSIS_MEASURES
+from .data.catalog import load_catalog
+from .diagnosis import MEASURES as DIAGNOSIS_MEASURES, diagnose
 from .errors import AVDemoError
 from .metrics import (GT_SIZE, adaptive_ciou, ciou, ciou_auc, false_positive_metrics, group_auc, group_success_rate,
                       map_confidence, pointing_game, retrieval_recall, roc_auc, success_rate)
 from .model import AVLocalizer, Localization
 from .negatives import at_threshold
+from .switch import switch_test
 
 # What the model says about every sample of a benchmark, in sample order: maps (N, 224, 224) raw cosine
 # maps at the reference's evaluation size, maps_lowres, s_L, s_A, image_emb, audio_emb.
@@ -211,21 +213,26 @@ def shuffled_audio(samples: list[BenchmarkSample], seed: int = 0) -> list[Benchm
     return [replace(s, audio_path=sounding[j].audio_path) for s, j in zip(sounding, source)]
 
 
+def behaviour(model: AVLocalizer, samples: list[BenchmarkSample], train_meta: Path | None = None,
+              batch_size: int = 32) -> dict[str, Any]:
+    """On our data, the switch test and the ear / eye / bridge diagnosis (keys ``switch``, ``diagnosis``;
+    ``train_meta`` groups them by seen / not-seen media); nothing on other datasets."""
+    if not any(s.sounding and "objects" in s.meta for s in samples):
+        return {}
+    catalog = load_catalog(sounds_only=True)
+    found = {"switch": switch_test(model, samples, train_meta, batch_size=batch_size, catalog=catalog),
+             "diagnosis": diagnose(model, samples, train_meta, catalog=catalog)}
+    return {name: report for name, report in found.items() if report is not None}
+
+
 def full_report(model: AVLocalizer, samples: list[BenchmarkSample], train_meta: Path | None = None,
                 batch_size: int = 32, progress: bool = True, confidence: str = "top25") -> dict[str, Any]:
-    """``evaluate``, and on our data also the switch test and the ear / eye / bridge diagnosis;
-    ``train_meta`` (the training split's vggss.json) adds the results by seen / not-seen media."""
-    from .diagnosis import diagnose
-    from .switch import switch_test
-
+    """``evaluate``, and ``behaviour`` on our data; ``train_meta`` (the training split's vggss.json) adds
+    the results by seen / not-seen media."""
     report, _ = evaluate(model, samples, batch_size=batch_size, progress=progress, confidence=confidence)
     if train_meta is not None:
         report["localization_by_media"] = localization_by_media(report, samples, train_meta)
-    if (switch := switch_test(model, samples, train_meta, batch_size=batch_size)) is not None:
-        report["switch"] = switch
-    if (diagnosis := diagnose(model, samples, train_meta)) is not None:
-        report["diagnosis"] = diagnosis
-    return report
+    return report | behaviour(model, samples, train_meta, batch_size)
 
 
 def card_test_metrics(model: AVLocalizer, samples: list[BenchmarkSample], report: dict[str, Any],
@@ -373,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         report = full_report(model, samples, args.train_meta, batch_size=args.batch_size, confidence=args.confidence)
         if args.write_card:
             command = " ".join(["python -m avdemo.evaluate", *(argv if argv is not None else sys.argv[1:])])
-            print(f"card written: {write_card_metrics(args.checkpoint, card_test_metrics(model, samples, report, args.batch_size), command)}")
+            metrics = card_test_metrics(model, samples, report, args.batch_size)
+            print(f"card written: {write_card_metrics(args.checkpoint, metrics, command)}")
     except AVDemoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

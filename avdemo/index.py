@@ -34,12 +34,10 @@ from .cache import cache_root, file_sha256
 from .checkpoints import load_model
 from .fetch import resolve_checkpoint
 from .errors import AVDemoError
-from .diagnosis import diagnose
-from .evaluate import detect_benchmark, load_benchmark, run_model, score
+from .evaluate import behaviour, detect_benchmark, load_benchmark, run_model, score
 from .metrics import (ciou_auc, false_positive_metrics, gt_map_from_boxes, map_confidence, retrieval_recall,
                       roc_auc, success_rate)
 from .model import AVLocalizer
-from .switch import switch_test
 
 FORMAT = "avdemo-index/2"
 THUMB_SIZE = 128               # thumbnails are square, as the model sees the frame
@@ -298,13 +296,6 @@ def _dist_rank_world() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def behaviour(model: AVLocalizer, samples: list[BenchmarkSample], batch_size: int = 32) -> dict[str, Any]:
-    """On our data: the switch test and the ear / eye / bridge diagnosis (``switch``, ``diagnosis``), which
-    the Per class tab shows; nothing on other datasets."""
-    found = {"switch": switch_test(model, samples, batch_size=batch_size), "diagnosis": diagnose(model, samples)}
-    return {name: report for name, report in found.items() if report is not None}
-
-
 def build_index(checkpoint: str | Path, root: str | Path, cache_dir: str | Path | None = None,
                 batch_size: int = 32, device: str | None = None, seed: int = 0, progress: bool = True,
                 model: AVLocalizer | None = None) -> Path:
@@ -336,7 +327,7 @@ def build_index(checkpoint: str | Path, root: str | Path, cache_dir: str | Path 
     if rank == 0:
         info = {"checkpoint": str(checkpoint), "model_card": getattr(model, "card", {}),
                 "ciou_threshold": model.cfg.ciou_threshold, "map_size": model.cfg.map_size,
-                **behaviour(model, samples, batch_size)}
+                **behaviour(model, samples, batch_size=batch_size)}         # the Per class tab's sides
         write_index(folder, shard, samples, root, info, seed, progress)
     if world > 1:
         dist.barrier()

@@ -11,7 +11,6 @@ training saw the picture and the recording.
 """
 from __future__ import annotations
 
-import functools
 import json
 import zlib
 from collections import defaultdict
@@ -22,6 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+
+from avdemo.data.baselines import baseline_maps
+from avdemo.data.catalog import SILENT_OBJECT, Catalog, load_catalog
+from avdemo.data.scenes import SceneConfig, scene_audio
+from avdemo.data.splits import split_media
 
 from .audio import clip_window, to_model_rate
 from .benchmarks import BenchmarkSample, read_frame
@@ -68,20 +72,14 @@ def stable_rng(*keys: str | int) -> np.random.Generator:
     return np.random.default_rng([zlib.crc32(str(k).encode()) for k in keys])
 
 
-@functools.lru_cache(maxsize=8)
-def _read_scene_config(build_json: Path):
-    from avdemo.data.scenes import SceneConfig
-
-    if not build_json.is_file():
-        return SceneConfig()
-    return SceneConfig(**{k: tuple(v) if isinstance(v, list) else v
-                          for k, v in json.loads(build_json.read_text())["config"].items()})
-
-
-def scene_config(sample: BenchmarkSample):
+def scene_config(sample: BenchmarkSample) -> SceneConfig:
     """The ``SceneConfig`` that built one of our scenes (its split's ``build.json``), for rendering sounds
     as its audio was rendered."""
-    return _read_scene_config(sample.image_path.parent.parent / "build.json")
+    build = sample.image_path.parent.parent / "build.json"
+    if not build.is_file():
+        return SceneConfig()
+    return SceneConfig(**{k: tuple(v) if isinstance(v, list) else v
+                          for k, v in json.loads(build.read_text())["config"].items()})
 
 
 def switch_trials(samples: list[BenchmarkSample], recordings: dict[str, tuple[str, ...]],
@@ -89,8 +87,6 @@ def switch_trials(samples: list[BenchmarkSample], recordings: dict[str, tuple[st
     """The trials of every scene with two or more objects of sounding categories; ``recordings``:
     category -> the recordings the split may play, of which one training never used is drawn when
     ``seen`` names training's media and one exists."""
-    from avdemo.data.catalog import SILENT_OBJECT
-
     trials = []
     for i, s in enumerate(samples):
         objects = s.meta.get("objects") if s.sounding else None
@@ -143,8 +139,6 @@ class TrialScores:
 def score_trials(maps: np.ndarray | list[np.ndarray], trials: list[SwitchTrial], labels: dict[int, np.ndarray],
                  samples: list[BenchmarkSample]) -> TrialScores:
     """Score one (224, 224) map per trial; ``labels``: sample index -> its scene's label map."""
-    from avdemo.data.catalog import SILENT_OBJECT
-
     pixels, box, places = np.zeros(len(trials)), np.zeros(len(trials)), {p: np.zeros(len(trials)) for p in PEAK_PLACES}
     for j, t in enumerate(trials):
         lab, objects = labels[t.sample], samples[t.sample].meta["objects"]
@@ -197,32 +191,26 @@ def summarize_trials(model: TrialScores, chance: TrialScores, blind: dict[str, T
 
 
 def _trial_windows(trials: list[SwitchTrial], samples: list[BenchmarkSample], model: AVLocalizer,
-                   catalog, seed: int) -> torch.Tensor:
-    """(T, window_samples) each trial's recording rendered as a scene's audio (its split's scene
-    config), the window the model hears of it."""
-    from avdemo.data.scenes import scene_audio
-
+                   catalog: Catalog, seed: int) -> torch.Tensor:
+    """(T, window_samples) each trial's recording rendered as a scene's audio (with the scene config of
+    the trials' split), the window the model hears of it."""
+    cfg = scene_config(samples[trials[0].sample])
     windows = []
     for t in trials:
-        cfg = scene_config(samples[t.sample])
         wav = scene_audio(stable_rng(seed, samples[t.sample].id, t.label, "audio"), catalog.sounds[t.recording], cfg)
         windows.append(clip_window(to_model_rate(wav, cfg.sample_rate, model.cfg.audio), model.cfg.audio))
     return torch.stack(windows)
 
 
 def switch_test(model: AVLocalizer, samples: list[BenchmarkSample], train_meta: Path | None = None,
-                seed: int = 0, batch_size: int = 32) -> dict[str, Any] | None:
+                seed: int = 0, batch_size: int = 32, catalog: Catalog | None = None) -> dict[str, Any] | None:
     """The switch test of ``model`` on our data's scenes (None when no scene has two objects of sounding
     categories, or the samples are not ours); ``train_meta``: the training split's vggss.json, to group
-    the trials by seen media."""
-    from avdemo.data.baselines import baseline_maps
-    from avdemo.data.catalog import load_catalog
-    from avdemo.data.splits import split_media
-
+    the trials by seen media; ``catalog``: the pack's sounds, when already loaded."""
     splits = {s.meta.get("split") for s in samples if s.sounding}
     if not samples or None in splits or len(splits) != 1:
         return None
-    catalog = load_catalog()
+    catalog = catalog or load_catalog(sounds_only=True)
     recordings = split_media(catalog, splits.pop()).sounds
     seen = training_media(train_meta) if train_meta is not None else None
     trials = switch_trials(samples, recordings, seen, seed)

@@ -53,6 +53,10 @@ def test_the_card_has_every_field_the_app_shows(card):
     assert (f"**Training:** {prov['steps']} steps, seed {prov['seed']}, {prov['data']['train_clips']} clips from "
             f"`{prov['data']['train']}`, commit `{prov['git_commit'][:10]}`") in text
     assert f"cIoU@0.5 {loc['ciou_success']:.1f} %, AUC {loc['ciou_auc']:.1f}" in text
+    switch = test["switch"]
+    assert (f"**Switch test** ({switch['n_trials']} trials): peak on the played object {switch['pixels']:.1f} % "
+            f"(chance {switch['chance_pixels']:.1f}") in text
+    assert {"ear", "eye", "sound_to_object", "object_to_sound"} <= set(test["diagnosis"])
     assert "?" not in text.replace(card["notes"], "")               # no field missing
     assert (prov["steps"], prov["selected_step"], prov["labels_used_for_training"]) == (1250, 1250, False)
     assert test["n_sounding"] == test["n_non_sounding"] == 1000

@@ -35,6 +35,12 @@ def _summary(maps, trials, labels, samples):
     return summarize_trials(scores, scores, {}, trials), scores
 
 
+def test_the_sounds_only_catalog_has_the_same_sounds_and_no_pictures(catalog):
+    sounds = load_catalog(sounds_only=True)
+    assert sounds.pictures == {} and sounds.sounds.keys() == catalog.sounds.keys() and sounds.media == catalog.media
+    assert all(np.array_equal(sounds.sounds[k], catalog.sounds[k]) for k in catalog.sounds)
+
+
 def test_peak_share_splits_ties_and_counts_single_peaks():
     region = np.zeros((1, 4, 4), bool)
     region[0, :2] = True

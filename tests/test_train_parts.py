@@ -236,7 +236,7 @@ def test_ablation_presets_switch_the_documented_parts():
 
 def test_shuffled_audio_control_gives_every_sounding_image_another_clips_audio():
     from avdemo.benchmarks import BenchmarkSample
-    from train.loop import shuffled_audio
+    from avdemo.evaluate import shuffled_audio
 
     samples = [BenchmarkSample(f"s{i}", Path(f"f{i}.jpg"), Path(f"a{i}.wav"), "c", np.zeros((2, 2)), [[0, 0, 1, 1]],
                                True, "sounding") for i in range(7)]

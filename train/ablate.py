@@ -76,11 +76,14 @@ def media_columns(results: dict[str, list[dict[str, float]]]) -> dict[str, str]:
 
 
 def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
-    """variant -> column -> [mean, std] over seeds (nan where a run lacks the metric)."""
+    """variant -> column -> [mean, std] over seeds (nan where a run lacks the metric); the columns that
+    no run has (the switch test on data other than ours) are left out."""
     table = {}
+    found = {key for runs in results.values() for r in runs for key in r}
+    columns = {title: key for title, key in {**COLUMNS, **media_columns(results)}.items() if key in found}
     for variant, runs in results.items():
         table[variant] = {}
-        for title, key in {**COLUMNS, **media_columns(results)}.items():
+        for title, key in columns.items():
             values = np.array([r.get(key, np.nan) for r in runs], dtype=np.float64)
             table[variant][title] = [float(np.mean(values)), float(np.std(values))]
     return table

@@ -70,12 +70,15 @@ def read_manifest(pack_dir: Path = PACK_DIR) -> list[Media]:
         return [Media(id=str(Path(row["file"]).with_suffix("")), **row) for row in reader]
 
 
-def load_catalog(pack_dir: Path = PACK_DIR) -> Catalog:
-    """Decode the whole pack (about 1,900 pictures and 400 sounds; a few seconds)."""
+def load_catalog(pack_dir: Path = PACK_DIR, sounds_only: bool = False) -> Catalog:
+    """Decode the whole pack (about 1,900 pictures and 400 sounds; a few seconds), or only its sounds
+    (``pictures`` stays empty)."""
     rows = read_manifest(pack_dir)
     pictures, sounds = {}, {}
     for m in rows:
         if m.kind == "picture":
+            if sounds_only:
+                continue
             pictures[m.id] = np.asarray(Image.open(Path(pack_dir) / m.file).convert("RGBA"))
         else:
             wav, rate = sf.read(Path(pack_dir) / m.file, dtype="float32")

@@ -90,6 +90,15 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def switch_markdown(switch: dict[str, Any]) -> str:
+    """One line of a switch-test report (``avdemo.switch``)."""
+    dependence = switch.get("sound_dependence")
+    return (f"**Switch test** ({switch['n_trials']} trials): peak on the played object {_pct(switch['pixels'])} % "
+            f"(chance {_pct(switch['chance_pixels'])}, audio-blind {_pct(max(switch['blind_pixels'].values()))}), "
+            f"in its box {_pct(switch['box'])} %; sound dependence "
+            f"{'-' if dependence is None else f'{dependence:.2f}'} (1: the sound changes nothing)")
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """What a model card says, for people: preset, source, training data and steps, reported metrics."""
     lines = [f"**Preset:** {preset_name(card['config'])}", f"**File:** `{Path(card.get('path', '?')).name}`"]
@@ -106,6 +115,8 @@ def card_markdown(card: dict[str, Any]) -> str:
     if loc := test.get("localization"):
         lines.append(f"**Reported test metrics:** cIoU@0.5 {_pct(loc.get('ciou_success'))} %, "
                      f"AUC {_pct(loc.get('ciou_auc'))}")
+    if switch := test.get("switch"):
+        lines.append(switch_markdown(switch))
     return "  \n".join(lines)
 
 
@@ -118,8 +129,10 @@ def describe(checkpoint: str, dataset: str, progress=gr.Progress(track_tqdm=True
     except AVDemoError as e:
         raise gr.Error(str(e)) from None
     shown = {k: v for k, v in model.card.items() if k != "path"}       # no server paths in the page
-    return (card_markdown(model.card), json.loads(json.dumps(shown, default=str)),
-            summary_markdown(index.info["summary"]))
+    summary = summary_markdown(index.info["summary"])
+    if switch := index.info.get("switch"):
+        summary += "\n- " + switch_markdown(switch)
+    return card_markdown(model.card), json.loads(json.dumps(shown, default=str)), summary
 
 
 def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tuple[str, str]],
