@@ -145,6 +145,17 @@ def test_a_second_phase_starts_from_the_given_checkpoint_and_records_it(referenc
                      model=dataclasses.replace(PRESETS["tiny"].model, image_size=96)))
 
 
+def test_the_switch_loss_trains_on_side_by_side_frames(data, tmp_path):
+    plain = Trainer(tiny(data, tmp_path / "plain", steps=1, test_split=None, val_split=None))
+    switched = Trainer(tiny(data, tmp_path / "switch", steps=1, test_split=None, val_split=None, switch_weight=2.0))
+    frames, wavs, indices = next(iter(plain.loader))
+    out_plain = plain.train_step(frames, wavs, indices)
+    out = switched.train_step(frames, wavs, indices)
+    assert 0 < out["loss_switch"] < 5 and "loss_switch" not in out_plain
+    # the composites join the batch norms' statistics of a trunk that learns them: close, not equal
+    assert out["loss"].item() == pytest.approx(out_plain["loss"].item() + 2.0 * out["loss_switch"].item(), rel=1e-2)
+
+
 def test_same_seed_gives_identical_weights_across_stop_resume_and_worker_counts(reference, data, tmp_path):
     """A second run with the same seed, stopped after step 3 (after the first kNN refresh), its folder
     moved, and resumed there with a data-loader worker, ends with exactly the reference's weights."""

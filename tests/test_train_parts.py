@@ -16,7 +16,7 @@ from avdemo.errors import AVDemoError
 from train.config import (ABLATIONS, PRESETS, AudioAugConfig, ablation, apply_overrides,
                           load_config)
 from train.data import TrainBatchSampler
-from train.losses import multi_positive_loss
+from train.losses import multi_positive_loss, side_by_side, switch_loss
 from train.loop import lr_factor
 from train.views import EmbeddingBank, NeighbourTable, audio_views, augment_window, knn
 
@@ -97,6 +97,29 @@ def test_localization_only_loss_has_no_alignment_terms():
     v, a = torch.randn(4, 8, 2, 2), torch.randn(4, 8)
     loss, parts = multi_positive_loss(v, a, None, None, 4, cfg.model, cfg)
     assert parts["loss_A"].item() == 0 and loss.item() == pytest.approx(parts["loss_L"].item())
+
+
+def test_side_by_side_puts_each_frame_beside_the_previous_one_on_a_random_side():
+    images = torch.arange(4, dtype=torch.float32)[:, None, None, None].expand(4, 3, 8, 8).contiguous()
+    composites, own_left = side_by_side(images, torch.Generator().manual_seed(0))
+    assert composites.shape == (4, 3, 8, 8) and own_left.any() and not own_left.all()
+    for i in range(4):
+        own, partner = composites[i, :, :, :4], composites[i, :, :, 4:]
+        if not own_left[i]:
+            own, partner = partner, own
+        assert torch.all(own == i) and torch.all(partner == (i - 1) % 4)
+
+
+def test_switch_loss_is_low_when_each_sound_lights_its_own_half_and_high_when_swapped(tiny_config):
+    rng = torch.Generator().manual_seed(0)
+    audio = torch.nn.functional.normalize(torch.randn(6, 16, generator=rng), dim=1)
+    own_left = torch.tensor([True, False, True, True, False, False])
+    left = torch.where(own_left[:, None], audio, audio.roll(1, dims=0))              # whose frame is left
+    right = torch.where(own_left[:, None], audio.roll(1, dims=0), audio)
+    maps = torch.cat([left[:, :, None, None].expand(6, 16, 4, 2), right[:, :, None, None].expand(6, 16, 4, 2)], -1)
+    good = switch_loss(maps, audio, own_left, tiny_config, 0.07)
+    bad = switch_loss(maps, audio, ~own_left, tiny_config, 0.07)
+    assert good < 0.1 < math.log(2) < bad
 
 
 def test_knn_matches_brute_force_and_excludes_self():

@@ -108,6 +108,10 @@ class TrainConfig:
     trunk_lr_ratio: float = 1.0        # the trunk's learning rate relative to lr
     # extra negatives: silence and noise-only windows every image must rank below its own audio
     extra_negatives: int = 0           # per batch (half silence, half noise); 0 = off
+    # the switch loss: frames of two clips side by side, each clip's audio must pick its frame's half
+    # (``train.losses.switch_loss``), times this weight; 0 = off. The composites go through the visual
+    # tower with the other views (in a trunk whose batch norms learn, they join the batch statistics).
+    switch_weight: float = 0.0
     # evaluation, logging, checkpoints
     eval_every: int = 200
     eval_batch_size: int = 64
@@ -143,6 +147,8 @@ class TrainConfig:
         if self.visual_trunk != "train" and self.visual_init != "imagenet":
             raise AVDemoError(f"visual_trunk={self.visual_trunk!r} freezes a pretrained trunk: "
                               f"set visual_init=imagenet")
+        if self.switch_weight < 0:
+            raise AVDemoError(f"switch_weight must be >= 0; got {self.switch_weight}")
         if self.extra_negatives < 0:
             raise AVDemoError(f"extra_negatives must be >= 0; got {self.extra_negatives}")
 
@@ -245,6 +251,7 @@ VISION_ABLATIONS: dict[str, dict[str, Any]] = {
     "default_symmetric": {**DEFAULT_PHASE_2, "direction": "symmetric"},
     "default_silent_distractors": {**DEFAULT_PHASE_2, "train_split": SILENT_DISTRACTORS},
     "default_symmetric_silent": {**DEFAULT_PHASE_2, "direction": "symmetric", "train_split": SILENT_DISTRACTORS},
+    "default_side_by_side": {**DEFAULT_PHASE_2, "switch_weight": 4.0},
 }
 
 

@@ -44,7 +44,7 @@ from avdemo.model import AVLocalizer
 from .augment import ImageAugment
 from .config import TrainConfig
 from .data import ClipStore, TrainBatchSampler, ViewDataset, list_clips
-from .losses import multi_positive_loss
+from .losses import multi_positive_loss, side_by_side, switch_loss
 from .features import imagenet_features
 from .views import EmbeddingBank, NeighbourTable, cached_side, load_feature_file, negative_windows
 
@@ -287,6 +287,10 @@ class Trainer:
         for module in self.frozen:
             module.eval()
         images = self.model.preprocess_frames(self.image_views(frames).permute(0, 2, 3, 1))
+        if cfg.switch_weight:                       # the composites ride along as one more image view
+            seed = np.random.SeedSequence([cfg.seed, self.step, self.dist.rank, 1]).generate_state(1)[0]
+            composites, own_left = side_by_side(images[:b], torch.Generator().manual_seed(int(seed)))
+            images = torch.cat([images, composites])
         wavs = wavs.transpose(0, 1).flatten(0, 1)
         if cfg.extra_negatives:
             generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
@@ -296,8 +300,15 @@ class Trainer:
             visual_maps, audio_vecs, image_emb, audio_emb = self.towers(
                 images.contiguous(memory_format=torch.channels_last),
                 specs.contiguous(memory_format=torch.channels_last))
+        if cfg.switch_weight:
+            visual_maps, composite_maps = visual_maps[:-b], visual_maps[-b:]
+            image_emb = image_emb[:-b] if image_emb is not None else None
         loss, parts = multi_positive_loss(visual_maps, audio_vecs, image_emb, audio_emb, b, self.model.cfg, cfg,
                                           cfg.extra_negatives)
+        if cfg.switch_weight:
+            parts["loss_switch"] = switch_loss(composite_maps, audio_vecs[:b], own_left, self.model.cfg, cfg.temperature)
+            loss = loss + cfg.switch_weight * parts["loss_switch"]
+            parts["loss_switch"] = parts["loss_switch"].detach()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from avdemo.config import ModelConfig
-from avdemo.model import pairwise_localization_maps, soft_masked_mean
+from avdemo.model import localization_maps, pairwise_localization_maps, soft_masked_mean
 
 from .config import TrainConfig
 
@@ -27,6 +27,36 @@ def info_nce(scores: torch.Tensor, temperature: float, direction: str) -> torch.
     if direction == "symmetric":
         loss = (loss + F.cross_entropy(logits[:, :b].T, target)) / 2
     return loss
+
+
+def side_by_side(images: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames (B, 3, S, S) -> composites (B, 3, S, S): frame i and frame i - 1 (``torch.roll`` by 1), each
+    squeezed to half the width, side by side; and (B,) whether frame i is the left half (drawn at random,
+    so that the side says nothing)."""
+    b, _, s, _ = images.shape
+    halves = F.interpolate(images, size=(s, s // 2), mode="bilinear", antialias=True, align_corners=False)
+    partner = halves.roll(1, dims=0)
+    own_left = torch.rand(b, generator=generator) < 0.5
+    pick = own_left.to(images.device)[:, None, None, None]
+    return torch.cat([torch.where(pick, halves, partner), torch.where(pick, partner, halves)], dim=-1), own_left
+
+
+def switch_loss(visual_map: torch.Tensor, audio_vec: torch.Tensor, own_left: torch.Tensor, model_cfg: ModelConfig,
+                temperature: float) -> torch.Tensor:
+    """The map must follow the sound within one frame: on composites of frames i and i - 1
+    (``side_by_side``; maps (B, C, h, w)), audio i (``audio_vec``, (B, C)) picks the half its own frame
+    fills and audio i - 1 the other, by s_L over each half (a 2-way InfoNCE). No labels: which half holds
+    which clip's frame is known by construction."""
+    with torch.autocast(visual_map.device.type, enabled=False):
+        w = visual_map.shape[-1] // 2
+        own_left = own_left.to(visual_map.device)
+        terms = []
+        for audio, left in ((audio_vec, own_left), (audio_vec.roll(1, dims=0), ~own_left)):
+            maps = localization_maps(visual_map.float(), audio.float())                        # (B, h, w)
+            halves = torch.stack([soft_masked_mean(maps[..., :w], model_cfg.mask_threshold, model_cfg.mask_temperature),
+                                  soft_masked_mean(maps[..., w:], model_cfg.mask_threshold, model_cfg.mask_temperature)], -1)
+            terms.append(F.cross_entropy(halves / temperature, (~left).long()))
+        return (terms[0] + terms[1]) / 2
 
 
 def localization_scores(visual_map: torch.Tensor, audio_vec: torch.Tensor, model_cfg: ModelConfig) -> torch.Tensor:
