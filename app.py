@@ -78,7 +78,10 @@ def main() -> None:
         from avdemo.data.splits import ensure_split
         args.data = str(ensure_split("test"))
     demo = build_app(args.checkpoint, args.data)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)     # stop on SIGTERM as on Ctrl-C
+    # stop on SIGTERM as on Ctrl-C, and on SIGINT even when started with it ignored (a background job of a
+    # non-interactive shell, e.g. `nohup python app.py &`, inherits SIGINT ignored and Python keeps it so)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         demo.launch(server_port=args.port, allowed_paths=[value for _, value in dataset_choices(args.data)],
                     max_file_size="500mb")
