@@ -43,7 +43,7 @@ def sides_figure(rows: list[dict]) -> go.Figure | None:
                                text=[["" if v is None else f"{v:.0f}" for v in row] for row in values],
                                texttemplate="%{text}", hovertemplate="%{y}<br>%{x}: %{z:.1f} %<extra></extra>"))
     fig.update_layout(height=max(320, 22 * len(rows) + 120), yaxis=dict(autorange="reversed"),
-                      margin=dict(l=10, r=10, t=30, b=40), xaxis=dict(side="top"))
+                      margin=dict(l=10, r=10, t=70, b=20), xaxis=dict(side="top"))   # room for the top labels
     return fig
 
 
