@@ -25,7 +25,8 @@ from gradio.route_utils import delete_files_created_by_app  # noqa: E402
 from avdemo.ui.compare_tab import build_compare_tab  # noqa: E402
 from avdemo.ui.embedding_tab import build_embedding_tab  # noqa: E402
 from avdemo.ui.false_positive_tab import build_false_positive_tab  # noqa: E402
-from avdemo.ui.indexes import dataset_choices, get_index  # noqa: E402
+from avdemo.ui.indexes import dataset_choices, dataset_folder, get_index  # noqa: E402
+from avdemo.ui.inputs import Blocks  # noqa: E402
 from avdemo.ui.model_tab import build_model_panel  # noqa: E402
 from avdemo.ui.per_class_tab import build_per_class_tab  # noqa: E402
 from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices, register_checkpoint  # noqa: E402
@@ -43,13 +44,14 @@ Pick a model and a dataset; each tab shows the evidence side by side: picture, s
 def build_app(checkpoint: str, data: str) -> gr.Blocks:
     """The Blocks of the app over ``checkpoint`` (a path, URL or hf:// reference) and the dataset split
     ``data`` (indexed first if needed)."""
-    checkpoint, data = register_checkpoint(checkpoint), str(Path(data).resolve())
+    checkpoint, datasets = register_checkpoint(checkpoint), dataset_choices(data)
+    data = datasets[0]
     index = get_index(checkpoint, data)
     checkpoints = checkpoint_choices()
-    with gr.Blocks(title="Sound source localization", delete_cache=DELETE_CACHE) as demo:
+    with Blocks(title="Sound source localization", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
         model_choice, model_b_choice, dataset_choice = build_model_panel(checkpoints, checkpoint,
-                                                                         dataset_choices(data), data)
+                                                                         datasets, data)
         with gr.Tabs():
             with gr.Tab("Heat map on a video", id="video"):
                 build_video_tab(model_choice, model_b_choice)
@@ -83,7 +85,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        demo.launch(server_port=args.port, allowed_paths=[value for _, value in dataset_choices(args.data)],
+        demo.launch(server_port=args.port, allowed_paths=[str(dataset_folder(name)) for name in dataset_choices(args.data)],
                     max_file_size="500mb")
     finally:    # Gradio's own clean-up at shutdown can be cut short while clients are still connected
         delete_files_created_by_app(demo, age=None)

@@ -72,8 +72,8 @@ def client(app):
 
 @pytest.fixture
 def ask(data) -> tuple[str, str]:
-    """The model and dataset pickers' values: the model by name, never a path."""
-    return data.checkpoint.name, str(data.split)
+    """The model and dataset pickers' values: by name, never a server path."""
+    return data.checkpoint.name, data.split.name
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ import pandas as pd
 from ..compare import DIRECTIONS, MEASURES, disagreements, summary_rows
 from ..errors import AVDemoError
 from ..index import SampleIndex
+from .inputs import Number, Radio
 from .indexes import get_index
 from .model_tab import picked
-from .views import card, clicked_rank, export_table, heat_thumbnail, sample_markdown
+from .views import card, clicked_rank, row_at, export_table, heat_thumbnail, sample_markdown
 
 SHOWN = 24                # gallery size; the table and the exports have every sample
 GAP = 4                   # pixels between the two maps of a pair picture
@@ -55,10 +56,10 @@ def compare_card(model_a: str, model_b: str, dataset: str, rows: list[dict], pos
     """Both models' cards of the sample at 1-based ``position`` in the disagreement list."""
     if not rows:
         raise gr.Error("no disagreements listed yet: press Compare")
-    if position is None or not 1 <= int(position) <= len(rows):
-        raise gr.Error(f"position must be between 1 and {len(rows)}")
+    if position is None:
+        raise gr.Error("position: pick a sample of the list first")
     a, b = _indexes(model_a, model_b, dataset)
-    i = rows[int(position) - 1]["sample"]
+    i = row_at(rows, position)["sample"]
     return card(a, i), card(b, i), sample_markdown(a, i)
 
 
@@ -68,8 +69,8 @@ def build_compare_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, da
                 "where it does worse. *false alarm*: on non-sounding pairs, how sounding the pair looks to "
                 "each model (the share of its own sounding pairs it is more confident about).")
     with gr.Row():
-        measure = gr.Radio(list(MEASURES), value=MEASURES[0], label="Measure", scale=2)
-        direction = gr.Radio(list(DIRECTIONS), value=DIRECTIONS[0], label="Direction", scale=2)
+        measure = Radio(list(MEASURES), value=MEASURES[0], label="Measure", scale=2)
+        direction = Radio(list(DIRECTIONS), value=DIRECTIONS[0], label="Direction", scale=2)
         run = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-run")
     numbers = gr.Dataframe(label="Both models on this dataset", interactive=False, elem_id="compare-numbers")
     headline = gr.Markdown(label="Disagreements found")
@@ -84,7 +85,7 @@ def build_compare_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, da
                 json_button = gr.Button("Export (JSON)", size="sm")
             exported = gr.File(label="Export", interactive=False)
         with gr.Column(scale=2):
-            position = gr.Number(None, label="Position in the list (or click a picture)", precision=0)
+            position = Number(None, label="Position in the list (or click a picture)", precision=0, minimum=1)
             card_a = gr.Image(label="Model A", interactive=False, format="jpeg", elem_id="compare-card-a")
             card_b = gr.Image(label="Model B", interactive=False, format="jpeg", elem_id="compare-card-b")
             about = gr.Markdown(label="Sample")

@@ -15,6 +15,7 @@ from plotly.colors import qualitative
 
 from ..errors import AVDemoError
 from ..index import SampleIndex
+from .inputs import Dropdown
 from .indexes import model_and_index
 from .model_tab import picked
 from .retrieval_tab import sample_choices
@@ -162,8 +163,8 @@ def build_embedding_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
     choices = sample_choices(index)
     near = gr.State({})
     with gr.Row():
-        colour_by = gr.Dropdown([(v, k) for k, v in COLOUR_BY.items()], value="class", label="Colour by", scale=2)
-        focus = gr.Dropdown(class_choices(index), value=ALL_CLASSES, label="Highlight a class", filterable=True,
+        colour_by = Dropdown([(v, k) for k, v in COLOUR_BY.items()], value="class", label="Colour by", scale=2)
+        focus = Dropdown(class_choices(index), value=ALL_CLASSES, label="Highlight a class", filterable=True,
                             scale=2, elem_id="embedding-focus")
         pairs = gr.Checkbox(value=False, label="lines joining its pairs", scale=1)
         negatives = gr.Checkbox(value=True, label="non-sounding pairs", scale=1)
@@ -171,7 +172,7 @@ def build_embedding_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
         with gr.Column(scale=3):
             plot = gr.Plot(embedding_figure(index, "class"), label="Embedding space (s_A)", elem_id="embedding-plot")
         with gr.Column(scale=2):
-            sample = gr.Dropdown(choices, value=None, label="Sample (type its # from the hover, an id or a class)",
+            sample = Dropdown(choices, value=None, label="Sample (type its # from the hover, an id or a class)",
                                  filterable=True, elem_id="embedding-sample")
             picture = gr.Image(label="Card: ground truth, map, binarised map", interactive=False, height=200,
                                format="jpeg", elem_id="embedding-card")

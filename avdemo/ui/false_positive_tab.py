@@ -14,9 +14,10 @@ from plotly.subplots import make_subplots
 
 from ..index import CONFIDENCES, SampleIndex
 from ..negatives import VIEWS, at_threshold, outcomes, summary, worst_first
+from .inputs import Number, Radio, Slider
 from .indexes import model_and_index
 from .model_tab import picked
-from .views import card, clicked_rank, export_png, export_table, heat_thumbnail, sample_markdown
+from .views import card, clicked_rank, row_at, export_png, export_table, heat_thumbnail, sample_markdown
 
 MEASURES = {"s_A": "s_A (global alignment)", "top25": "mean of the top 25 % of the map", "peak": "peak of the map"}
 SHOWN = 24           # gallery size
@@ -125,7 +126,7 @@ def show_card(checkpoint: str, dataset: str, position: float | None, rows: list[
     """Card, sound and description of the sample at 1-based ``position`` of the current list."""
     if not rows or position is None:
         return None, None, ""
-    i = rows[int(np.clip(position, 1, len(rows))) - 1]["sample"]
+    i = row_at(rows, position)["sample"]
     _, index = model_and_index(checkpoint, dataset)
     return card(index, i), str(index.audio_paths[i]), sample_markdown(index, i)
 
@@ -143,12 +144,12 @@ def build_false_positive_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropd
         init = analyse(model_choice.value, dataset_choice.value, measure0, slider0["value"], view0)
     rows_state = gr.State(init[4])
     with gr.Row():
-        measure = gr.Radio([(v, k) for k, v in MEASURES.items() if k in CONFIDENCES], value=measure0,
+        measure = Radio([(v, k) for k, v in MEASURES.items() if k in CONFIDENCES], value=measure0,
                            label="Confidence measure", scale=2)
-        threshold = gr.Slider(label="Threshold", scale=3, elem_id="fp-threshold", **slider0)
+        threshold = Slider(label="Threshold", scale=3, elem_id="fp-threshold", **slider0)
     stats = gr.Markdown(init[1], label="Rates at the threshold", elem_id="fp-stats")
     plot = gr.Plot(init[0], label="Confidence distributions", elem_id="fp-plot")
-    view = gr.Radio(list(VIEWS), value=view0, label="Worst first")
+    view = Radio(list(VIEWS), value=view0, label="Worst first")
     with gr.Row():
         with gr.Column(scale=3):
             gallery = gr.Gallery(init[2], label="Worst first (click one for its card)", columns=6, height=330,
@@ -160,7 +161,7 @@ def build_false_positive_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropd
                 csv_button = gr.Button("Export table (CSV)", size="sm")
                 json_button = gr.Button("Export table (JSON)", size="sm")
         with gr.Column(scale=2):
-            position = gr.Number(None, label="Position in the list (or click a picture)", precision=0)
+            position = Number(None, label="Position in the list (or click a picture)", precision=0, minimum=1)
             picture = gr.Image(label="Card", interactive=False, height=200, format="jpeg", elem_id="fp-card")
             sound = gr.Audio(label="Its sound", interactive=False)
             info = gr.Markdown(label="Sample")
@@ -189,7 +190,7 @@ def build_false_positive_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropd
     def export_card(checkpoint: str, dataset: str, pos: float | None, rows: list[dict] | None) -> str:
         if not rows or pos is None:
             raise gr.Error("choose a sample first")
-        i = rows[int(np.clip(pos, 1, len(rows))) - 1]["sample"]
+        i = row_at(rows, pos)["sample"]
         _, idx = model_and_index(checkpoint, dataset)
         return export_png(card(idx, i), f"card-{idx.ids[i]}")
 

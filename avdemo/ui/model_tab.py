@@ -2,20 +2,23 @@
 the model card, and the index's headline numbers on the chosen dataset."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from ..cache import atomic_write, file_sha256
-from ..checkpoints import OFFICIAL_SUFFIXES, card_path
+from ..cache import file_sha256
+from ..checkpoints import OFFICIAL_SUFFIXES, card_path, load_model
 from ..config import PRESETS, ModelConfig
 from ..errors import AVDemoError
 from ..index import SampleIndex
+from .inputs import Dropdown
 from .indexes import get_index
-from .models import get_model, model_at, upload_choice, uploads_dir
+from .models import get_model, upload_choice, uploads_dir
 
 UPLOAD_TYPES = [".safetensors", ".json", *OFFICIAL_SUFFIXES]
 NONE = "(none)"           # model B not chosen
@@ -28,35 +31,35 @@ def picked(model_b: str | None) -> bool:
 
 def save_upload(paths: list[str]) -> str:
     """Keep an uploaded checkpoint: a ``.pth.tar``-style file, or a ``.safetensors`` with its ``.json``
-    card; copied into a folder named by its content hash and loaded once (weights only) to check it.
-    Returns its picker choice."""
+    card. It is loaded (weights only) in a staging folder first and kept only if it loads, in a folder
+    named by the content of all its files (so a new card for the same weights is a new upload, never
+    mixed with an old one). Returns its picker choice."""
     paths = [Path(p) for p in paths or []]
     weights = [p for p in paths if p.suffix == ".safetensors" or p.name.endswith(OFFICIAL_SUFFIXES)]
     if len(weights) != 1:
         raise AVDemoError(f"upload one checkpoint file (.safetensors with its .json card, or "
                           f"{', '.join(OFFICIAL_SUFFIXES)}); got {len(weights)} weight files")
-    files = weights
+    files = {weights[0].name: weights[0]}
     if weights[0].suffix == ".safetensors":
         cards = [p for p in paths if p.suffix == ".json"]
         if len(cards) != 1:
             raise AVDemoError(f"{weights[0].name} needs its model card: upload the .json file next to it too")
-        files = weights + cards
-    folder = uploads_dir() / file_sha256(weights[0])[:16]
-    target = folder / weights[0].name
-    created = []
-    for p in files:
-        dest = card_path(target) if p.suffix == ".json" else target
-        if not dest.exists():
-            atomic_write(dest, lambda tmp, src=p: shutil.copyfile(src, tmp))
-            created.append(dest)
-    try:
-        model_at(str(target))
-    except AVDemoError:
-        for dest in created:            # a file that does not load is not kept
-            dest.unlink(missing_ok=True)
-        if folder.exists() and not any(folder.iterdir()):
-            folder.rmdir()
-        raise
+        files[card_path(weights[0]).name] = cards[0]
+    digest = hashlib.sha256("".join(file_sha256(p) for p in files.values()).encode()).hexdigest()
+    target = uploads_dir() / digest[:16] / weights[0].name
+    if not target.is_file():
+        uploads_dir().mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=uploads_dir()))
+        try:
+            for name, source in files.items():
+                shutil.copyfile(source, staging / name)
+            load_model(staging / weights[0].name)          # raises AVDemoError: nothing is kept
+            staging.rename(target.parent)
+        except OSError:
+            if not target.is_file():                       # not another session keeping the same files
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return upload_choice(target)
 
 
@@ -135,17 +138,17 @@ def describe(checkpoint: str, dataset: str, progress=gr.Progress(track_tqdm=True
     return card_markdown(model.card), json.loads(json.dumps(shown, default=str)), summary
 
 
-def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[tuple[str, str]],
+def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[str],
                       dataset: str) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
     """The picker row and the card; returns the (model A, model B, dataset) dropdowns the tabs listen to
     (model B, for comparisons, starts as none)."""
     choices = [(name, name) for name in checkpoints]
     card_md, card_json, summary_md = describe(checkpoint, dataset)
     with gr.Row():
-        model_choice = gr.Dropdown(choices, value=checkpoint, label="Model", scale=2, elem_id="model-choice")
-        model_b_choice = gr.Dropdown([(NONE, NONE), *choices], value=NONE, label="Model B (compare)", scale=2,
+        model_choice = Dropdown(choices, value=checkpoint, label="Model", scale=2, elem_id="model-choice")
+        model_b_choice = Dropdown([(NONE, NONE), *choices], value=NONE, label="Model B (compare)", scale=2,
                                      elem_id="model-b-choice")
-        dataset_choice = gr.Dropdown(datasets, value=dataset, label="Dataset (VGG-SS layout)", scale=2,
+        dataset_choice = Dropdown(datasets, value=dataset, label="Dataset (VGG-SS layout)", scale=2,
                                      elem_id="dataset-choice")
         upload = gr.UploadButton("Upload a checkpoint (.pth.tar, or .safetensors + its .json)", file_count="multiple",
                                  file_types=UPLOAD_TYPES, scale=1, elem_id="checkpoint-upload")

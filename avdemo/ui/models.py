@@ -18,6 +18,7 @@ from ..checkpoints import OFFICIAL_SUFFIXES, load_model
 from ..errors import AVDemoError
 from ..fetch import parse_ref, resolve_checkpoint
 from ..model import AVLocalizer
+from .inputs import shown
 
 CHECKPOINT_DIR = PROJECT_ROOT / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.safetensors"
@@ -71,16 +72,16 @@ def checkpoint_choices() -> list[str]:
 def checkpoint_file(choice: str) -> str:
     """The local file a picker choice stands for (downloaded first for a remote reference); a clear
     error for a name that is none of the choices."""
-    if choice in _STARTED_WITH:
-        return str(resolve_checkpoint(_STARTED_WITH[choice]))
-    if match := _UPLOAD_CHOICE.fullmatch(choice):
+    name = choice if isinstance(choice, str) else ""
+    if name in _STARTED_WITH:
+        return str(resolve_checkpoint(_STARTED_WITH[name]))
+    path = None
+    if match := _UPLOAD_CHOICE.fullmatch(name):
         path = uploads_dir() / match[1] / match[2]
-    elif choice and "/" not in choice and "\\" not in choice and not choice.startswith("."):
-        path = CHECKPOINT_DIR / choice
-    else:
-        path = None
+    elif name and "/" not in name and "\\" not in name and not name.startswith("."):
+        path = CHECKPOINT_DIR / name
     if path is None or not path.is_file() or not is_checkpoint_file(path):
-        raise AVDemoError(f"unknown model {choice!r}: pick one of the listed checkpoints or upload one")
+        raise AVDemoError(f"model: {shown(choice)} is not one of the models; pick a listed checkpoint or upload one")
     return str(path)
 
 

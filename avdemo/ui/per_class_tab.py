@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from ..errors import AVDemoError
 from ..index import SampleIndex
 from ..perclass import COLUMNS, SIDES, per_class
+from .inputs import Number
 from .indexes import get_index
 from .model_tab import picked
 
@@ -78,8 +79,8 @@ def build_per_class_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
     gr.Markdown("Each class's sounding pairs, worst cIoU@0.5 first. *False positives at threshold*: the "
                 "class's pairs whose s_A is at least the threshold but whose map misses the object "
                 "(cIoU < 0.5).")
-    threshold = gr.Number(None, label="s_A threshold for the false-positive column (empty: none)",
-                          elem_id="class-threshold")
+    threshold = Number(None, label="s_A threshold for the false-positive column (empty: none)", minimum=-1,
+                       maximum=1, elem_id="class-threshold")
     rows = per_class(index, "s_A")
     table = gr.Dataframe(pd.DataFrame(rows, columns=columns_of(rows)), label="Per class", interactive=False,
                          max_height=420, elem_id="class-table")

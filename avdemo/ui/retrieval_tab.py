@@ -12,9 +12,10 @@ from ..errors import AVDemoError
 from ..index import SampleIndex
 from ..media import read_audio
 from ..retrieval import Query, retrieve
+from .inputs import Dropdown, Image, Number, Radio, Slider
 from .indexes import model_and_index
 from .model_tab import picked
-from .views import clicked_rank, export_table, heat_picture, sample_markdown
+from .views import clicked_rank, row_at, export_table, heat_picture, sample_markdown
 
 DIRECTIONS = {"sound → pictures": "audio", "picture → sounds": "image"}
 SOURCES = ("indexed sample", "upload")
@@ -116,7 +117,7 @@ def show_result(checkpoint: str, dataset: str, rank: float | None, results: dict
     """The sound of result ``rank`` (1-based) of the last search, and what it is."""
     if not results or not results["rows"] or rank is None:
         return None, ""
-    row = results["rows"][int(np.clip(rank, 1, len(results["rows"]))) - 1]
+    row = row_at(results["rows"], rank, "result #")
     _, index = model_and_index(checkpoint, dataset)
     return str(index.audio_paths[row["sample"]]), f"Result {row['rank']}: " + sample_markdown(index, row["sample"])
 
@@ -128,13 +129,13 @@ def build_retrieval_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
     results = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            direction = gr.Radio(list(DIRECTIONS), value=next(iter(DIRECTIONS)), label="Query")
-            source = gr.Radio(list(SOURCES), value=SOURCES[0], label="Query from")
-            sample = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Indexed sample",
+            direction = Radio(list(DIRECTIONS), value=next(iter(DIRECTIONS)), label="Query")
+            source = Radio(list(SOURCES), value=SOURCES[0], label="Query from")
+            sample = Dropdown(choices, value=choices[0][1] if choices else None, label="Indexed sample",
                                  filterable=True, elem_id="retrieval-sample")
             upload_sound = gr.Audio(sources=["upload"], type="filepath", label="Uploaded sound")
-            upload_picture = gr.Image(sources=["upload"], type="numpy", label="Uploaded picture", height=200)
-            k = gr.Slider(1, 20, value=8, step=1, label="K (results)")
+            upload_picture = Image(sources=["upload"], type="numpy", label="Uploaded picture", height=200)
+            k = Slider(1, 20, value=8, step=1, label="K (results)")
             search_button = gr.Button("Search", variant="primary", elem_id="retrieval-search")
             recall = gr.Markdown(recall_markdown(index), label="Recall on this dataset")
         with gr.Column(scale=3):
@@ -150,7 +151,7 @@ def build_retrieval_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
             gallery_b = gr.Gallery(label="Model B's top K for the same query", columns=4, height=300, format="jpeg",
                                    visible=False, elem_id="retrieval-b-gallery")
             with gr.Row():
-                rank = gr.Number(None, label="Result # (or click a picture)", precision=0, scale=1)
+                rank = Number(None, label="Result # (or click a picture)", precision=0, minimum=1, scale=1)
                 result_sound = gr.Audio(label="Its sound", interactive=False, scale=2)
             result_info = gr.Markdown(label="Result")
             with gr.Row():

@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 from ..errors import AVDemoError
 from ..overlay import COLORMAPS, NORMALISATIONS
 from ..videomap import VideoMapConfig, VideoMapResult, fast_config, frame_overlay, localize_video
+from .inputs import Dropdown, Radio, Slider
 from .model_tab import picked
 from .models import get_model
 from .views import export_path
@@ -50,7 +51,7 @@ def paired_audio(choice: str, other_clip: str | None, sound_file: str | None) ->
     if choice == "another example clip":
         if not other_clip:
             raise AVDemoError("choose the example clip whose sound to pair with this video")
-        return Path(other_clip)
+        return EXAMPLES_DIR / Path(other_clip).name        # a name of the picker (Dropdown checks it)
     if not sound_file:
         raise AVDemoError("upload a sound to pair with this video")
     return Path(sound_file)
@@ -182,19 +183,19 @@ def build_video_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown) -> N
             if examples:
                 gr.Examples([[p] for p in examples], inputs=[video_in], label="Example clips")
             with gr.Row():
-                normalisation = gr.Radio([(text.split(":")[0], key) for key, text in NORMALISATIONS.items()],
+                normalisation = Radio([(text.split(":")[0], key) for key, text in NORMALISATIONS.items()],
                                          value=LIMITS.normalisation, label="Normalisation",
                                          info="per frame: always a hot spot; per clip: one scale; absolute: cosine 0..1")
-                cmap = gr.Dropdown(list(COLORMAPS), value=LIMITS.colormap, label="Colour map")
+                cmap = Dropdown(list(COLORMAPS), value=LIMITS.colormap, label="Colour map")
             with gr.Row():
-                opacity = gr.Slider(0, 1, value=LIMITS.opacity, step=0.05, label="Opacity")
-                contour = gr.Slider(0, 1, value=0, step=0.05, label="Contour threshold (0 = none)")
-                stride = gr.Slider(1, 10, value=LIMITS.stride, step=1, label="Frame stride",
+                opacity = Slider(0, 1, value=LIMITS.opacity, step=0.05, label="Opacity")
+                contour = Slider(0, 1, value=0, step=0.05, label="Contour threshold (0 = none)")
+                stride = Slider(1, 10, value=LIMITS.stride, step=1, label="Frame stride",
                                    info="map every n-th frame (faster)")
-            sound = gr.Radio(list(SOUNDS), value="original", label="Sound paired with the frames",
+            sound = Radio(list(SOUNDS), value="original", label="Sound paired with the frames",
                              info="counterfactuals: how do the map and scores change without the true sound?")
             with gr.Row():
-                other_clip = gr.Dropdown([(Path(p).name, p) for p in examples], value=None,
+                other_clip = Dropdown([Path(p).name for p in examples], value=None,
                                          label="Another example clip's sound")
                 sound_file = gr.Audio(sources=["upload"], type="filepath", label="Uploaded sound")
             fast = gr.Checkbox(False, label="Fast mode",
@@ -210,7 +211,7 @@ def build_video_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown) -> N
                                elem_id="video-output-b")
     strip = gr.Plot(label="Scores over time and loudness (model B dashed)")
     with gr.Row():
-        time_s = gr.Slider(0, 1, value=0, step=0.04, label="Inspect the frame at (s)", scale=1)
+        time_s = Slider(0, 1, value=0, step=0.04, label="Inspect the frame at (s)", scale=1)
         frame = gr.Image(label="Frame at the chosen time", type="numpy", interactive=False, scale=2)
         frame_b = gr.Image(label="Model B, same frame", type="numpy", interactive=False, scale=2, visible=False)
 

@@ -16,6 +16,7 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from ..benchmarks import read_frame
+from ..errors import AVDemoError
 from ..index import SampleIndex
 from ..metrics import median_binarise
 from ..model import upsample_maps
@@ -79,9 +80,19 @@ def sample_markdown(index: SampleIndex, i: int) -> str:
     return (f"**#{i} {index.ids[i]}** · {what} · {index.kinds[i]} · {index.groups[i]}  \n{score_line(index, i)}")
 
 
+def row_at(rows: list[dict[str, Any]], position: float, label: str = "position") -> dict[str, Any]:
+    """The row at 1-based ``position`` of a list shown to the user; a clear error past either end."""
+    if not 1 <= position <= len(rows) or position != int(position):
+        raise AVDemoError(f"{label}: {position:g} is not a position in the list (1..{len(rows)})")
+    return rows[int(position) - 1]
+
+
 def clicked_rank(evt: gr.SelectData) -> int:
     """The 1-based position of the gallery item a user clicked."""
-    return int(evt.index) + 1
+    index = getattr(evt, "index", None)
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise AVDemoError("pick: no gallery picture was clicked (the event carries no picture's position)")
+    return index + 1
 
 
 def export_path(stem: str, suffix: str) -> Path:

@@ -1,0 +1,145 @@
+"""Every API endpoint of the running app, called with hostile values: each call ends in a result or in a
+short, specific message (never Gradio's generic one, never a server path), nothing is left behind, and the
+server still answers afterwards.
+
+The endpoints and their inputs are read from the app itself (``view_api``), so an endpoint added later is
+fuzzed without a change here. One input is made hostile at a time; the others keep the page's values."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from appdata import ROOT, app_data, files_in, start_app, stop_app
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from avdemo.media import write_mp4
+
+GENERIC = "has raised an exception but has not enabled verbose error reporting"
+MAX_MESSAGE = 300
+ANY_INPUT = [None, "", "nan", "inf", -1, 10**9, [1, 2], {"a": 1}]
+TEXT_INPUT = ["/etc/passwd", "../../../etc/passwd", "hf://owner/repo/x.pth.tar", "https://127.0.0.1:1/x.pth.tar"]
+FILE_COMPONENTS = {"Video", "Audio", "Image", "File", "Uploadbutton"}
+CLIENTS = 6                    # sessions calling at once (the calls wait on the network more than on the CPU)
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return app_data(tmp_path_factory.mktemp("appdata"))
+
+
+@pytest.fixture(scope="module")
+def app(data, tmp_path_factory):
+    running = start_app(data, tmp_path_factory.mktemp("gradio-temp"))
+    yield running
+    stop_app(running)
+
+
+@pytest.fixture(scope="module")
+def hostile_files(tmp_path_factory) -> dict[str, Path]:
+    """Files that are not what an input expects: empty, random bytes, text, a picture, a video."""
+    folder = tmp_path_factory.mktemp("hostile")
+    rng = np.random.default_rng(0)
+    files = {"empty.mp4": b"", "random.wav": rng.bytes(4096), "text.png": b"not a picture\n" * 20,
+             "random.safetensors": rng.bytes(2048)}
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / "picture.png")
+    (folder / "picture.mp4").write_bytes((folder / "picture.png").read_bytes())      # a PNG named as a video
+    write_mp4(folder / "clip.mp4", [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)] * 4, fps=4)
+    (folder / "clip.png").write_bytes((folder / "clip.mp4").read_bytes())            # a video named as a picture
+    return {p.name: p for p in folder.iterdir()}
+
+
+def hostile_values(component: str, files: dict[str, Path]) -> list:
+    values = list(ANY_INPUT)
+    if component in FILE_COMPONENTS:
+        values += [handle_file(str(p)) for p in files.values()]
+        values += [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}]
+        if component == "Uploadbutton":
+            values += [[handle_file(str(p))] for p in files.values()]
+    else:
+        values += TEXT_INPUT
+    return values
+
+
+def server_paths(app) -> list[str]:
+    return [str(ROOT), str(app.temp_dir.parent), "/tmp/"]
+
+
+def message_fault(message: str, app) -> str | None:
+    """What is wrong with an error message, or None."""
+    if GENERIC in message or not message.strip():
+        return "the generic message"
+    if len(message) > MAX_MESSAGE:
+        return f"{len(message)} characters: {message[:120]}..."
+    if any(p in message for p in server_paths(app)):
+        return f"a server path in {message!r}"
+    if "\x1b[" in message or "Traceback" in message:
+        return f"a raw traceback or terminal codes in {message!r}"
+    return None
+
+
+def call(client: Client, api_name: str, args: list) -> str | None:
+    """The message of the error the call ended in; None when it ended in a result, or when the client
+    refused to send it (e.g. a file that does not exist)."""
+    try:
+        client.predict(*args, api_name=api_name)
+    except AppError as e:
+        return str(e) or "(no message)"
+    except ValueError:
+        pass
+    return None
+
+
+def hostile_calls(endpoints: dict, files: dict[str, Path]) -> list[tuple[str, list, str]]:
+    """(endpoint, arguments, what is hostile): one input at a time, the others at the page's values."""
+    calls = []
+    for api_name, info in sorted(endpoints.items()):
+        params = info["parameters"]
+        defaults = [p.get("parameter_default") for p in params]
+        calls += [(api_name, [], "no data")] if not params else []
+        for k, param in enumerate(params):
+            for value in hostile_values(param["component"], files):
+                calls.append((api_name, defaults[:k] + [value] + defaults[k + 1:],
+                              f"{param['parameter_name']}={str(value)[:60]}"))
+    return calls
+
+
+def test_every_endpoint_answers_hostile_values_with_a_short_specific_message(app, hostile_files):
+    client = Client(app.url, verbose=False, download_files=str(app.temp_dir.parent / "downloads"))
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    calls = hostile_calls(endpoints, hostile_files)
+    clients = threading.local()
+
+    def run(task: tuple[str, list, str]) -> str | None:
+        if not hasattr(clients, "client"):
+            clients.client = Client(app.url, verbose=False, download_files=False)
+        api_name, args, what = task
+        message = call(clients.client, api_name, args)
+        fault = message_fault(message, app) if message is not None else None
+        return f"{api_name} {what}: {fault}" if fault else None
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        failures = [f for f in pool.map(run, calls) if f]
+    seconds = time.monotonic() - started
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "fuzz.json").write_text(json.dumps({"endpoints": len(endpoints), "calls": len(calls),
+                                                     "seconds": round(seconds, 1), "failures": failures}, indent=1))
+    assert not failures, f"{len(failures)} of {len(calls)} calls:\n" + "\n".join(failures)
+    assert app.process.poll() is None
+    card, *_ = client.predict(*[p["parameter_default"] for p in endpoints["/model_card"]["parameters"]],
+                              api_name="/model_card")
+    assert "tiny" in card
+    uploads = app.cache_dir / "uploads"
+    assert not (uploads.exists() and any(uploads.iterdir())), "a hostile upload was kept"
+    left = [p for p in files_in(app.cache_dir) if ".tmp" in p.name or p.name.startswith(".staging")]
+    assert not left, f"half-written files left: {left}"
