@@ -16,7 +16,7 @@ import gradio as gr
 
 from ..errors import AVDemoError
 
-SHOWN_CHARS = 40       # of a refused value, in a message
+SHOWN_CHARS = 60       # of a refused value, in a message
 SHOWN_CHOICES = 4      # choices listed in a message
 
 
