@@ -32,6 +32,7 @@ from .config import FAMILIES
 from .data.catalog import load_catalog
 from .diagnosis import MEASURES as DIAGNOSIS_MEASURES, diagnose
 from .errors import AVDemoError
+from .fetch import read_card
 from .metrics import (GT_SIZE, adaptive_ciou, ciou, ciou_auc, false_positive_metrics, group_auc, group_success_rate,
                       map_confidence, pointing_game, retrieval_recall, roc_auc, success_rate)
 from .model import AVLocalizer, Localization
@@ -250,7 +251,7 @@ def write_card_metrics(checkpoint: str | Path, metrics: dict[str, Any], command:
     path = card_path(Path(checkpoint))
     if not path.is_file():
         raise AVDemoError(f"--write-card: {checkpoint} has no model card ({path.name}); only our .safetensors have one")
-    card = json.loads(path.read_text())
+    card = read_card(path)
     card["metrics"] = {**card.get("metrics", {}), **metrics}
     card.setdefault("provenance", {})["test_command"] = command
     atomic_write(path, lambda p: p.write_text(json.dumps(_json_safe(card), indent=2)))

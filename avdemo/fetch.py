@@ -13,6 +13,7 @@ A ``.safetensors`` reference brings its model card (the ``.json`` next to it) al
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -78,6 +79,42 @@ def max_download_bytes() -> int:
 def _check_sha256(path: Path, expected: str | None, label: str) -> None:
     if expected and (actual := file_sha256(path)) != expected:
         raise AVDemoError(f"{label}: sha256 mismatch: the file has {actual}, the reference pins {expected}")
+
+
+MAX_HEADER_BYTES = 100 * 2**20    # safetensors' own limit on its JSON header
+
+
+def checkpoint_format(path: Path) -> str | None:
+    """What a file holds, from its bytes (never its name): "safetensors" (a length, then a JSON header),
+    "torch" (what ``torch.save`` writes: a zip archive, a pickle or an old tar archive), else None."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        header_len = int.from_bytes(head, "little") if len(head) == 8 else 0
+        if 2 <= header_len <= min(size - 8, MAX_HEADER_BYTES):
+            try:
+                if isinstance(json.loads(f.read(header_len)), dict):
+                    return "safetensors"
+            except ValueError:
+                pass
+        f.seek(257)
+        tar = f.read(5) == b"ustar"
+    pickled = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    return "torch" if head.startswith(b"PK\x03\x04") or pickled or tar else None
+
+
+def read_card(path: Path) -> dict:
+    """A model card: a JSON object with a "config" object (the model's settings); a clear error naming
+    the file and what is wrong with it otherwise."""
+    try:
+        card = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, ValueError) as e:
+        raise AVDemoError(f"{path.name}: the model card is not valid JSON ({e})") from None
+    if not isinstance(card, dict):
+        raise AVDemoError(f"{path.name}: the model card must be a JSON object, not a {type(card).__name__}")
+    if not isinstance(card.get("config"), dict):
+        raise AVDemoError(f'{path.name}: the model card has no "config" object (the model\'s settings)')
+    return card
 
 
 def _looks_like_html(head: bytes) -> bool:
