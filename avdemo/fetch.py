@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import httpx
 from tqdm import tqdm
@@ -103,17 +104,24 @@ def checkpoint_format(path: Path) -> str | None:
     return "torch" if head.startswith(b"PK\x03\x04") or pickled or tar else None
 
 
-def read_card(path: Path) -> dict:
+def check_checkpoint(path: Path, label: str) -> None:
+    """Refuse a file whose bytes are no checkpoint (``checkpoint_format``)."""
+    if checkpoint_format(path) is None:
+        raise AVDemoError(f"{label}: not a checkpoint: its bytes are neither safetensors nor a PyTorch file")
+
+
+def read_card(path: Path, label: str | None = None) -> dict:
     """A model card: a JSON object with a "config" object (the model's settings); a clear error naming
-    the file and what is wrong with it otherwise."""
+    the file (``label``, else its name) and what is wrong with it otherwise."""
+    label = label or path.name
     try:
         card = json.loads(path.read_bytes())
     except (UnicodeDecodeError, ValueError) as e:
-        raise AVDemoError(f"{path.name}: the model card is not valid JSON ({e})") from None
+        raise AVDemoError(f"{label}: the model card is not valid JSON ({e})") from None
     if not isinstance(card, dict):
-        raise AVDemoError(f"{path.name}: the model card must be a JSON object, not a {type(card).__name__}")
+        raise AVDemoError(f"{label}: the model card must be a JSON object, not a {type(card).__name__}")
     if not isinstance(card.get("config"), dict):
-        raise AVDemoError(f'{path.name}: the model card has no "config" object (the model\'s settings)')
+        raise AVDemoError(f'{label}: the model card has no "config" object (the model\'s settings)')
     return card
 
 
@@ -131,9 +139,11 @@ def _too_large(label: str, size: int, limit: int) -> AVDemoError:
                        f"(set AVDEMO_MAX_DOWNLOAD_MB to allow more)")
 
 
-def download(url: str, dest: Path, sha256: str | None = None, max_bytes: int | None = None) -> Path:
-    """Fetch ``url`` into ``dest`` atomically (progress on stderr); checks type, size and ``sha256``.
-    Nothing is left at ``dest`` when anything fails."""
+def download(url: str, dest: Path, sha256: str | None = None, max_bytes: int | None = None,
+             check: Callable[[Path, str], None] | None = None) -> Path:
+    """Fetch ``url`` into ``dest`` atomically (progress on stderr); checks type, size, ``sha256`` and
+    ``check(file, label)`` (raises when the bytes are unusable). Nothing is left at ``dest`` when
+    anything fails."""
     limit = max_download_bytes() if max_bytes is None else max_bytes
     label = url.split("?")[0]
 
@@ -161,6 +171,8 @@ def download(url: str, dest: Path, sha256: str | None = None, max_bytes: int | N
         if sha256 and digest.hexdigest() != sha256:
             raise AVDemoError(f"{label}: sha256 mismatch: downloaded {digest.hexdigest()}, the reference pins "
                               f"{sha256}; the file was not kept")
+        if check is not None:
+            check(tmp, label)
 
     try:
         atomic_write(dest, write)
@@ -178,11 +190,17 @@ def _fetch_url(ref: CheckpointRef, max_bytes: int | None) -> Path:
     if weights.exists():
         _check_sha256(weights, ref.sha256, ref.location)
     else:
-        download(ref.location, weights, ref.sha256, max_bytes)
-    if weights.suffix == ".safetensors" and not weights.with_suffix(".json").exists():
+        download(ref.location, weights, ref.sha256, max_bytes, check=check_checkpoint)
+    card = weights.with_suffix(".json")
+    if weights.suffix == ".safetensors" and not card.exists():
         base, _, query = ref.location.partition("?")
         card_url = base[: -len(".safetensors")] + ".json" + (f"?{query}" if query else "")
-        download(card_url, weights.with_suffix(".json"), max_bytes=max_bytes)
+        try:
+            download(card_url, card, max_bytes=max_bytes, check=read_card)
+        except AVDemoError as e:
+            weights.unlink()
+            raise AVDemoError(f"{e}; {weights.name} is unusable without its model card, so neither file was "
+                              f"kept") from None
     return weights
 
 
@@ -194,9 +212,11 @@ def _fetch_hf(ref: CheckpointRef, max_bytes: int | None) -> Path:
     endpoint = os.environ.get("HF_ENDPOINT")
     cache_dir = cache_root() / "hub" if os.environ.get("AVDEMO_CACHE") else None
     limit = max_download_bytes() if max_bytes is None else max_bytes
-    label = f"hf://{ref.location}/{ref.filename}" + (f"@{ref.revision}" if ref.revision else "")
+    hf_label = lambda filename: f"hf://{ref.location}/{filename}" + (f"@{ref.revision}" if ref.revision else "")
+    label = hf_label(ref.filename)
 
     def fetch(filename: str) -> Path:
+        label = hf_label(filename)
         kwargs = dict(repo_id=ref.location, filename=filename, revision=ref.revision, cache_dir=cache_dir,
                       endpoint=endpoint)
         try:
@@ -219,16 +239,32 @@ def _fetch_hf(ref: CheckpointRef, max_bytes: int | None) -> Path:
         except HfHubHTTPError as e:
             raise AVDemoError(f"{label}: the Hub answered {str(e).splitlines()[0][:200]}") from None
 
+    def forget(path: Path) -> None:
+        """Remove a file from the Hub cache: its snapshot link and the blob it points to."""
+        blob = path.resolve()
+        path.unlink(missing_ok=True)
+        blob.unlink(missing_ok=True)
+
     weights = fetch(ref.filename)
     try:
         _check_sha256(weights, ref.sha256, label)
+        check_checkpoint(weights, label)
     except AVDemoError:
-        blob = weights.resolve()
-        weights.unlink(missing_ok=True)
-        blob.unlink(missing_ok=True)
+        forget(weights)
         raise
     if weights.suffix == ".safetensors":
-        fetch(str(Path(ref.filename).with_suffix(".json")))
+        card_name = str(Path(ref.filename).with_suffix(".json"))
+        try:
+            card = fetch(card_name)
+        except AVDemoError as e:
+            forget(weights)
+            raise AVDemoError(f"{e}; {weights.name} is unusable without its model card, so it was not kept") from None
+        try:
+            read_card(card, hf_label(card_name))
+        except AVDemoError as e:
+            forget(weights)
+            forget(card)
+            raise AVDemoError(f"{e}; neither file was kept") from None
     return weights
 
 

@@ -151,6 +151,40 @@ def test_url_errors_are_clear_and_leave_nothing(server, cache, ours, monkeypatch
     assert _left_files(cache) == []
 
 
+def test_a_download_that_is_no_checkpoint_or_lacks_its_card_is_not_kept(server, cache, ours):
+    weights, card = ours
+    server.files["/notes.pth.tar"] = (b"PKZIP? no: release notes, not weights\n" * 40, "application/octet-stream")
+    server.files["/orphan.safetensors"] = (weights, "application/octet-stream")       # orphan.json: 404
+    server.files["/badcard.safetensors"] = (weights, "application/octet-stream")
+    server.files["/badcard.json"] = (b'{"notes": "no config"}', "application/json")
+    server.files["/text.safetensors"] = (card, "application/octet-stream")            # a card as weights
+    cases = [("notes.pth.tar", "notes.pth.tar: not a checkpoint: its bytes are neither safetensors nor"),
+             ("orphan.safetensors", r"orphan.json: HTTP 404 .*unusable without its model card, so neither file"),
+             ("badcard.safetensors", r'badcard.json: the model card has no "config" object.*neither file'),
+             ("text.safetensors", "text.safetensors: not a checkpoint")]
+    for name, message in cases:
+        with pytest.raises(AVDemoError, match=message):
+            resolve_checkpoint(f"{server.url}/{name}")
+    assert _left_files(cache) == []
+    server.files["/orphan.json"] = (card, "application/json")                       # fixed upstream: fetched again
+    assert load_model(f"{server.url}/orphan.safetensors").card["notes"] == "served"
+
+
+def test_a_hub_download_that_is_no_checkpoint_or_lacks_its_card_is_not_kept(server, cache, ours, monkeypatch):
+    weights, card = ours
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    server.files["/lab/ssl/resolve/main/notes.pth.tar"] = (b"just text\n" * 50, "application/octet-stream")
+    server.files["/lab/ssl/resolve/main/orphan.safetensors"] = (weights, "application/octet-stream")
+    server.files["/lab/ssl/resolve/main/bad.safetensors"] = (weights, "application/octet-stream")
+    server.files["/lab/ssl/resolve/main/bad.json"] = (b"[]", "application/json")
+    for name, message in (("notes.pth.tar", "not a checkpoint"),
+                          ("orphan.safetensors", r"orphan.json: not found on the Hub.*so it was not kept"),
+                          ("bad.safetensors", r"bad.json: the model card must be a JSON object.*neither file")):
+        with pytest.raises(AVDemoError, match=message):
+            resolve_checkpoint(f"hf://lab/ssl/{name}")
+    assert [f for f in _left_files(cache) if "/blobs/" in f or "/snapshots/" in f] == []
+
+
 def test_a_local_file_can_be_pinned(tmp_path, ours):
     path = tmp_path / "w.safetensors"
     path.write_bytes(ours[0])
