@@ -1,10 +1,14 @@
-"""Checkpoint references: a local path, an ``https://`` URL or ``hf://owner/repo/path/in/repo[@revision]``.
+"""Checkpoint references: a local path, an ``https://`` URL, ``hf://owner/repo/path/in/repo[@revision]``
+or a Google Drive file (its share link, or ``gdrive://<file id>``).
 
 Any of them may end in ``#sha256=<64 hex digits>``, which pins the weights file's content. Remote files
 are downloaded once, with a progress bar, atomically (a partial file never looks complete), into one
 cache folder, and reused from there without a network afterwards:
 
 - URLs: ``<cache_root()>/downloads/<hash of the URL>/<file name>``;
+- Google Drive: ``<cache_root()>/downloads/<hash of gdrive://<file id>>/<file id>``, through Drive's
+  confirmation page for large files as gdown reads it; ``$AVDEMO_GDRIVE_URL`` replaces
+  ``https://drive.google.com`` (tests: a local server);
 - the Hub: huggingface_hub's cache (``$HF_HOME`` / ``$HF_HUB_CACHE``), or ``<cache_root()>/hub`` when
   ``$AVDEMO_CACHE`` is set; ``$HF_ENDPOINT`` picks the server.
 
@@ -19,6 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
 
 import httpx
 from tqdm import tqdm
@@ -26,6 +31,8 @@ from tqdm import tqdm
 from .cache import atomic_write, cache_root, file_sha256
 from .errors import AVDemoError
 
+GDRIVE_URL = "https://drive.google.com"    # $AVDEMO_GDRIVE_URL replaces it
+MAX_PAGE_BYTES = 2**20         # a Drive confirmation page is read up to this size
 DEFAULT_MAX_MB = 2048          # larger downloads are refused; $AVDEMO_MAX_DOWNLOAD_MB changes it
 TIMEOUT_S = 30.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -35,8 +42,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 class CheckpointRef:
     """A parsed checkpoint reference."""
 
-    kind: str                  # "path", "url" or "hf"
-    location: str              # the path, the URL, or the Hub repository id (owner/name)
+    kind: str                  # "path", "url", "hf" or "gdrive"
+    location: str              # the path, the URL, the Hub repository id (owner/name) or the Drive file id
     filename: str = ""         # hf: the file's path inside the repository
     revision: str | None = None  # hf: branch, tag or commit (None: the default branch)
     sha256: str | None = None  # the weights file's pinned content hash
@@ -47,9 +54,24 @@ class CheckpointRef:
         return Path(self.filename or self.location.split("?")[0]).name
 
 
+def _gdrive_file_id(ref: str, text: str) -> str:
+    """The file id of ``gdrive://<id>`` or of a Drive link (``/file/d/<id>/view``, ``open?id=<id>``,
+    ``uc?id=<id>``: gdown's ``parse_url`` reads them)."""
+    if text.startswith("gdrive://"):
+        file_id = text.removeprefix("gdrive://")
+    else:
+        from gdown.parse_url import parse_url
+
+        file_id = parse_url(text)[0] or ""
+    if not re.fullmatch(r"[-\w]+", file_id):
+        raise AVDemoError(f"{ref}: a Google Drive reference is a file's share link "
+                          f"(https://drive.google.com/file/d/<id>/view) or gdrive://<file id>")
+    return file_id
+
+
 def parse_ref(ref: str | Path) -> CheckpointRef:
-    """``path``, ``https://host/x.pth.tar`` or ``hf://owner/repo/dir/x.pth.tar@rev``, each with an
-    optional ``#sha256=...``."""
+    """``path``, ``https://host/x.pth.tar``, ``hf://owner/repo/dir/x.pth.tar@rev``, a Drive share link or
+    ``gdrive://<file id>``, each with an optional ``#sha256=...``."""
     text, sha256 = str(ref), None
     if "#" in text and not Path(text).exists():
         text, _, fragment = text.partition("#")
@@ -66,10 +88,14 @@ def parse_ref(ref: str | Path) -> CheckpointRef:
         if len(parts) < 3 or not all(parts) or revision == "":
             raise AVDemoError(f"{ref}: a Hub reference is hf://owner/repo/path/in/repo[@revision]")
         return CheckpointRef("hf", "/".join(parts[:2]), "/".join(parts[2:]), revision, sha256)
+    if text.startswith("gdrive://") or (text.startswith(("https://", "http://"))
+                                        and urlparse(text).hostname == "drive.google.com"):
+        return CheckpointRef("gdrive", _gdrive_file_id(str(ref), text), sha256=sha256)
     if text.startswith(("https://", "http://")):
         return CheckpointRef("url", text, sha256=sha256)
     if "://" in text:
-        raise AVDemoError(f"{ref}: unsupported scheme; use a local path, https://... or hf://owner/repo/file")
+        raise AVDemoError(f"{ref}: unsupported scheme; use a local path, https://..., hf://owner/repo/file "
+                          f"or gdrive://<file id>")
     return CheckpointRef("path", text, sha256=sha256)
 
 
@@ -140,12 +166,12 @@ def _too_large(label: str, size: int, limit: int) -> AVDemoError:
 
 
 def download(url: str, dest: Path, sha256: str | None = None, max_bytes: int | None = None,
-             check: Callable[[Path, str], None] | None = None) -> Path:
+             check: Callable[[Path, str], None] | None = None, label: str | None = None) -> Path:
     """Fetch ``url`` into ``dest`` atomically (progress on stderr); checks type, size, ``sha256`` and
-    ``check(file, label)`` (raises when the bytes are unusable). Nothing is left at ``dest`` when
-    anything fails."""
+    ``check(file, label)`` (raises when the bytes are unusable). Errors name ``label`` (default: the URL
+    without its query). Nothing is left at ``dest`` when anything fails."""
     limit = max_download_bytes() if max_bytes is None else max_bytes
-    label = url.split("?")[0]
+    label = label or url.split("?")[0]
 
     def write(tmp: Path) -> None:
         with httpx.stream("GET", url, follow_redirects=True, timeout=TIMEOUT_S) as response:
@@ -202,6 +228,60 @@ def _fetch_url(ref: CheckpointRef, max_bytes: int | None) -> Path:
             raise AVDemoError(f"{e}; {weights.name} is unusable without its model card, so neither file was "
                               f"kept") from None
     return weights
+
+
+def _gdrive_file_url(file_id: str, label: str) -> str:
+    """The URL that serves a Drive file's bytes, as gdown finds it: Drive's download link when it answers
+    with the file (a Content-Disposition), else the link of the confirmation page that Drive shows for
+    files too large to scan for viruses (gdown's parser reads its form and token)."""
+    from gdown.download import get_url_from_gdrive_confirmation
+    from gdown.exceptions import FileURLRetrievalError
+
+    url = f"{os.environ.get('AVDEMO_GDRIVE_URL') or GDRIVE_URL}/uc?id={file_id}&export=download"
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=TIMEOUT_S) as response:
+            if response.status_code == 404:
+                raise AVDemoError(f"{label}: no such file on Google Drive (HTTP 404); check the file id")
+            if response.status_code != 200:
+                raise AVDemoError(f"{label}: Google Drive answered HTTP {response.status_code} "
+                                  f"{response.reason_phrase}")
+            if "content-disposition" in response.headers:
+                return str(response.url)
+            page = b""
+            for chunk in response.iter_bytes():
+                page += chunk
+                if len(page) > MAX_PAGE_BYTES:
+                    raise _html_error(label)
+    except httpx.TimeoutException:
+        raise AVDemoError(f"{label}: Google Drive did not answer within {TIMEOUT_S:.0f} s") from None
+    except httpx.TransportError as e:
+        raise AVDemoError(f"{label}: cannot connect to Google Drive ({type(e).__name__}); no network? A file "
+                          f"downloaded once is reused without one") from None
+    try:
+        return get_url_from_gdrive_confirmation(page.decode("utf-8", "replace"))
+    except FileURLRetrievalError as e:
+        reason = ("it is not shared publicly (share it with 'Anyone with the link'), or its download quota is "
+                  "used up (try again later)" if "Cannot retrieve the public link" in str(e) else str(e))
+        raise AVDemoError(f"{label}: Google Drive sent a page, not the file: {reason}") from None
+
+
+def _check_drive_checkpoint(path: Path, label: str) -> None:
+    """A Drive file must be a PyTorch checkpoint: a safetensors file needs its model card next to it,
+    which Drive cannot give (put ours on the Hub or behind a URL)."""
+    check_checkpoint(path, label)
+    if checkpoint_format(path) == "safetensors":
+        raise AVDemoError(f"{label}: a safetensors file needs its model card next to it, which a Drive link "
+                          f"cannot give; use an https:// or hf:// reference for our checkpoints")
+
+
+def _fetch_gdrive(ref: CheckpointRef, max_bytes: int | None) -> Path:
+    label = f"gdrive://{ref.location}"
+    weights = cache_root() / "downloads" / hashlib.sha256(label.encode()).hexdigest()[:16] / ref.location
+    if weights.exists():
+        _check_sha256(weights, ref.sha256, label)
+        return weights
+    return download(_gdrive_file_url(ref.location, label), weights, ref.sha256, max_bytes,
+                    check=_check_drive_checkpoint, label=label)
 
 
 def _fetch_hf(ref: CheckpointRef, max_bytes: int | None) -> Path:
@@ -275,6 +355,8 @@ def resolve_checkpoint(ref: str | Path, max_bytes: int | None = None) -> Path:
         return _fetch_url(parsed, max_bytes)
     if parsed.kind == "hf":
         return _fetch_hf(parsed, max_bytes)
+    if parsed.kind == "gdrive":
+        return _fetch_gdrive(parsed, max_bytes)
     path = Path(parsed.location)
     if path.is_file():
         _check_sha256(path, parsed.sha256, str(path))
