@@ -12,7 +12,9 @@ cache folder, and reused from there without a network afterwards:
 - the Hub: huggingface_hub's cache (``$HF_HOME`` / ``$HF_HUB_CACHE``), or ``<cache_root()>/hub`` when
   ``$AVDEMO_CACHE`` is set; ``$HF_ENDPOINT`` picks the server.
 
-A ``.safetensors`` reference brings its model card (the ``.json`` next to it) along.
+A ``.safetensors`` reference brings its model card (the ``.json`` next to it) along. Nothing unusable is
+kept: a download whose bytes are no checkpoint (``checkpoint_format``), or a ``.safetensors`` without a
+valid card, is refused and removed.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from .errors import AVDemoError
 
 GDRIVE_URL = "https://drive.google.com"    # $AVDEMO_GDRIVE_URL replaces it
 MAX_PAGE_BYTES = 2**20         # a Drive confirmation page is read up to this size
+MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit on its JSON header
 DEFAULT_MAX_MB = 2048          # larger downloads are refused; $AVDEMO_MAX_DOWNLOAD_MB changes it
 TIMEOUT_S = 30.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -106,9 +109,6 @@ def max_download_bytes() -> int:
 def _check_sha256(path: Path, expected: str | None, label: str) -> None:
     if expected and (actual := file_sha256(path)) != expected:
         raise AVDemoError(f"{label}: sha256 mismatch: the file has {actual}, the reference pins {expected}")
-
-
-MAX_HEADER_BYTES = 100 * 2**20    # safetensors' own limit on its JSON header
 
 
 def checkpoint_format(path: Path) -> str | None:
@@ -232,8 +232,8 @@ def _fetch_url(ref: CheckpointRef, max_bytes: int | None) -> Path:
 
 def _gdrive_file_url(file_id: str, label: str) -> str:
     """The URL that serves a Drive file's bytes, as gdown finds it: Drive's download link when it answers
-    with the file (a Content-Disposition), else the link of the confirmation page that Drive shows for
-    files too large to scan for viruses (gdown's parser reads its form and token)."""
+    with the file (a Content-Disposition, or anything but HTML), else the link of the confirmation page
+    that Drive shows for files too large to scan for viruses (gdown's parser reads its form and token)."""
     from gdown.download import get_url_from_gdrive_confirmation
     from gdown.exceptions import FileURLRetrievalError
 
@@ -245,7 +245,8 @@ def _gdrive_file_url(file_id: str, label: str) -> str:
             if response.status_code != 200:
                 raise AVDemoError(f"{label}: Google Drive answered HTTP {response.status_code} "
                                   f"{response.reason_phrase}")
-            if "content-disposition" in response.headers:
+            html = "text/html" in response.headers.get("content-type", "")
+            if "content-disposition" in response.headers or not html:
                 return str(response.url)
             page = b""
             for chunk in response.iter_bytes():

@@ -11,7 +11,6 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from avdemo import benchmarks
 from avdemo.benchmarks import (PUBLIC_LISTS, PublicList, check_files, load_flickr, load_vggss, public_list,
                                read_flickr_boxes, read_frame, read_ids, read_negatives, read_wav, vggss_key)
 from avdemo.errors import AVDemoError
