@@ -275,7 +275,8 @@ def load_model(ref: str | Path, device: str | torch.device = "cpu", config: Mode
                           "pooled backbone features (visual map max-pooled, audio vector)")}
     else:
         raise AVDemoError(f"{path.name}: unknown checkpoint type: its bytes are neither safetensors nor a "
-                          f"PyTorch file; use .safetensors (+ .json) or {', '.join(OFFICIAL_SUFFIXES)}")
+                          f"weights-only PyTorch checkpoint; use .safetensors (+ .json) or "
+                          f"{', '.join(OFFICIAL_SUFFIXES)}")
     try:
         model = AVLocalizer(cfg)
     except (AVDemoError, ValueError, KeyError, TypeError, RuntimeError) as e:
