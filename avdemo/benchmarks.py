@@ -8,11 +8,15 @@ the frame of ``video`` heard with the audio of ``audio``). The box benchmarks (`
 the reference evaluation's metadata file (``{image, audio, gt_box}`` entries, 224-pixel xyxy boxes) and
 find each sample by the last components of its paths: ``<root>/frames/<image key><image suffix>`` and
 ``<root>/audio/<audio key>.wav``.
+
+The public lists of VGG-SS and Flickr-SoundNet (``PUBLIC_LISTS``) are not shipped: ``public_list`` fetches
+each from its authors' repository, pinned by sha256, once, into ``<cache_root()>/benchmark_lists/``.
 """
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
@@ -23,8 +27,69 @@ import soundfile as sf
 from PIL import Image
 
 from .audio import REFERENCE_CENTRE_S
+from .cache import cache_root, file_sha256
 from .errors import AVDemoError
+from .fetch import download
 from .metrics import GT_SIZE, gt_map_consensus, gt_map_from_boxes, gt_map_from_pixel_boxes
+
+@dataclass(frozen=True)
+class PublicList:
+    """A benchmark list as its authors publish it: where (a raw file at a fixed commit) and its bytes."""
+
+    url: str
+    sha256: str
+
+
+_HARD_WAY = "https://raw.githubusercontent.com/hche11/Localizing-Visual-Sounds-the-Hard-Way/" \
+            "8fe8cbbf810e804cf8cc9b244bb5d77ec8aa8315/metadata/"
+_EZ_VSL = "https://raw.githubusercontent.com/stoneMo/EZ-VSL/95ff5bff30191fed11856699a7669419fa59b356/metadata/"
+_ALIGNMENT = "https://raw.githubusercontent.com/kaistmm/SSLalignment/e7ae3c5518e5a4d911c49e034d906612cf922aff/metadata/"
+# VGG-SS (Chen et al., CVPR 2021), its open-set splits (EZ-VSL, ECCV 2022), the official evaluation's id
+# lists and SLAVC's non-sounding extensions (NeurIPS 2022) as kaistmm/SSLalignment publishes them.
+PUBLIC_LISTS = {
+    "vggss.json": PublicList(_HARD_WAY + "vggss.json",
+                             "ae300b4a259267e6fe839970d495862edd70bfe3da63d925bcdb34054ed3b15e"),
+    "vggss_test.csv": PublicList(_HARD_WAY + "vggss_test.csv",
+                                 "971081929d45caf21a148a6ca968822d96e8316331d0cc0bafb1783acb4d2c35"),
+    "vggss_heard_test.csv": PublicList(_EZ_VSL + "vggss_heard_test.csv",
+                                       "70a01c6828e7b84531823616ebb2e32e75bbaf5e44c715fa366b61111ab33c4e"),
+    "vggss_unheard_test.csv": PublicList(_EZ_VSL + "vggss_unheard_test.csv",
+                                         "11883813db359df63e1a28f69bb53e1ceef7f5b8d68e0149de5792540acb9e17"),
+    "ours_vggss.txt": PublicList(_ALIGNMENT + "ours_vggss.txt",
+                                 "24546044696e8ea0aff172dc7acef36f84adfc7a00611c601c8ab7294ce3b6e2"),
+    "vggss_test_plus_silent.csv": PublicList(_ALIGNMENT + "vggss_test_plus_silent.csv",
+                                             "905a009428e16d1108e5af112d8e682dbe1702a2ed897b3d56753ff587018e4e"),
+    "flickr_test.csv": PublicList(_ALIGNMENT + "flickr_test.csv",
+                                  "238dbe3d91befda692b9b8a9a1a0c2e14b1642de0801c8459adf59ae7f11f268"),
+    "test_flickr_250.txt": PublicList(_ALIGNMENT + "test_flickr_250.txt",
+                                      "6fc9c8147f5fd30f9c8849e15a79fd2c68eb55e8b7f3241695287350b22c9897"),
+    "flickr_test_plus_silent.csv": PublicList(_ALIGNMENT + "flickr_test_plus_silent.csv",
+                                              "45a0d32b64a9ef9e567d3eaf4a4a29683cdb0f7f4e1924a0e26cde24fa298643"),
+}
+
+
+def public_list(name: str) -> Path:
+    """The local file of a public benchmark list (``PUBLIC_LISTS``): downloaded from its repository once,
+    checked against its sha256, and reused without a network afterwards. ``$AVDEMO_BENCHMARK_LISTS``,
+    when set, is a folder that holds the lists instead (used as they are, e.g. copies made elsewhere)."""
+    if name not in PUBLIC_LISTS:
+        raise AVDemoError(f"{name}: not a public benchmark list; known: {', '.join(PUBLIC_LISTS)}")
+    if folder := os.environ.get("AVDEMO_BENCHMARK_LISTS"):
+        path = Path(folder) / name
+        if not path.is_file():
+            raise AVDemoError(f"{name} is not in AVDEMO_BENCHMARK_LISTS ({folder})")
+        return path
+    spec, path = PUBLIC_LISTS[name], cache_root() / "benchmark_lists" / name
+    if path.is_file() and file_sha256(path) == spec.sha256:
+        return path
+    return download(spec.url, path, spec.sha256)
+
+
+def list_file(value: str | Path) -> Path:
+    """A list given on the command line: a file, or the name of a public list (``public_list``)."""
+    path = Path(value)
+    return public_list(str(value)) if not path.exists() and str(value) in PUBLIC_LISTS else path
+
 
 FRAME_NAMES = ("{id}.jpg", "{id}.png", "{id}/image_050.jpg", "{id}/image_050.png")
 NON_SOUNDING = "non-sounding"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -20,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from .cache import atomic_write
 from .config import FAMILIES, ModelConfig
 from .errors import AVDemoError
-from .fetch import resolve_checkpoint
+from .fetch import checkpoint_format, read_card, resolve_checkpoint
 from .model import AVLocalizer
 
 OFFICIAL_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt")
@@ -119,6 +121,26 @@ SAFE_GLOBALS = [argparse.Namespace, np.dtype, np._core.multiarray.scalar,
                 *[type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]]
 
 
+def _first_sentence(text: str, limit: int = 200) -> str:
+    """The first sentence of an exception's text, without terminal colour codes, at most ``limit`` chars
+    (cut at a word)."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", text).strip().splitlines()
+    sentence = re.split(r"(?<=[.!?])\s", lines[0], maxsplit=1)[0] if lines else ""
+    return sentence if len(sentence) <= limit else sentence[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def _torch_load_error(name: str, e: Exception) -> AVDemoError:
+    """Why a weights-only load failed, in our words: PyTorch's own message advises full unpickling,
+    which a public app must never suggest."""
+    if "Weights only load failed" in str(e):
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f"an object of {found[1]}" if found else "pickled instructions other than plain data"
+        return AVDemoError(f"{name}: refused: it holds {what}, which could run code when loaded; only "
+                           f"tensors, numbers, strings, lists, dicts and argparse arguments are read from a "
+                           f"PyTorch file")
+    return AVDemoError(f"{name}: not a readable PyTorch checkpoint ({_first_sentence(str(e))})")
+
+
 def _read_torch_file(path: Path, trusted: bool = False) -> dict[str, torch.Tensor]:
     if trusted:
         warnings.warn(f"{path.name}: loading with full unpickling (trusted=True): the file can run code",
@@ -127,8 +149,7 @@ def _read_torch_file(path: Path, trusted: bool = False) -> dict[str, torch.Tenso
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as e:  # noqa: BLE001 - any failure here is a bad or unsafe file
-        raise AVDemoError(f"{path.name}: cannot be read as a weights-only PyTorch checkpoint (files that "
-                          f"need code to load are refused): {str(e).splitlines()[0][:300]}") from None
+        raise _torch_load_error(path.name, e) from None
     if isinstance(obj, dict):
         for key in ("model_state_dict", "model", "state_dict"):
             if isinstance(obj.get(key), dict):
@@ -157,6 +178,56 @@ def _load_weights(model: AVLocalizer, state: dict[str, torch.Tensor], name: str)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
 
 
+def _card_of(weights: Path) -> dict[str, Any]:
+    """The model card next to a safetensors file (which may carry another name)."""
+    card = card_path(weights)
+    if card.exists():
+        return read_card(card)
+    if weights.suffix != ".safetensors":
+        stem = weights.name.split(".")[0]
+        raise AVDemoError(f"{weights.name} is a safetensors file, whatever its name says, and its model card "
+                          f"{card.name} is missing: name it {stem}.safetensors, next to its card {stem}.json")
+    raise AVDemoError(f"{weights.name}: its model card {card.name} (config) is missing")
+
+
+# Settings that may be 0; every other number of a config must be positive.
+MAY_BE_ZERO = {"peer_projections", "noverlap", "tukey_alpha", "mask_threshold"}
+
+
+def _check_config_values(values: dict[str, Any], defaults: Any, name: str) -> None:
+    """Each value has its default's type (a float may be given as an int); numbers are finite and
+    positive (or 0 where ``MAY_BE_ZERO``)."""
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        expected = float if type(default) is float else type(default)
+        if not (number if expected is float else type(value) is expected):
+            raise AVDemoError(f'{name}: "config" {key} = {value!r}: expected {expected.__name__}')
+        if number and not (math.isfinite(value) and (value > 0 or (value == 0 and key in MAY_BE_ZERO))):
+            raise AVDemoError(f'{name}: "config" {key} = {value!r}: expected a finite number > 0')
+
+
+def config_from_card(card: dict[str, Any], name: str) -> ModelConfig:
+    """The ``ModelConfig`` of a model card (``read_card``), with a clear error naming the card and the
+    setting that is wrong."""
+    values = dict(card["config"])
+    audio = values.pop("audio", {})
+    if not isinstance(audio, dict):
+        raise AVDemoError(f'{name}: "config" audio must be an object')
+    for given, dataclass_ in ((values, ModelConfig), (audio, ModelConfig().audio)):
+        unknown = sorted(set(given) - {f.name for f in dataclasses.fields(dataclass_)})
+        if unknown:
+            raise AVDemoError(f'{name}: unknown "config" settings {", ".join(unknown)}')
+    _check_config_values(values, ModelConfig(), name)
+    _check_config_values(audio, ModelConfig().audio, name)
+    cfg = ModelConfig.from_dict(card["config"])
+    if cfg.audio.noverlap >= cfg.audio.nperseg:
+        raise AVDemoError(f'{name}: "config" audio noverlap must be below nperseg')
+    if cfg.family not in FAMILIES:
+        raise AVDemoError(f'{name}: "config" family {cfg.family!r} is not one of {", ".join(FAMILIES)}')
+    return cfg
+
+
 def load_model(ref: str | Path, device: str | torch.device = "cpu", config: ModelConfig | None = None,
                trusted: bool = False, family: str | None = None) -> AVLocalizer:
     """Load any supported checkpoint into an ``AVLocalizer`` in eval mode, with ``model.card`` set.
@@ -179,16 +250,15 @@ def load_model(ref: str | Path, device: str | torch.device = "cpu", config: Mode
     if not path.exists():
         raise AVDemoError(f"checkpoint not found: {path}")
 
-    if path.suffix == ".safetensors":
-        if not card_path(path).exists():
-            raise AVDemoError(f"{path.name}: its model card {card_path(path).name} (config) is missing")
-        card = json.loads(card_path(path).read_text())
-        cfg = config or ModelConfig.from_dict(card["config"])
+    fmt = checkpoint_format(path)
+    if fmt == "safetensors":
+        card = _card_of(path)
+        cfg = config or config_from_card(card, card_path(path).name)
         try:
             state = load_file(str(path))
         except Exception as e:  # noqa: BLE001
-            raise AVDemoError(f"{path.name}: not a valid safetensors file ({e})") from None
-    elif path.name.endswith(OFFICIAL_SUFFIXES):
+            raise AVDemoError(f"{path.name}: not a valid safetensors file ({_first_sentence(str(e))})") from None
+    elif fmt == "torch":
         raw = _read_torch_file(path, trusted)
         family = family or detect_family(raw)
         if family not in FAMILIES:
@@ -204,9 +274,13 @@ def load_model(ref: str | Path, device: str | torch.device = "cpu", config: Mode
                           "no alignment head in this checkpoint: embeddings and s_A use the L2-normalised "
                           "pooled backbone features (visual map max-pooled, audio vector)")}
     else:
-        raise AVDemoError(f"{path.name}: unknown checkpoint type; use .safetensors (+ .json) or "
+        raise AVDemoError(f"{path.name}: unknown checkpoint type: its bytes are neither safetensors nor a "
+                          f"weights-only PyTorch checkpoint; use .safetensors (+ .json) or "
                           f"{', '.join(OFFICIAL_SUFFIXES)}")
-    model = AVLocalizer(cfg)
+    try:
+        model = AVLocalizer(cfg)
+    except (AVDemoError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise AVDemoError(f"{path.name}: the model cannot be built from its config ({_first_sentence(str(e))})") from None
     _load_weights(model, state, path.name)
     model.card = {**card, "config": cfg.to_dict(), "path": str(path)}
     return model.to(device).to(memory_format=torch.channels_last).eval()

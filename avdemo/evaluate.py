@@ -24,14 +24,15 @@ import torch
 from tqdm import tqdm
 
 from .audio import clip_window, to_model_rate
-from .benchmarks import (BOX_BENCHMARKS, BenchmarkSample, check_files, load_box_benchmark, load_flickr, load_vggss,
-                         read_frame, read_wav)
+from .benchmarks import (BOX_BENCHMARKS, PUBLIC_LISTS, BenchmarkSample, check_files, list_file, load_box_benchmark,
+                         load_flickr, load_vggss, public_list, read_frame, read_wav)
 from .cache import atomic_write
 from .checkpoints import card_path, load_model
 from .config import FAMILIES
 from .data.catalog import load_catalog
 from .diagnosis import MEASURES as DIAGNOSIS_MEASURES, diagnose
 from .errors import AVDemoError
+from .fetch import read_card
 from .metrics import (GT_SIZE, adaptive_ciou, ciou, ciou_auc, false_positive_metrics, group_auc, group_success_rate,
                       map_confidence, pointing_game, retrieval_recall, roc_auc, success_rate)
 from .model import AVLocalizer, Localization
@@ -250,7 +251,7 @@ def write_card_metrics(checkpoint: str | Path, metrics: dict[str, Any], command:
     path = card_path(Path(checkpoint))
     if not path.is_file():
         raise AVDemoError(f"--write-card: {checkpoint} has no model card ({path.name}); only our .safetensors have one")
-    card = json.loads(path.read_text())
+    card = read_card(path)
     card["metrics"] = {**card.get("metrics", {}), **metrics}
     card.setdefault("provenance", {})["test_command"] = command
     atomic_write(path, lambda p: p.write_text(json.dumps(_json_safe(card), indent=2)))
@@ -332,7 +333,12 @@ def detect_benchmark(root: Path) -> str:
 def load_benchmark(benchmark: str, root: Path, meta: Path | None = None, ids: Path | None = None,
                    negatives: Path | None = None) -> list[BenchmarkSample]:
     """The samples of a named benchmark; ``embedded`` (our data, VGG-SS layout) takes its
-    ``*_plus_silent.csv`` from ``root`` when no ``negatives`` are given."""
+    ``*_plus_silent.csv`` from ``root`` when no ``negatives`` are given. ``meta``, ``ids`` and ``negatives``
+    may name a public list (``avdemo.benchmarks.PUBLIC_LISTS``, fetched once); ``vggss`` reads the public
+    ``vggss.json`` when neither ``meta`` nor ``root`` has one."""
+    meta, ids, negatives = (list_file(v) if v is not None else None for v in (meta, ids, negatives))
+    if benchmark == "vggss" and meta is None and not (root / "vggss.json").is_file():
+        meta = public_list("vggss.json")
     if benchmark in BOX_BENCHMARKS:
         if ids is not None or negatives is not None:
             raise AVDemoError(f"--ids and --negatives apply to VGG-SS and Flickr-SoundNet, not {benchmark}")
@@ -361,9 +367,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="load a .pth file with full unpickling (it can run code: only for files you trust)")
     parser.add_argument("--benchmark", choices=("vggss", "flickr", "embedded", *BOX_BENCHMARKS), required=True)
     parser.add_argument("--root", type=Path, required=True, help="folder with frames/ and audio/")
-    parser.add_argument("--meta", type=Path, help="vggss.json, or a box benchmark's JSON (default: in ROOT)")
-    parser.add_argument("--ids", type=Path, help="a .txt/.csv list of the ids to evaluate")
-    parser.add_argument("--negatives", type=Path, help="a *_plus_silent.csv of non-sounding pairs")
+    lists = ", ".join(PUBLIC_LISTS)
+    parser.add_argument("--meta", type=Path, help="vggss.json, or a box benchmark's JSON (default: in ROOT; vggss: "
+                        "the public vggss.json)")
+    parser.add_argument("--ids", type=Path, help=f"a .txt/.csv list of the ids to evaluate, or a public list: {lists}")
+    parser.add_argument("--negatives", type=Path, help="a *_plus_silent.csv of non-sounding pairs, or a public one")
     parser.add_argument("--confidence", choices=("top25", "peak", "s_A"), default="top25")
     parser.add_argument("--train-meta", type=Path, help="embedded benchmark: the training split's vggss.json, "
                         "to group results by whether the sounding picture and recording were seen in training")

@@ -1,10 +1,9 @@
-"""Benchmark readers: tiny VGG-SS and Flickr-SoundNet datasets written here, and the real metadata files
-(shipped in avdemo/metadata)."""
+"""Benchmark readers: tiny VGG-SS and Flickr-SoundNet datasets written here, and the public benchmark lists
+(generated here in their published formats; fetched from a local server, never the internet)."""
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,10 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from avdemo.benchmarks import (check_files, load_flickr, load_vggss, read_flickr_boxes, read_frame, read_ids,
-                               read_negatives, read_wav, vggss_key)
+from avdemo.benchmarks import (PUBLIC_LISTS, PublicList, check_files, load_flickr, load_vggss, public_list,
+                               read_flickr_boxes, read_frame, read_ids, read_negatives, read_wav, vggss_key)
 from avdemo.errors import AVDemoError
 from avdemo.metrics import gt_map_consensus, gt_map_from_boxes
-
-METADATA = Path(__file__).resolve().parents[1] / "avdemo" / "metadata"     # the public files, shipped
 
 
 def write_media(root: Path, sample_id: str, seed: int, size=(80, 60), nested: bool = False,
@@ -146,42 +143,110 @@ def test_flickr_boxes_read_positionally_like_the_reference(tmp_path):
     assert read_flickr_boxes(xml) == [[[1, 2, 30, 40]]]
 
 
-def test_real_vggss_metadata_id_lists_and_negatives_parse(tmp_path):
-    samples = load_vggss(tmp_path, meta=METADATA / "vggss.json")
-    assert len(samples) == 5158 and len({s.class_name for s in samples}) == 221
+PUBLIC_CLASSES = ["dog barking", "female speech, woman speaking", "playing cello", "cat purring"]
+
+
+def write_public_lists(folder: Path) -> Path:
+    """``PUBLIC_LISTS`` in their published formats, small: line ends and final newlines as published
+    (CRLF in vggss_test.csv, flickr_test.csv and the *_plus_silent.csv), vggss.json on one line, the
+    official list's ``YTID_<start ms>_<end ms>`` ids, Flickr ids with a class index or a .jpg suffix.
+    8 VGG-SS clips of 4 classes (heard: the first two classes, unheard: the others), 3 Flickr images."""
+    folder.mkdir(parents=True, exist_ok=True)
+    youtube_ids = [f"{chr(97 + i) * 5}-{i}_Xy{i}" for i in range(8)]              # 11 characters
+    entries = [{"file": f"{y}_{10 * (i + 1):06d}", "class": PUBLIC_CLASSES[i % 4],
+                "bbox": [[0.1 * (i % 3), 0.2, 0.6, 0.9]]} for i, y in enumerate(youtube_ids)]
+    ids = [e["file"] for e in entries]
+    flickr = ["10000130166", "10007936344", "10008553263"]
+    heard = [i for i, e in zip(ids, entries) if PUBLIC_CLASSES.index(e["class"]) < 2]
+    files = {
+        "vggss.json": json.dumps(entries),
+        "vggss_test.csv": "\r\n".join(ids) + "\r\n",
+        "vggss_heard_test.csv": "\n".join(heard),
+        "vggss_unheard_test.csv": "\n".join(i for i in ids if i not in heard),
+        "ours_vggss.txt": "\n".join(f"{y}_{10000 * (i + 1)}_{10000 * (i + 2)}" for i, y in enumerate(youtube_ids[:5])),
+        "vggss_test_plus_silent.csv": "\r\n".join(["video,audio,label"] + [f"{i},{i},non-sounding" for i in ids]),
+        "flickr_test.csv": "".join(f"{f},{k * 100 + 2}\r\n" for k, f in enumerate(flickr)),
+        "test_flickr_250.txt": "".join(f"{f}.jpg\n" for f in flickr),
+        "flickr_test_plus_silent.csv": "\r\n".join(["video,audio,label"] + [f"{f},{g},non-sounding" for f, g
+                                                                             in zip(flickr, flickr[1:] + flickr[:1])]),
+    }
+    assert set(files) == set(PUBLIC_LISTS)
+    for name, text in files.items():
+        (folder / name).write_bytes(text.encode())
+    return folder
+
+
+@pytest.fixture
+def public_lists(tmp_path, monkeypatch) -> Path:
+    folder = write_public_lists(tmp_path / "lists")
+    monkeypatch.setenv("AVDEMO_BENCHMARK_LISTS", str(folder))
+    return folder
+
+
+def test_public_vggss_lists_and_negatives_parse(tmp_path, public_lists):
+    samples = load_vggss(tmp_path, meta=public_list("vggss.json"))
+    assert len(samples) == 8 and {s.class_name for s in samples} == set(PUBLIC_CLASSES)
     assert all(s.sounding and s.gt_map.shape == (224, 224) for s in samples)
-    # two entries have degenerate boxes (zero height, a huge negative x2): empty ground truth, as in the reference
-    assert sorted(s.id for s in samples if s.gt_map.max() == 0) == ["M1P1xla8rg0_000000", "MKC9LvRivTM_000030"]
     class_of = {s.id: s.class_name for s in samples}
-    lists = {name: [vggss_key(i) for i, _ in read_ids(METADATA / name)]
+    lists = {name: [vggss_key(i) for i, _ in read_ids(public_list(name))]
              for name in ("ours_vggss.txt", "vggss_test.csv", "vggss_heard_test.csv", "vggss_unheard_test.csv")}
     assert {name: len(ids) for name, ids in lists.items()} == {
-        "ours_vggss.txt": 4655, "vggss_test.csv": 5158, "vggss_heard_test.csv": 2564, "vggss_unheard_test.csv": 2575}
-    assert all(i in class_of for ids in lists.values() for i in ids)
+        "ours_vggss.txt": 5, "vggss_test.csv": 8, "vggss_heard_test.csv": 4, "vggss_unheard_test.csv": 4}
+    assert lists["ours_vggss.txt"] == lists["vggss_test.csv"][:5]          # YTID_20000_30000 -> YTID_000020
     heard, unheard = ({class_of[i] for i in lists[n]} for n in ("vggss_heard_test.csv", "vggss_unheard_test.csv"))
     assert heard.isdisjoint(unheard)
-    subset = load_vggss(tmp_path, meta=METADATA / "vggss.json", ids=lists["ours_vggss.txt"][:20],
-                        negatives=METADATA / "vggss_test_plus_silent.csv")
-    assert sum(s.sounding for s in subset) == 20 and sum(not s.sounding for s in subset) == 5158
+    subset = load_vggss(tmp_path, meta=public_list("vggss.json"), ids=public_list("ours_vggss.txt"),
+                        negatives=public_list("vggss_test_plus_silent.csv"))
+    assert sum(s.sounding for s in subset) == 5 and sum(not s.sounding for s in subset) == 8
     with pytest.raises(AVDemoError, match=r"benchmark files are missing; the first is .*frames"):
         check_files(subset)
 
 
-def test_real_flickr_id_lists_and_negatives_parse(tmp_path):
-    ids = read_ids(METADATA / "test_flickr_250.txt")
-    assert len(ids) == 250 and ids[0] == ("10000130166", "")
-    with_class = read_ids(METADATA / "flickr_test.csv")
-    assert len(with_class) == 250 and with_class[0] == ("10000130166", "202")
-    negatives = read_negatives(tmp_path, METADATA / "flickr_test_plus_silent.csv")
-    assert len(negatives) == 250 and negatives[0].meta == {"video": "10000130166", "audio": "10437048305"}
+def test_public_flickr_lists_and_negatives_parse(tmp_path, public_lists):
+    ids = read_ids(public_list("test_flickr_250.txt"))
+    assert ids == [("10000130166", ""), ("10007936344", ""), ("10008553263", "")]
+    assert read_ids(public_list("flickr_test.csv"))[1] == ("10007936344", "102")
+    negatives = read_negatives(tmp_path, public_list("flickr_test_plus_silent.csv"))
+    assert len(negatives) == 3 and negatives[0].meta == {"video": "10000130166", "audio": "10007936344"}
 
 
-def test_shipped_metadata_files_are_the_published_bytes_listed_in_their_readme():
-    readme = (METADATA / "README.md").read_text()
-    listed = {name: digest for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", readme, re.M)}
-    shipped = {p.name for p in METADATA.iterdir()} - {"README.md"}
-    assert set(listed) == shipped
-    assert {name: hashlib.sha256((METADATA / name).read_bytes()).hexdigest() for name in shipped} == listed
+def test_the_evaluator_takes_public_lists_by_name(tmp_path, public_lists):
+    from avdemo.evaluate import load_benchmark
+
+    samples = load_benchmark("vggss", tmp_path, ids=Path("ours_vggss.txt"),           # vggss.json: the public one
+                             negatives=Path("vggss_test_plus_silent.csv"))
+    assert (sum(s.sounding for s in samples), len(samples)) == (5, 13)
+    with pytest.raises(AVDemoError, match=r"3 annotation files are missing; the first is .*10000130166.xml"):
+        load_benchmark("flickr", tmp_path, ids=Path("test_flickr_250.txt"))      # the list was found by name
+
+
+def test_public_lists_are_fetched_once_pinned_and_reused_offline(tmp_path, monkeypatch):
+    from test_fetch import Server
+
+    folder = write_public_lists(tmp_path / "published")
+    monkeypatch.setenv("AVDEMO_CACHE", str(tmp_path / "cache"))
+    server = Server()
+    for name in PUBLIC_LISTS:
+        data = (folder / name).read_bytes()
+        server.files[f"/metadata/{name}"] = (data, "text/plain; charset=utf-8")
+        monkeypatch.setitem(PUBLIC_LISTS, name, PublicList(f"{server.url}/metadata/{name}",
+                                                           hashlib.sha256(data).hexdigest()))
+    try:
+        path = public_list("vggss_test.csv")
+        assert path == tmp_path / "cache" / "benchmark_lists" / "vggss_test.csv"
+        assert path.read_bytes() == (folder / "vggss_test.csv").read_bytes()        # CRLF kept
+        assert public_list("vggss_test.csv") == path and server.requests == ["GET /metadata/vggss_test.csv"]
+        monkeypatch.setitem(PUBLIC_LISTS, "ours_vggss.txt", PublicList(PUBLIC_LISTS["ours_vggss.txt"].url, "0" * 64))
+        with pytest.raises(AVDemoError, match="ours_vggss.txt: sha256 mismatch.*not kept"):
+            public_list("ours_vggss.txt")                                           # changed upstream: refused
+        assert sorted(p.name for p in path.parent.iterdir()) == ["vggss_test.csv"]
+    finally:
+        server.stop()
+    assert public_list("vggss_test.csv") == path                                   # offline: the cached copy
+    with pytest.raises(AVDemoError, match="vggss.json: cannot connect"):
+        public_list("vggss.json")
+    with pytest.raises(AVDemoError, match="vggss_10k.txt: not a public benchmark list"):
+        public_list("vggss_10k.txt")
 
 
 def test_negatives_list_rejects_rows_that_are_not_non_sounding_pairs(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -161,8 +162,10 @@ def test_code_free_extras_load_and_other_classes_need_an_explicit_trust(tmp_path
                 "step": np.int64(7)}, path)
     load_model(path, config=tiny_config)                       # Namespace and numpy numbers are allowed
     torch.save({"model": tiny_model.state_dict(), "extra": _Plain()}, path)
-    with pytest.raises(AVDemoError, match="weights-only"):
+    with pytest.raises(AVDemoError, match=r"extras.pth: refused: it holds an object of test_checkpoints._Plain, "
+                                          r"which could run code when loaded") as refused:
         load_model(path, config=tiny_config)
+    _assert_ours(str(refused.value))
     with pytest.warns(UserWarning, match="full unpickling"):
         loaded = load_model(path, config=tiny_config, trusted=True)
     frames, windows = _inputs(tiny_config)
@@ -202,9 +205,77 @@ def test_pickle_with_code_payload_is_refused_and_does_not_run(tmp_path):
         pickle.dump({"model_state_dict": _Payload()}, f)
     torch.save({"model_state_dict": {"x": _Payload()}}, tmp_path / "evil2.pth")
     for p in (path, tmp_path / "evil2.pth"):
-        with pytest.raises(AVDemoError, match="weights-only"):
+        with pytest.raises(AVDemoError, match="refused: it holds") as refused:
             load_model(p)
+        _assert_ours(str(refused.value))
+    assert "posix.system" in str(refused.value)
+    shutil.copy(tmp_path / "evil2.pth", tmp_path / "evil.safetensors")     # named as ours: still refused
+    with pytest.raises(AVDemoError, match="refused: it holds an object of posix.system"):
+        load_model(tmp_path / "evil.safetensors")
     assert not marker.exists()
+
+
+def _assert_ours(message: str) -> None:
+    """A message in our words: short, whole sentences, no terminal codes, never PyTorch's advice to
+    unpickle fully."""
+    assert len(message) < 400 and "\x1b" not in message and message.endswith(("file", ")"))
+    assert "weights_only" not in message and "Re-running" not in message and "trusted source" not in message
+
+
+def test_the_format_is_read_from_the_bytes_not_the_name(tmp_path, tiny_model, tiny_config):
+    ours = save_model(tiny_model, tmp_path / "real.safetensors")
+    renamed = tmp_path / "real.pth.tar"
+    shutil.copy(ours, renamed)
+    with pytest.raises(AVDemoError, match=r"real.pth.tar is a safetensors file, whatever its name says, and its "
+                                          r"model card real.pth.json is missing: name it real.safetensors"):
+        load_model(renamed)
+    shutil.copy(tmp_path / "real.json", tmp_path / "real.pth.json")
+    frames, windows = _inputs(tiny_config)
+    expected = tiny_model.localize(frames, windows).maps
+    np.testing.assert_allclose(load_model(renamed).localize(frames, windows).maps, expected, atol=1e-5)
+    torch_file = tmp_path / "peer.safetensors"                   # a torch.save zip under our suffix
+    torch.save({"model": tiny_model.state_dict()}, torch_file)
+    np.testing.assert_allclose(load_model(torch_file, config=tiny_config).localize(frames, windows).maps,
+                               expected, atol=1e-5)
+    legacy = tmp_path / "legacy.ckpt"                            # the pre-zip pickle format
+    torch.save({"model": tiny_model.state_dict()}, legacy, _use_new_zipfile_serialization=False)
+    assert load_model(legacy, config=tiny_config).card["format"] == "pytorch"
+
+
+def test_a_broken_torch_file_gets_a_short_message_in_whole_sentences(tmp_path):
+    path = tmp_path / "cut.pth.tar"
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 64)                  # a zip's magic, nothing after it
+    with pytest.raises(AVDemoError, match=r"cut.pth.tar: not a readable PyTorch checkpoint \(") as e:
+        load_model(path)
+    _assert_ours(str(e.value))
+
+
+def _card_with(tmp_path, tiny_model, text: str):
+    path = save_model(tiny_model, tmp_path / "m.safetensors")
+    (tmp_path / "m.json").write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"config": {"image_size": 64', r"m.json: the model card is not valid JSON \(Expecting"),
+    ("[1, 2]", "m.json: the model card must be a JSON object, not a list"),
+    ('{"format": "avdemo/1"}', 'm.json: the model card has no "config" object'),
+    ('{"config": [64]}', 'm.json: the model card has no "config" object'),
+    ('{"config": {"image_size": "big"}}', 'm.json: "config" image_size = \'big\': expected int'),
+    ('{"config": {"image_size": -64}}', 'm.json: "config" image_size = -64: expected a finite number > 0'),
+    ('{"config": {"mask_temperature": 1e999}}', 'm.json: "config" mask_temperature = inf: expected a finite'),
+    ('{"config": {"alignment_head": 1}}', 'm.json: "config" alignment_head = 1: expected bool'),
+    ('{"config": {"audio": {"nperseg": 0}}}', 'm.json: "config" nperseg = 0'),
+    ('{"config": {"audio": {"nperseg": 64, "noverlap": 64}}}', "noverlap must be below nperseg"),
+    ('{"config": {"audio": 3}}', 'm.json: "config" audio must be an object'),
+    ('{"config": {"colour": "red"}}', 'm.json: unknown "config" settings colour'),
+    ('{"config": {"family": "mine"}}', 'm.json: "config" family \'mine\' is not one of'),
+    ('{"config": {"visual_backbone": "vgg"}}', r"m.safetensors: the model cannot be built from its config "
+                                               r"\(unknown visual backbone 'vgg'"),
+])
+def test_a_bad_model_card_is_named_with_what_is_wrong(tmp_path, tiny_model, text, message):
+    with pytest.raises(AVDemoError, match=message):
+        load_model(_card_with(tmp_path, tiny_model, text))
 
 
 def test_unknown_and_missing_files_give_clear_errors(tmp_path):

@@ -132,6 +132,15 @@ def test_cli_writes_a_report_that_matches_the_metrics_recomputed(dataset, checkp
     assert report["false_positives"]["max_F1"] == pytest.approx(expected["max_F1"])
 
 
+@pytest.mark.parametrize("card, message", [("{oops", "the model card is not valid JSON"),
+                                           ('{"notes": 1}', 'the model card has no "config" object')])
+def test_cli_names_a_bad_model_card_without_a_traceback(dataset, checkpoint, tmp_path, capsys, card, message):
+    checkpoint.with_suffix(".json").write_text(card)
+    assert main(["--checkpoint", str(checkpoint), "--benchmark", "embedded", "--root", str(dataset),
+                 "--out", str(tmp_path / "r.json")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: tiny.json: {message}")
+
+
 def test_cli_names_the_first_missing_file_and_exits_nonzero(dataset, checkpoint, tmp_path):
     (dataset / "audio" / "ccccccccccc_000030.wav").unlink()
     out = tmp_path / "report.json"

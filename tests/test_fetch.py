@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
+import torch
 
 from avdemo import AVDemoError, load_model, save_model
 from avdemo.fetch import parse_ref, resolve_checkpoint
@@ -71,6 +74,89 @@ class Server:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class DriveServer:
+    """Google Drive's download flow, as gdown meets it, on 127.0.0.1: ``/uc?id=<id>&export=download``
+    answers a small file with its bytes and a Content-Disposition; a large one with the virus-scan
+    warning page, whose ``download-form`` (hidden id, export, confirm, uuid) leads to ``/download``, which
+    gives the bytes only with that confirm token and uuid. ``errors`` maps an id to the HTML page Drive
+    shows instead (quota exceeded, sign-in for a file that is not shared); unknown ids answer 404."""
+
+    UUID = "5a1e-77c0"
+
+    def __init__(self):
+        self.small: dict[str, bytes] = {}
+        self.large: dict[str, bytes] = {}
+        self.errors: dict[str, str] = {}
+        self.requests: list[str] = []
+        drive = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status: int, body: bytes, ctype: str, filename: str | None = None):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                if filename:
+                    self.send_header("Content-Disposition", f'attachment; filename="{filename}"')
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                parts = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                file_id = query.get("id", "")
+                drive.requests.append(f"{parts.path} {file_id}")
+                if parts.path == "/uc" and file_id in drive.small:
+                    return self._send(200, drive.small[file_id], "application/octet-stream", "ours_sup.pth.tar")
+                if parts.path == "/uc" and file_id in drive.errors:
+                    return self._send(200, drive.errors[file_id].encode(), "text/html; charset=utf-8")
+                if file_id in drive.large:
+                    confirmed = query.get("confirm") == "t" and query.get("uuid") == drive.UUID
+                    if parts.path == "/download" and confirmed:
+                        return self._send(200, drive.large[file_id], "application/octet-stream", "big.pth.tar")
+                    return self._send(200, drive.warning_page(file_id).encode(), "text/html; charset=utf-8")
+                self._send(404, b"<html><body>Not Found</body></html>", "text/html")
+
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def warning_page(self, file_id: str) -> str:
+        """Drive's page for a file too large to scan (its markup as served, the form on one line)."""
+        return (
+            "<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>\n"
+            '<div class="uc-main"><div id="uc-text"><p class="uc-warning-caption">Google Drive can\'t scan this '
+            'file for viruses.</p><p class="uc-warning-subcaption"><span class="uc-name-size"><a href="/open?id='
+            f'{file_id}">big.pth.tar</a> (163M)</span> is too large for Google to scan for viruses. Would you still '
+            f'like to download this file?</p><form id="download-form" action="{self.url}/download" method="get">'
+            '<input type="submit" id="uc-download-link" value="Download anyway"/><input type="hidden" name="id" '
+            f'value="{file_id}"><input type="hidden" name="export" value="download"><input type="hidden" '
+            f'name="confirm" value="t"><input type="hidden" name="uuid" value="{self.UUID}"></form></div></div>\n'
+            "</body></html>\n")
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+QUOTA_PAGE = ('<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>\n'
+              '<div class="uc-main"><p class="uc-error-caption">Sorry, you can\'t view or download this file at '
+              'this time.</p>\n<p class="uc-error-subcaption">Too many users have viewed or downloaded this file '
+              'recently. Please try accessing the file again later.</p></div>\n</body></html>\n')
+SIGN_IN_PAGE = "<!DOCTYPE html><html><head><title>Sign in - Google Accounts</title></head><body>Sign in</body></html>"
+
+
+@pytest.fixture
+def drive(monkeypatch):
+    d = DriveServer()
+    monkeypatch.setenv("AVDEMO_GDRIVE_URL", d.url)
+    yield d
+    d.stop()
 
 
 @pytest.fixture
@@ -148,6 +234,106 @@ def test_url_errors_are_clear_and_leave_nothing(server, cache, ours, monkeypatch
     monkeypatch.setenv("AVDEMO_MAX_DOWNLOAD_MB", str(len(weights) / 2 / 2**20))
     with pytest.raises(AVDemoError, match="over the download limit"):
         resolve_checkpoint(f"{server.url}/w.pth.tar")
+    assert _left_files(cache) == []
+
+
+def test_a_download_that_is_no_checkpoint_or_lacks_its_card_is_not_kept(server, cache, ours):
+    weights, card = ours
+    server.files["/notes.pth.tar"] = (b"PKZIP? no: release notes, not weights\n" * 40, "application/octet-stream")
+    server.files["/orphan.safetensors"] = (weights, "application/octet-stream")       # orphan.json: 404
+    server.files["/badcard.safetensors"] = (weights, "application/octet-stream")
+    server.files["/badcard.json"] = (b'{"notes": "no config"}', "application/json")
+    server.files["/text.safetensors"] = (card, "application/octet-stream")            # a card as weights
+    cases = [("notes.pth.tar", "notes.pth.tar: not a checkpoint: its bytes are neither safetensors nor"),
+             ("orphan.safetensors", r"orphan.json: HTTP 404 .*unusable without its model card, so neither file"),
+             ("badcard.safetensors", r'badcard.json: the model card has no "config" object.*neither file'),
+             ("text.safetensors", "text.safetensors: not a checkpoint")]
+    for name, message in cases:
+        with pytest.raises(AVDemoError, match=message):
+            resolve_checkpoint(f"{server.url}/{name}")
+    assert _left_files(cache) == []
+    server.files["/orphan.json"] = (card, "application/json")                       # fixed upstream: fetched again
+    assert load_model(f"{server.url}/orphan.safetensors").card["notes"] == "served"
+
+
+def test_a_hub_download_that_is_no_checkpoint_or_lacks_its_card_is_not_kept(server, cache, ours, monkeypatch):
+    weights, card = ours
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    server.files["/lab/ssl/resolve/main/notes.pth.tar"] = (b"just text\n" * 50, "application/octet-stream")
+    server.files["/lab/ssl/resolve/main/orphan.safetensors"] = (weights, "application/octet-stream")
+    server.files["/lab/ssl/resolve/main/bad.safetensors"] = (weights, "application/octet-stream")
+    server.files["/lab/ssl/resolve/main/bad.json"] = (b"[]", "application/json")
+    for name, message in (("notes.pth.tar", "not a checkpoint"),
+                          ("orphan.safetensors", r"orphan.json: not found on the Hub.*so it was not kept"),
+                          ("bad.safetensors", r"bad.json: the model card must be a JSON object.*neither file")):
+        with pytest.raises(AVDemoError, match=message):
+            resolve_checkpoint(f"hf://lab/ssl/{name}")
+    assert [f for f in _left_files(cache) if "/blobs/" in f or "/snapshots/" in f] == []
+
+
+SMALL_ID, LARGE_ID = "1-WUEoAmp4WBj4Tbsi9Ybh2bq4W6-uYnd", "1p_eXOlZfeCo5EwY5RRkh4YnAnMZJ0Eyz"
+
+
+def _torch_bytes(model) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"model_state_dict": model.state_dict(), "epoch": 20}, buffer)
+    return buffer.getvalue()
+
+
+def test_drive_links_and_gdrive_references_parse_to_the_file_id():
+    for link in (f"https://drive.google.com/file/d/{SMALL_ID}/view?usp=drive_link",
+                 f"https://drive.google.com/open?id={SMALL_ID}",
+                 f"https://drive.google.com/uc?id={SMALL_ID}&export=download", f"gdrive://{SMALL_ID}"):
+        assert (parse_ref(link).kind, parse_ref(link).location) == ("gdrive", SMALL_ID)
+    assert parse_ref(f"gdrive://{SMALL_ID}#sha256={'c' * 64}").sha256 == "c" * 64
+    for bad in ("https://drive.google.com/drive/folders/1AbCdEfGhIjKlMnOpQrStUvWxYz012345", "gdrive://", "gdrive://a/b"):
+        with pytest.raises(AVDemoError, match="a Google Drive reference is a file's share link"):
+            parse_ref(bad)
+
+
+def test_a_drive_file_is_fetched_through_the_confirmation_page_pinned_and_reused_offline(
+        drive, cache, tiny_model, tiny_config):
+    data = _torch_bytes(tiny_model)
+    drive.large[LARGE_ID] = data
+    drive.small[SMALL_ID] = data
+    frames, windows = _frames_windows(tiny_config)
+    expected = tiny_model.localize(frames, windows).maps
+    link = f"https://drive.google.com/file/d/{LARGE_ID}/view?usp=sharing#sha256={hashlib.sha256(data).hexdigest()}"
+    model = load_model(link, config=tiny_config)
+    np.testing.assert_allclose(model.localize(frames, windows).maps, expected, atol=1e-5)
+    assert drive.requests == [f"/uc {LARGE_ID}", f"/download {LARGE_ID}"]       # the page, then the form's link
+    assert resolve_checkpoint(f"gdrive://{SMALL_ID}").read_bytes() == data       # a small file: no page
+    assert len(_left_files(cache)) == 2                                         # no temp files
+    drive.stop()                                                                # offline: the cached copies
+    assert load_model(f"gdrive://{LARGE_ID}", config=tiny_config).card["format"] == "pytorch"
+    assert resolve_checkpoint(f"https://drive.google.com/open?id={SMALL_ID}").read_bytes() == data
+    with pytest.raises(AVDemoError, match=f"gdrive://{LARGE_ID}: sha256 mismatch"):
+        resolve_checkpoint(f"gdrive://{LARGE_ID}#sha256={'0' * 64}")
+    with pytest.raises(AVDemoError, match="gdrive://never-fetched: cannot connect to Google Drive.*no network"):
+        resolve_checkpoint("gdrive://never-fetched")
+
+
+def test_drive_errors_are_clear_and_leave_nothing(drive, cache, tiny_model, ours, monkeypatch):
+    data = _torch_bytes(tiny_model)
+    drive.large["big"] = data
+    drive.large["text"] = b"a text file, not weights\n" * 30
+    drive.large["ours"] = ours[0]
+    drive.errors["quota"] = QUOTA_PAGE
+    drive.errors["private"] = SIGN_IN_PAGE
+    cases = [("gdrive://missing", "gdrive://missing: no such file on Google Drive \\(HTTP 404\\)"),
+             ("gdrive://quota", "gdrive://quota: Google Drive sent a page, not the file: Too many users have "
+                                "viewed or downloaded this file recently"),
+             ("https://drive.google.com/file/d/private/view", "gdrive://private: Google Drive sent a page, not the "
+                                                              "file: it is not shared publicly"),
+             (f"gdrive://big#sha256={'0' * 64}", "gdrive://big: sha256 mismatch"),
+             ("gdrive://text", "gdrive://text: not a checkpoint"),
+             ("gdrive://ours", "gdrive://ours: a safetensors file needs its model card")]
+    for ref, message in cases:
+        with pytest.raises(AVDemoError, match=message):
+            resolve_checkpoint(ref)
+    monkeypatch.setenv("AVDEMO_MAX_DOWNLOAD_MB", str(len(data) / 2 / 2**20))
+    with pytest.raises(AVDemoError, match="gdrive://big: .* MB is over the download limit"):
+        resolve_checkpoint("gdrive://big")
     assert _left_files(cache) == []
 
 
