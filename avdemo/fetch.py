@@ -205,8 +205,8 @@ def download(url: str, dest: Path, sha256: str | None = None, max_bytes: int | N
     except httpx.TimeoutException:
         raise AVDemoError(f"{label}: the server did not answer within {TIMEOUT_S:.0f} s") from None
     except httpx.TransportError as e:
-        raise AVDemoError(f"{label}: cannot connect ({type(e).__name__}: {e}); no network? A file downloaded "
-                          f"once is reused from {dest.parent} without one") from None
+        raise AVDemoError(f"{label}: cannot connect ({type(e).__name__}); no network? A file downloaded once "
+                          f"is reused from the cache without one") from None
     return dest
 
 

@@ -23,8 +23,12 @@ from avdemo.media import write_mp4
 
 GENERIC = "has raised an exception but has not enabled verbose error reporting"
 MAX_MESSAGE = 300
-ANY_INPUT = [None, "", "nan", "inf", -1, 10**9, [1, 2], {"a": 1}]
-TEXT_INPUT = ["/etc/passwd", "../../../etc/passwd", "hf://owner/repo/x.pth.tar", "https://127.0.0.1:1/x.pth.tar"]
+# hostile values per kind of input (a wrong type is one of another kind's values)
+NUMBER_VALUES = [None, "", "nan", "inf", "abc", -1, 10**9, [1, 2]]
+CHOICE_VALUES = [None, "", -1, 10**9, {"a": 1}, "/etc/passwd", "../../../etc/passwd", "hf://owner/repo/x.pth.tar",
+                 "https://127.0.0.1:1/x.pth.tar"]
+FLAG_VALUES = [None, "nan", [1, 2]]
+FILE_VALUES = [None, "", 10**9, "/etc/passwd", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}]
 FILE_COMPONENTS = {"Video", "Audio", "Image", "File", "Uploadbutton"}
 CLIENTS = 6                    # sessions calling at once (the calls wait on the network more than on the CPU)
 ARTIFACTS = ROOT / "test-artifacts"
@@ -59,15 +63,14 @@ def hostile_files(tmp_path_factory) -> dict[str, Path]:
 
 
 def hostile_values(component: str, files: dict[str, Path]) -> list:
-    values = list(ANY_INPUT)
     if component in FILE_COMPONENTS:
-        values += [handle_file(str(p)) for p in files.values()]
-        values += [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}]
-        if component == "Uploadbutton":
-            values += [[handle_file(str(p))] for p in files.values()]
-    else:
-        values += TEXT_INPUT
-    return values
+        sent = [handle_file(str(p)) for p in files.values()]
+        return FILE_VALUES + ([[f] for f in sent] + [sent] if component == "Uploadbutton" else sent)
+    if component in ("Number", "Slider"):
+        return NUMBER_VALUES
+    if component == "Checkbox":
+        return FLAG_VALUES
+    return CHOICE_VALUES
 
 
 def server_paths(app) -> list[str]:
@@ -143,3 +146,58 @@ def test_every_endpoint_answers_hostile_values_with_a_short_specific_message(app
     assert not (uploads.exists() and any(uploads.iterdir())), "a hostile upload was kept"
     left = [p for p in files_in(app.cache_dir) if ".tmp" in p.name or p.name.startswith(".staging")]
     assert not left, f"half-written files left: {left}"
+
+
+def args_for(endpoint: dict, **given) -> list:
+    """An endpoint's arguments: the page's values, with ``given`` ones by parameter name."""
+    return [given.get(p["parameter_name"], p.get("parameter_default")) for p in endpoint["parameters"]]
+
+
+def test_each_reported_defect_is_answered_with_its_own_message(app, hostile_files):
+    client = Client(app.url, verbose=False, download_files=False)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    cases = [  # (endpoint, hostile arguments, what the message must say)
+        ("/model_card", {"checkpoint": None}, "model: None is not one of the models"),
+        ("/per_class", {"threshold": "nan"}, "s_A threshold for the false-positive column (empty: none): nan is not "
+                                             "a finite number"),
+        ("/per_class", {"threshold": "abc"}, "'abc' is not a number"),
+        ("/per_class", {"threshold": 1e308}, "1e+308 is outside -1..1"),
+        ("/fp_analyse", {"threshold": "0.5"}, None),                      # a number as text is a number
+        ("/fp_analyse", {"threshold": "abc"}, "Threshold: 'abc' is not a number"),
+        ("/retrieve", {"k": "many"}, "K (results): 'many' is not a number"),
+        ("/retrieve", {"source": "upload", "picture": handle_file(str(hostile_files["text.png"]))},
+         "Uploaded picture: the file is not a picture"),
+        ("/retrieve", {"source": "upload", "picture": {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}},
+         "Uploaded picture: the file sent cannot be used"),
+        ("/retrieve", {"sample": "0"}, None),                             # the integer's digits are accepted
+        ("/retrieve", {"sample": "999"}, "Indexed sample: '999' is not one of the choices (0, 1, 2, 3, ..."),
+        ("/localize_video", {"other_clip": "/etc/passwd", "sound": "another example clip"},
+         "'/etc/passwd' is not one of the choices ('farm.mp4'"),
+        ("/fp_pick", {}, "fp_pick: this is a click on a gallery picture"),
+    ]
+    for api_name, given, expected in cases:
+        message = call(client, api_name, args_for(endpoints[api_name], **given))
+        if expected is None:
+            assert message is None, f"{api_name} {given}: {message}"
+        else:
+            assert message is not None and expected in message, f"{api_name} {given}: {message!r}"
+            assert message_fault(message, app) is None, message
+    fp = endpoints["/fp_measure"]
+    client.predict(*args_for(fp), api_name="/fp_measure")                # the session's list of samples
+    for position in (-1, 0, 10**9):
+        for api_name in ("/fp_card", "/fp_export_card"):
+            name = endpoints[api_name]["parameters"][-1]["parameter_name"]
+            message = call(client, api_name, args_for(endpoints[api_name], **{name: position}))
+            assert message is not None and "position" in message.lower(), f"{api_name} {position}: {message!r}"
+
+
+def test_the_api_declares_names_and_integers_never_server_paths(app):
+    client = Client(app.url, verbose=False, download_files=False)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    declared = json.dumps(endpoints)
+    assert str(ROOT) not in declared and "/tmp/" not in declared
+    params = {p["parameter_name"]: p for p in endpoints["/retrieve"]["parameters"]}
+    assert params["dataset"]["python_type"]["type"] == "Literal['test']"
+    assert params["sample"]["python_type"]["type"].startswith("Literal[0, 1, 2")
+    clips = {p["parameter_name"]: p for p in endpoints["/localize_video"]["parameters"]}["other_clip"]
+    assert "'farm.mp4'" in clips["python_type"]["type"]

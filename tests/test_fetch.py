@@ -229,8 +229,9 @@ def test_url_errors_are_clear_and_leave_nothing(server, cache, ours, monkeypatch
              (f"{server.url}/w.pth.tar#sha256={'0' * 64}", "sha256 mismatch"),
              (f"http://127.0.0.1:{_closed_port()}/w.pth.tar", "cannot connect")]
     for ref, message in cases:
-        with pytest.raises(AVDemoError, match=message):
+        with pytest.raises(AVDemoError, match=message) as error:
             resolve_checkpoint(ref)
+        assert str(cache) not in str(error.value)                        # no server folder in a message
     monkeypatch.setenv("AVDEMO_MAX_DOWNLOAD_MB", str(len(weights) / 2 / 2**20))
     with pytest.raises(AVDemoError, match="over the download limit"):
         resolve_checkpoint(f"{server.url}/w.pth.tar")
@@ -329,8 +330,9 @@ def test_drive_errors_are_clear_and_leave_nothing(drive, cache, tiny_model, ours
              ("gdrive://text", "gdrive://text: not a checkpoint"),
              ("gdrive://ours", "gdrive://ours: a safetensors file needs its model card")]
     for ref, message in cases:
-        with pytest.raises(AVDemoError, match=message):
+        with pytest.raises(AVDemoError, match=message) as error:
             resolve_checkpoint(ref)
+        assert str(cache) not in str(error.value)                        # no server folder in a message
     monkeypatch.setenv("AVDEMO_MAX_DOWNLOAD_MB", str(len(data) / 2 / 2**20))
     with pytest.raises(AVDemoError, match="gdrive://big: .* MB is over the download limit"):
         resolve_checkpoint("gdrive://big")

@@ -332,3 +332,28 @@ def test_median_binarise_selects_the_pixels_ciou_counts():
     binary = M.median_binarise(maps)
     expected = (binary * gt).sum((1, 2)) / (gt.sum((1, 2)) + (binary & (gt == 0)).sum((1, 2)))
     np.testing.assert_allclose(M.ciou(maps, gt), expected)
+
+
+def test_group_success_and_auc_equal_plain_loops():
+    """IS3's iIoU / iAUC: a scene succeeds only when its worst object does."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        n = int(rng.integers(1, 40))
+        cious = rng.choice([0.0, 0.25, 0.5, 0.5, 0.75, 1.0], size=n) if rng.random() < 0.5 else rng.random(n)
+        groups = rng.integers(0, max(1, n // 2), size=n).astype(str)
+        names = sorted(set(groups))
+
+        def rate(t):
+            ok = 0
+            for g in names:
+                if all(c >= t for c, h in zip(cious, groups) if h == g):
+                    ok += 1
+            return ok / len(names)
+
+        assert M.group_success_rate(cious, groups, 0.5) == pytest.approx(100 * rate(0.5))
+        rates = [rate(t) for t in [0.05 * i for i in range(21)]]
+        area = sum((rates[i] + rates[i + 1]) / 2 * 0.05 for i in range(20))
+        assert M.group_auc(cious, groups) == pytest.approx(100 * area)
+    assert len(M.AUC_THRESHOLDS) == 21
+    # a scene whose one object is exactly at the threshold succeeds; one below it fails the scene
+    assert M.group_success_rate([0.5, 0.9, 0.49, 1.0], ["a", "a", "b", "b"], 0.5) == 50.0
