@@ -17,21 +17,22 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import signal  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 from gradio.route_utils import delete_files_created_by_app  # noqa: E402
 
+from avdemo.index import default_cache_dir  # noqa: E402
 from avdemo.ui.compare_tab import build_compare_tab  # noqa: E402
 from avdemo.ui.embedding_tab import build_embedding_tab  # noqa: E402
 from avdemo.ui.false_positive_tab import build_false_positive_tab  # noqa: E402
-from avdemo.ui.indexes import dataset_choices, dataset_folder, get_index  # noqa: E402
+from avdemo.ui.indexes import dataset_choices, dataset_folder, ready_index  # noqa: E402
 from avdemo.ui.inputs import Blocks  # noqa: E402
 from avdemo.ui.model_tab import build_model_panel  # noqa: E402
 from avdemo.ui.per_class_tab import build_per_class_tab  # noqa: E402
 from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices, register_checkpoint  # noqa: E402
 from avdemo.ui.retrieval_tab import build_retrieval_tab  # noqa: E402
-from avdemo.ui.video_tab import build_video_tab  # noqa: E402
+from avdemo.ui.status import watch_index  # noqa: E402
+from avdemo.ui.video_tab import EXAMPLES_DIR, LOCK_PLAYERS_JS, build_video_tab  # noqa: E402
 
 CONCURRENCY = 2                  # events run at once; the rest wait in the queue
 QUEUE_SIZE = 32
@@ -43,28 +44,27 @@ Pick a model and a dataset; each tab shows the evidence side by side: picture, s
 
 def build_app(checkpoint: str, data: str) -> gr.Blocks:
     """The Blocks of the app over ``checkpoint`` (a path, URL or hf:// reference) and the dataset split
-    ``data`` (indexed first if needed)."""
+    ``data`` (its index prepared in the background while the page answers)."""
     checkpoint, datasets = register_checkpoint(checkpoint), dataset_choices(data)
-    data = datasets[0]
-    index = get_index(checkpoint, data)
-    checkpoints = checkpoint_choices()
+    ready_index(checkpoint, datasets[0])            # its preparation starts now, in the background
     with Blocks(title="Sound source localization", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
-        model_choice, model_b_choice, dataset_choice = build_model_panel(checkpoints, checkpoint,
-                                                                         datasets, data)
+        pickers, card_status = build_model_panel(checkpoint_choices(), checkpoint, datasets, datasets[0])
         with gr.Tabs():
             with gr.Tab("Heat map on a video", id="video"):
-                build_video_tab(model_choice, model_b_choice)
+                build_video_tab(pickers)
             with gr.Tab("Retrieval", id="retrieval"):
-                build_retrieval_tab(model_choice, model_b_choice, dataset_choice, index)
+                retrieval_status = build_retrieval_tab(pickers)
             with gr.Tab("Embedding space", id="embedding"):
-                build_embedding_tab(model_choice, model_b_choice, dataset_choice, index)
+                embedding_status = build_embedding_tab(pickers)
             with gr.Tab("False positives", id="false-positives"):
-                build_false_positive_tab(model_choice, model_b_choice, dataset_choice, index)
+                fp_status = build_false_positive_tab(pickers)
             with gr.Tab("Per class", id="per-class"):
-                build_per_class_tab(model_choice, model_b_choice, dataset_choice, index)
+                class_status = build_per_class_tab(pickers)
             with gr.Tab("Compare two models", id="compare"):
-                build_compare_tab(model_choice, model_b_choice, dataset_choice)
+                build_compare_tab(pickers)
+        watch_index(pickers.model, pickers.dataset, pickers.index_key,
+                    [card_status, retrieval_status, embedding_status, fp_status, class_status])
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
@@ -76,17 +76,18 @@ def main() -> None:
                         help="a dataset split folder in the VGG-SS layout (default: the embedded test split)")
     parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT or 7860")
     args = parser.parse_args()
-    if args.data is None:
-        from avdemo.data.splits import ensure_split
-        args.data = str(ensure_split("test"))
+    if args.data is None:                           # generated in the background on first start
+        from avdemo.data.splits import default_root
+        args.data = str(default_root() / "test")
     demo = build_app(args.checkpoint, args.data)
     # stop on SIGTERM as on Ctrl-C, and on SIGINT even when started with it ignored (a background job of a
     # non-interactive shell, e.g. `nohup python app.py &`, inherits SIGINT ignored and Python keeps it so)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        demo.launch(server_port=args.port, allowed_paths=[str(dataset_folder(name)) for name in dataset_choices(args.data)],
-                    max_file_size="500mb")
+        served = [*(dataset_folder(name) for name in dataset_choices(args.data)), EXAMPLES_DIR, default_cache_dir()]
+        demo.launch(server_port=args.port, allowed_paths=[str(p) for p in served], max_file_size="500mb",
+                    js=LOCK_PLAYERS_JS)
     finally:    # Gradio's own clean-up at shutdown can be cut short while clients are still connected
         delete_files_created_by_app(demo, age=None)
 

@@ -9,6 +9,7 @@ Two streaming passes over the file, so that no more than a batch of frames is ev
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -326,3 +327,30 @@ def frame_overlay(result: VideoMapResult, video_path: str | Path, time_s: float,
     i = int(np.argmin(np.abs(result.times_s - time_s)))
     t, frame = frame_at(video_path, float(result.times_s[i]), cfg.max_side)
     return t, draw(frame, result.maps_lowres[i], cfg, result.clip_range)
+
+
+RESULT_ARRAYS = ("times_s", "peak", "mean", "s_L", "s_A", "loudness_db", "maps_lowres")
+
+
+def save_result(result: VideoMapResult, folder: str | Path) -> None:
+    """Keep a mapped video in ``folder`` for later runs: its MP4 (moved there) as ``video.mp4``, the
+    per-frame arrays as ``result.npz``, the rest as ``result.json``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if Path(result.video_path) != folder / "video.mp4":
+        shutil.move(result.video_path, folder / "video.mp4")
+    np.savez(folder / "result.npz", **{name: getattr(result, name) for name in RESULT_ARRAYS})
+    rest = {"clip_range": list(result.clip_range), "fps": result.fps, "frame_size": list(result.frame_size),
+            "audio_label": result.audio_label, "notes": result.notes, "seconds": result.seconds}
+    (folder / "result.json").write_text(json.dumps(rest, indent=1))
+
+
+def load_result(folder: str | Path) -> VideoMapResult:
+    """A mapped video kept by ``save_result``."""
+    folder = Path(folder)
+    rest = json.loads((folder / "result.json").read_text())
+    with np.load(folder / "result.npz") as arrays:
+        values = {name: arrays[name] for name in RESULT_ARRAYS}
+    return VideoMapResult(video_path=folder / "video.mp4", clip_range=tuple(rest["clip_range"]), fps=rest["fps"],
+                          frame_size=tuple(rest["frame_size"]), audio_label=rest["audio_label"],
+                          notes=rest["notes"], seconds=rest["seconds"], **values)

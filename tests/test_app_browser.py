@@ -2,6 +2,8 @@
 run in each, what appears for both models checked; screenshots saved to test-artifacts/."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from avdemo.media import write_mp4
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+        "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 ARTIFACTS = ROOT / "test-artifacts"
 TIMEOUT_MS = 60_000
 
@@ -62,6 +64,13 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     page.wait_for_selector("#model-choice")
     switches = {}
 
+    # Show, don't ask: the first example clip comes already mapped by the model, without a click.
+    page.wait_for_function("() => { const v = document.querySelector('#video-output video');"
+                           " return v && v.readyState >= 2 && v.duration > 1; }", timeout=3 * TIMEOUT_MS)
+    assert "Sound heard" in page.inner_text("body")
+    page.screenshot(path=str(ARTIFACTS / "tab1-example.png"), full_page=True)
+    page.locator("#video-input").get_by_label("Clear").first.click()
+
     # Model B picked first: every tab then shows both models (its index is built on first use).
     page.click("#model-b-choice input")
     page.locator("#model-b-choice").get_by_text("default.safetensors").first.click()
@@ -76,6 +85,14 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     page.wait_for_function("() => document.querySelector('#video-output video').currentTime > 0.2")
     page.wait_for_function("() => { const v = document.querySelector('#video-output-b video');"
                            " return v && v.readyState >= 2 && v.duration > 1.5; }", timeout=3 * TIMEOUT_MS)
+    # Model A's and model B's players are locked: a seek, a pause and a play on one are done on the other.
+    a, b = "document.querySelector('#video-output video')", "document.querySelector('#video-output-b video')"
+    page.evaluate(f"() => {{ {a}.pause(); {a}.currentTime = 1.0; }}")
+    page.wait_for_function(f"() => {b}.paused && Math.abs({b}.currentTime - 1.0) < 0.1")
+    page.evaluate(f"() => {b}.play()")
+    page.wait_for_function(f"() => !{a}.paused")
+    page.evaluate(f"() => {a}.pause()")
+    page.wait_for_function(f"() => {b}.paused")
     page.screenshot(path=str(ARTIFACTS / "tab1-video.png"), full_page=True)
 
     # Tab 2: a search from an indexed sound gives K pictures with heat maps.
@@ -114,6 +131,23 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     assert page.locator("#class-sides .js-plotly-plot .heatmaplayer").count() == 1
     page.screenshot(path=str(ARTIFACTS / "tab5-per-class.png"), full_page=True)
 
+    # A class clicked in Per class filters the other tabs' lists until cleared.
+    picked = page.locator("#class-table tbody tr").first.locator("td").first
+    name = picked.inner_text().strip()
+    picked.click()
+    page.wait_for_function(f"() => document.querySelector('#class-filter input').value === {json.dumps(name)}")
+    open_tab(page, "False positives", "#fp-plot .js-plotly-plot")
+    page.get_by_label("sounding, lowest cIoU first").check()
+    expected = int(((index.class_names == name) & index.sounding).sum())
+    page.wait_for_function(f"() => document.querySelector('#fp-stats').innerText.includes({json.dumps(name + ' only')})"
+                           f" && document.querySelectorAll('#fp-gallery button.thumbnail-item').length === {expected}")
+    captions = page.locator("#fp-gallery button.thumbnail-item").all_inner_texts()
+    assert expected >= 1 and all(name in c for c in captions), captions
+    page.screenshot(path=str(ARTIFACTS / "class-filter.png"), full_page=True)
+    page.click("#class-filter input")
+    page.locator("#class-filter").page.get_by_role("option", name="(all classes)").click()
+    page.wait_for_function("() => !document.querySelector('#fp-stats').innerText.includes(' only (')")
+
     # Tab 6: both models' numbers and the disagreements, each with both maps.
     switches["compare"] = open_tab(page, "Compare two models", "#compare-run")
     page.click("#compare-run")
@@ -133,3 +167,35 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     timings = "".join(f"{k}: {v:.3f}\n" for k, v in switches.items())
     (ARTIFACTS / "tab-switch-seconds.txt").write_text(timings)
     print("seconds until a tab's content shows:\n" + timings)
+
+
+def test_the_page_answers_first_and_the_tabs_fill_in_when_the_index_is_ready(browser, tmp_path_factory, tiny_config):
+    """A fresh index folder: the page answers while the index is built; the tabs that need it say what is
+    being prepared and fill themselves, without a reload."""
+    data = app_data(tmp_path_factory.mktemp("appdata"), tiny_config)
+    fresh = dataclasses.replace(data, index_dir=tmp_path_factory.mktemp("fresh-index"))
+    started = time.perf_counter()
+    running = start_app(fresh, tmp_path_factory.mktemp("gradio-temp"))
+    answered = time.perf_counter() - started
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(running.url)
+        page.get_by_role("tab", name="Embedding space").click()
+        status = page.locator(".index-status").filter(has_text="Preparing").first
+        status.wait_for(state="visible")
+        assert "tiny.safetensors" in status.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "page-first-preparing.png"), full_page=True)
+        page.wait_for_selector("#embedding-plot .js-plotly-plot", timeout=5 * TIMEOUT_MS)   # filled, no reload
+        filled = time.perf_counter() - started
+        assert page.locator("#embedding-plot .scatterlayer .point").count() >= 16 + 32
+        assert not page.locator(".index-status").filter(has_text="Preparing").first.is_visible()
+        page.get_by_role("tab", name="Retrieval").click()
+        page.click("#retrieval-search")
+        page.wait_for_function("() => document.querySelectorAll('#retrieval-gallery img').length === 8")
+        page.screenshot(path=str(ARTIFACTS / "page-first-filled.png"), full_page=True)
+    finally:
+        stop_app(running)
+    (ARTIFACTS / "page-first-seconds.json").write_text(json.dumps(
+        {"page_answered_s": round(answered, 1), "tabs_filled_s": round(filled, 1)}))
+

@@ -3,17 +3,17 @@
 model, and CSV / JSON export. Model B is built (indexed) on first use, with progress in the page."""
 from __future__ import annotations
 
+import dataclasses
+
 import gradio as gr
 import numpy as np
 import pandas as pd
 
 from ..compare import DIRECTIONS, MEASURES, disagreements, summary_rows
-from ..errors import AVDemoError
 from ..index import SampleIndex
-from .inputs import Number, Radio
 from .indexes import get_index
-from .model_tab import picked
-from .views import card, clicked_rank, row_at, export_table, heat_thumbnail, sample_markdown
+from .model_tab import Pickers, picked
+from .views import ALL_CLASSES, card, clicked_rank, export_table, heat_thumbnail, in_class, row_at, sample_markdown
 
 SHOWN = 24                # gallery size; the table and the exports have every sample
 GAP = 4                   # pixels between the two maps of a pair picture
@@ -28,26 +28,26 @@ def pair_picture(a: SampleIndex, b: SampleIndex, i: int) -> np.ndarray:
 def _indexes(model_a: str, model_b: str, dataset: str) -> tuple[SampleIndex, SampleIndex]:
     if not picked(model_b):
         raise gr.Error("pick a second model (Model B) to compare with")
-    try:
-        return get_index(model_a, dataset), get_index(model_b, dataset)
-    except AVDemoError as e:
-        raise gr.Error(str(e)) from None
+    return get_index(model_a, dataset), get_index(model_b, dataset)
 
 
-def compare(model_a: str, model_b: str, dataset: str, measure: str, direction: str,
+def compare(model_a: str, model_b: str, dataset: str, measure: str, direction: str, class_name: str | None = None,
             progress=gr.Progress(track_tqdm=True)) -> tuple[pd.DataFrame, list, pd.DataFrame, list[dict], str]:
-    """(numbers side by side, gallery of pair pictures, table, all rows, headline) for the two models."""
+    """(numbers side by side, gallery of pair pictures, table, all rows, headline) for the two models; the
+    gallery and the list keep ``class_name``'s samples only when the class filter has one."""
     a, b = _indexes(model_a, model_b, dataset)
-    try:
-        found = disagreements(a, b, measure, direction)
-    except AVDemoError as e:
-        raise gr.Error(str(e)) from None
+    found = disagreements(a, b, measure, direction)
+    keep = np.isin(found.samples, in_class(a, found.samples, class_name))
+    found = dataclasses.replace(found, samples=found.samples[keep], a=found.a[keep], b=found.b[keep],
+                                gain=found.gain[keep])
     rows = found.rows(a, measure)
     gallery = [(pair_picture(a, b, int(i)), f"#{i} {a.class_names[i] or a.kinds[i]}: A {va:.2f} / B {vb:.2f}")
                for i, va, vb in zip(found.samples[:SHOWN], found.a, found.b)]
     agree = int(a.sounding.sum() if measure != "false alarm" else (~a.sounding).sum()) - len(rows)
     headline = (f"**{direction}** by {measure}: {len(rows)} samples (the models agree on {agree}); "
                 f"left map A, right map B")
+    if class_name not in (None, "", ALL_CLASSES):
+        headline += f"; class **{class_name}** only (clear the class filter for all)"
     return pd.DataFrame(summary_rows(a, b)), gallery, pd.DataFrame(rows), rows, headline
 
 
@@ -63,14 +63,15 @@ def compare_card(model_a: str, model_b: str, dataset: str, rows: list[dict], pos
     return card(a, i), card(b, i), sample_markdown(a, i)
 
 
-def build_compare_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, dataset_choice: gr.Dropdown) -> None:
+def build_compare_tab(pickers: Pickers) -> None:
     """The tab's components and events."""
+    model_choice, model_b_choice, dataset_choice = pickers.model, pickers.model_b, pickers.dataset
     gr.Markdown("Pick **Model B** above. *B fixes A*: samples where B does better, most first; *B breaks A*: "
                 "where it does worse. *false alarm*: on non-sounding pairs, how sounding the pair looks to "
                 "each model (the share of its own sounding pairs it is more confident about).")
     with gr.Row():
-        measure = Radio(list(MEASURES), value=MEASURES[0], label="Measure", scale=2)
-        direction = Radio(list(DIRECTIONS), value=DIRECTIONS[0], label="Direction", scale=2)
+        measure = gr.Radio(list(MEASURES), value=MEASURES[0], label="Measure", scale=2)
+        direction = gr.Radio(list(DIRECTIONS), value=DIRECTIONS[0], label="Direction", scale=2)
         run = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-run")
     numbers = gr.Dataframe(label="Both models on this dataset", interactive=False, elem_id="compare-numbers")
     headline = gr.Markdown(label="Disagreements found")
@@ -85,12 +86,12 @@ def build_compare_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, da
                 json_button = gr.Button("Export (JSON)", size="sm")
             exported = gr.File(label="Export", interactive=False)
         with gr.Column(scale=2):
-            position = Number(None, label="Position in the list (or click a picture)", precision=0, minimum=1)
+            position = gr.Number(None, label="Position in the list (or click a picture)", precision=0, minimum=1)
             card_a = gr.Image(label="Model A", interactive=False, format="jpeg", elem_id="compare-card-a")
             card_b = gr.Image(label="Model B", interactive=False, format="jpeg", elem_id="compare-card-b")
             about = gr.Markdown(label="Sample")
 
-    inputs = [model_choice, model_b_choice, dataset_choice, measure, direction]
+    inputs = [model_choice, model_b_choice, dataset_choice, measure, direction, pickers.class_filter]
     gr.on([run.click, measure.change, direction.change], compare, inputs,
           [numbers, gallery, table, rows_state, headline], api_name="compare")
     gallery.select(clicked_rank, None, position, api_name="compare_pick")

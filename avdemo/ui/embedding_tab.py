@@ -15,18 +15,18 @@ from plotly.colors import qualitative
 
 from ..errors import AVDemoError
 from ..index import SampleIndex
-from .inputs import Dropdown
 from .indexes import model_and_index
-from .model_tab import picked
-from .retrieval_tab import sample_choices
-from .views import card, export_png, sample_markdown, score_line
+from .inputs import sample_picker
+from .model_tab import Pickers, picked
+from .status import status_line
+from .views import (ALL_CLASSES, card, class_choices, export_png, sample_choices, sample_markdown, sample_row,
+                    score_line)
 
 COLOUR_BY = {"modality": "modality", "class": "class", "kind": "sounding / non-sounding kind", "group": "split",
              "ciou": "cIoU", "s_A": "s_A", "s_L": "s_L", "conf_top25": "map confidence (top 25 %)"}
 SCORE_COLOURS = ("ciou", "s_A", "s_L", "conf_top25")
 SYMBOLS = {"image": "circle", "sound": "diamond", "non-sounding sound": "x"}
 NEIGHBOURS = 8
-ALL_CLASSES = "(all classes)"
 FADED = 0.15             # opacity of the points outside the chosen class
 
 
@@ -127,10 +127,6 @@ def _neighbour_gallery(index: SampleIndex, i: int, found: list[tuple[int, float]
     return [(index.thumbnail(j), f"#{j} {index.class_names[j]}{mark(j)}  {s:.3f}") for j, s in found]
 
 
-def class_choices(index: SampleIndex) -> list[str]:
-    return [ALL_CLASSES, *sorted(set(index.class_names) - {""})]
-
-
 def show_sample(checkpoint: str, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool,
                 focus: str | None = None):
     """Figure with the sample starred, its card, sound and description, its neighbours (images and
@@ -138,13 +134,19 @@ def show_sample(checkpoint: str, dataset: str, sample: int | None, colour_by: st
     _, index = model_and_index(checkpoint, dataset)
     if sample is None:
         return embedding_figure(index, colour_by, pairs, negatives, focus=focus), None, None, "", [], [], {}
-    i = int(sample)
-    if not 0 <= i < len(index):
-        raise gr.Error(f"sample {i} is not in the index (0..{len(index) - 1})")
+    i = sample_row(index, sample)
     near = neighbours(index, i)
     return (embedding_figure(index, colour_by, pairs, negatives, i, focus), card(index, i), str(index.audio_paths[i]),
             sample_markdown(index, i), _neighbour_gallery(index, i, near["image"]),
             _neighbour_gallery(index, i, near["sound"]), {k: [j for j, _ in v] for k, v in near.items()})
+
+
+def draw(checkpoint: str, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool,
+         focus: str | None) -> go.Figure:
+    """The embedding space drawn as the controls say, with the chosen sample starred."""
+    _, index = model_and_index(checkpoint, dataset)
+    sample = None if sample is None else sample_row(index, sample)
+    return embedding_figure(index, colour_by, pairs, negatives, sample, focus)
 
 
 def figure_b(model_b: str | None, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool,
@@ -153,27 +155,27 @@ def figure_b(model_b: str | None, dataset: str, sample: int | None, colour_by: s
     if not picked(model_b):
         return gr.update(value=None, visible=False)
     _, index = model_and_index(model_b, dataset)
+    sample = None if sample is None else sample_row(index, sample)
     return gr.update(value=embedding_figure(index, colour_by, pairs, negatives, sample, focus), visible=True,
                      label=f"Model B's embedding space ({model_b})")
 
 
-def build_embedding_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, dataset_choice: gr.Dropdown,
-                        index: SampleIndex) -> None:
-    """The tab's components and events; ``index`` gives the initial figure and choices."""
-    choices = sample_choices(index)
+def build_embedding_tab(pickers: Pickers) -> gr.Markdown:
+    """The tab's components and events (filled when the picked index is ready); returns its status line."""
+    model_choice, model_b_choice, dataset_choice = pickers.model, pickers.model_b, pickers.dataset
+    focus = pickers.class_filter            # the class filter: that class drawn fully, the others faded
+    status = status_line()
     near = gr.State({})
     with gr.Row():
-        colour_by = Dropdown([(v, k) for k, v in COLOUR_BY.items()], value="class", label="Colour by", scale=2)
-        focus = Dropdown(class_choices(index), value=ALL_CLASSES, label="Highlight a class", filterable=True,
-                            scale=2, elem_id="embedding-focus")
+        colour_by = gr.Dropdown([(v, k) for k, v in COLOUR_BY.items()], value="class", label="Colour by", scale=2)
         pairs = gr.Checkbox(value=False, label="lines joining its pairs", scale=1)
         negatives = gr.Checkbox(value=True, label="non-sounding pairs", scale=1)
     with gr.Row():
         with gr.Column(scale=3):
-            plot = gr.Plot(embedding_figure(index, "class"), label="Embedding space (s_A)", elem_id="embedding-plot")
+            plot = gr.Plot(label="Embedding space (s_A)", elem_id="embedding-plot")
         with gr.Column(scale=2):
-            sample = Dropdown(choices, value=None, label="Sample (type its # from the hover, an id or a class)",
-                                 filterable=True, elem_id="embedding-sample")
+            sample = sample_picker(label="Sample (type its # from the hover, an id or a class)",
+                                   elem_id="embedding-sample")
             picture = gr.Image(label="Card: ground truth, map, binarised map", interactive=False, height=200,
                                format="jpeg", elem_id="embedding-card")
             sound = gr.Audio(label="Its sound", interactive=False)
@@ -189,7 +191,7 @@ def build_embedding_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
 
     inputs = [model_choice, dataset_choice, sample, colour_by, pairs, negatives, focus]
     gr.on([colour_by.change, pairs.change, negatives.change, focus.change],
-          lambda c, d, s, col, p, n, f: embedding_figure(model_and_index(c, d)[1], col, p, n, s, f),
+          draw,
           inputs, plot, api_name="embedding_plot")
     sample.change(show_sample, inputs, [plot, picture, sound, info, image_neighbours, sound_neighbours, near],
                   api_name="embedding_sample")
@@ -208,7 +210,8 @@ def build_embedding_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
         if i is None:
             raise gr.Error("choose a sample first")
         _, idx = model_and_index(checkpoint, dataset)
-        return export_png(card(idx, int(i)), f"card-{idx.ids[int(i)]}")
+        i = sample_row(idx, i)
+        return export_png(card(idx, i), f"card-{idx.ids[i]}")
 
     export_button.click(export, [model_choice, dataset_choice, sample], exported, api_name="embedding_export_card")
 
@@ -217,7 +220,9 @@ def build_embedding_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
         return (gr.update(choices=sample_choices(new), value=None), embedding_figure(new, col, p, n), {},
                 gr.update(choices=class_choices(new), value=ALL_CLASSES))
 
-    gr.on([model_choice.change, dataset_choice.change], refresh,
-          [model_choice, dataset_choice, colour_by, pairs, negatives],
-          [sample, plot, near, focus], api_name="embedding_refresh")
+    pickers.index_key.change(refresh, [model_choice, dataset_choice, colour_by, pairs, negatives],
+                             [sample, plot, near, focus], api_name="embedding_refresh")
+    focus.change(lambda c, d, f: gr.update(choices=sample_choices(model_and_index(c, d)[1], f)),
+                 [model_choice, dataset_choice, focus], sample, api_name="embedding_class_samples")
+    return status
 

@@ -14,10 +14,11 @@ from plotly.subplots import make_subplots
 
 from ..index import CONFIDENCES, SampleIndex
 from ..negatives import VIEWS, at_threshold, outcomes, summary, worst_first
-from .inputs import Number, Radio, Slider
 from .indexes import model_and_index
-from .model_tab import picked
-from .views import card, clicked_rank, row_at, export_png, export_table, heat_thumbnail, sample_markdown
+from .model_tab import Pickers, picked
+from .status import status_line
+from .views import (ALL_CLASSES, card, clicked_rank, export_png, export_table, heat_thumbnail, in_class, row_at,
+                    sample_markdown)
 
 MEASURES = {"s_A": "s_A (global alignment)", "top25": "mean of the top 25 % of the map", "peak": "peak of the map"}
 SHOWN = 24           # gallery size
@@ -83,21 +84,25 @@ def model_b_summary(model_b: str | None, dataset: str, measure: str) -> dict | N
     return summary(index.confidence(measure), index.sounding, index.scores["ciou"], _ciou_threshold(index))
 
 
-def analyse(checkpoint: str, dataset: str, measure: str, threshold: float, view: str, model_b: str | None = None):
-    """Figure, numbers, the worst-first gallery and table, and the session's ordered sample list; with a
-    model B, its curves and numbers next to A's."""
+def analyse(checkpoint: str, dataset: str, measure: str, threshold: float, view: str, model_b: str | None = None,
+            class_name: str | None = None):
+    """Figure, numbers, the worst-first gallery and table (of ``class_name`` only, when the class filter
+    has one), and the session's ordered sample list; with a model B, its curves and numbers next to A's."""
     _, index = model_and_index(checkpoint, dataset)
     if index.sounding.all():
         raise gr.Error("this dataset has no non-sounding pairs (no *_plus_silent.csv): nothing to analyse here")
     conf = index.confidence(measure)
     result = summary(conf, index.sounding, index.scores["ciou"], _ciou_threshold(index))
     result_b = model_b_summary(model_b, dataset, measure)
-    order = worst_first(conf, index.sounding, index.scores["ciou"], view, threshold, _ciou_threshold(index))
+    order = in_class(index, worst_first(conf, index.sounding, index.scores["ciou"], view, threshold,
+                                        _ciou_threshold(index)), class_name)
     rows = table_rows(index, measure, threshold, order)
     gallery = [(heat_thumbnail(index, r["sample"]),
                 f"#{r['sample']} {r['class'] or r['kind']} conf {r['confidence']:.3f}"
                 + ("" if r["cIoU"] is None else f" cIoU {r['cIoU']:.2f}")) for r in rows[:SHOWN]]
     stats = stats_markdown(index, measure, threshold, result)
+    if class_name not in (None, "", ALL_CLASSES):
+        stats += f"  \nGallery and table: **{class_name}** only ({len(order)} samples; clear the class filter for all)"
     if result_b is not None:
         stats += (f"  \n**Model B:** AP {result_b['AP']:.2f} · max-F1 {result_b['max_F1']:.2f} "
                   f"(at threshold {result_b['best_threshold']:.4f}) · ROC-AUC {result_b['roc_auc']:.1f}")
@@ -115,11 +120,12 @@ def threshold_slider(index: SampleIndex, measure: str) -> dict[str, Any]:
     return dict(minimum=lo, maximum=hi, value=round(float(best), 4), step=0.0001)
 
 
-def change_measure(checkpoint: str, dataset: str, measure: str, view: str, model_b: str | None = None):
+def change_measure(checkpoint: str, dataset: str, measure: str, view: str, model_b: str | None = None,
+                   class_name: str | None = None):
     """A new measure (or model, or dataset): the slider's range and best threshold, then ``analyse``."""
     _, index = model_and_index(checkpoint, dataset)
     slider = threshold_slider(index, measure)
-    return (gr.update(**slider), *analyse(checkpoint, dataset, measure, slider["value"], view, model_b))
+    return (gr.update(**slider), *analyse(checkpoint, dataset, measure, slider["value"], view, model_b, class_name))
 
 
 def show_card(checkpoint: str, dataset: str, position: float | None, rows: list[dict] | None):
@@ -131,37 +137,30 @@ def show_card(checkpoint: str, dataset: str, position: float | None, rows: list[
     return card(index, i), str(index.audio_paths[i]), sample_markdown(index, i)
 
 
-def build_false_positive_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, dataset_choice: gr.Dropdown,
-                             index: SampleIndex) -> None:
-    """The tab's components and events; ``index`` gives the initial state."""
-    if index.sounding.all():
-        gr.Markdown("This dataset has no non-sounding pairs (`*_plus_silent.csv`); choose one that has.")
-    measure0, view0 = "top25", VIEWS[0]
-    if index.sounding.all():
-        slider0, init = dict(minimum=0, maximum=1, value=0.5), (None, "", [], None, [])
-    else:
-        slider0 = threshold_slider(index, measure0)
-        init = analyse(model_choice.value, dataset_choice.value, measure0, slider0["value"], view0)
-    rows_state = gr.State(init[4])
+def build_false_positive_tab(pickers: Pickers) -> gr.Markdown:
+    """The tab's components and events (filled when the picked index is ready); returns its status line."""
+    model_choice, model_b_choice, dataset_choice = pickers.model, pickers.model_b, pickers.dataset
+    status = status_line()
+    rows_state = gr.State([])
     with gr.Row():
-        measure = Radio([(v, k) for k, v in MEASURES.items() if k in CONFIDENCES], value=measure0,
-                           label="Confidence measure", scale=2)
-        threshold = Slider(label="Threshold", scale=3, elem_id="fp-threshold", **slider0)
-    stats = gr.Markdown(init[1], label="Rates at the threshold", elem_id="fp-stats")
-    plot = gr.Plot(init[0], label="Confidence distributions", elem_id="fp-plot")
-    view = Radio(list(VIEWS), value=view0, label="Worst first")
+        measure = gr.Radio([(v, k) for k, v in MEASURES.items() if k in CONFIDENCES], value="top25",
+                        label="Confidence measure", scale=2)
+        threshold = gr.Slider(0, 1, value=0.5, label="Threshold", scale=3, elem_id="fp-threshold")
+    stats = gr.Markdown(label="Rates at the threshold", elem_id="fp-stats")
+    plot = gr.Plot(label="Confidence distributions", elem_id="fp-plot")
+    view = gr.Radio(list(VIEWS), value=VIEWS[0], label="Worst first")
     with gr.Row():
         with gr.Column(scale=3):
-            gallery = gr.Gallery(init[2], label="Worst first (click one for its card)", columns=6, height=330,
+            gallery = gr.Gallery(label="Worst first (click one for its card)", columns=6, height=330,
                                  format="jpeg", elem_id="fp-gallery")
-            table = gr.Dataframe(init[3], headers=COLUMNS, label="Table (first rows; the export has all)",
+            table = gr.Dataframe(headers=COLUMNS, label="Table (first rows; the export has all)",
                                  interactive=False,
                                  max_height=300)
             with gr.Row():
                 csv_button = gr.Button("Export table (CSV)", size="sm")
                 json_button = gr.Button("Export table (JSON)", size="sm")
         with gr.Column(scale=2):
-            position = Number(None, label="Position in the list (or click a picture)", precision=0, minimum=1)
+            position = gr.Number(None, label="Position in the list (or click a picture)", precision=0, minimum=1)
             picture = gr.Image(label="Card", interactive=False, height=200, format="jpeg", elem_id="fp-card")
             sound = gr.Audio(label="Its sound", interactive=False)
             info = gr.Markdown(label="Sample")
@@ -169,10 +168,12 @@ def build_false_positive_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropd
             exported = gr.File(label="Export", height=60)
 
     outputs = [plot, stats, gallery, table, rows_state]
-    gr.on([measure.change, model_choice.change, model_b_choice.change, dataset_choice.change], change_measure,
-          [model_choice, dataset_choice, measure, view, model_b_choice], [threshold, *outputs], api_name="fp_measure")
-    gr.on([threshold.release, view.change], analyse,
-          [model_choice, dataset_choice, measure, threshold, view, model_b_choice], outputs, api_name="fp_analyse")
+    gr.on([measure.change, pickers.index_key.change, model_b_choice.change], change_measure,
+          [model_choice, dataset_choice, measure, view, model_b_choice, pickers.class_filter], [threshold, *outputs],
+          api_name="fp_measure")
+    gr.on([threshold.release, view.change, pickers.class_filter.change], analyse,
+          [model_choice, dataset_choice, measure, threshold, view, model_b_choice, pickers.class_filter], outputs,
+          api_name="fp_analyse")
     gallery.select(clicked_rank, None, position, api_name="fp_pick")
     position.change(show_card, [model_choice, dataset_choice, position, rows_state], [picture, sound, info],
                     api_name="fp_card")
@@ -196,3 +197,4 @@ def build_false_positive_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropd
 
     png_button.click(export_card, [model_choice, dataset_choice, position, rows_state], exported,
                      api_name="fp_export_card")
+    return status

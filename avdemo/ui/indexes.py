@@ -1,21 +1,29 @@
 """The app's datasets and their indexes: which split folders can be chosen (by name: the page and the API
-never see a server folder), and each (model, dataset) index, built on first use and then shared by all
-sessions (read-only)."""
+never see a server folder), and each (model, dataset) index, prepared in the background (the embedded
+split generated first when missing), one at a time, and then shared by all sessions (read-only).
+
+The page asks ``ready_index`` (never waits) and shows ``build_status`` while it is not ready; the API's
+handlers ask ``get_index``, which waits for it."""
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Callable
 
+from tqdm import tqdm
+
+from ..errors import AVDemoError
 from ..index import SampleIndex, ensure_index
 from ..model import AVLocalizer
-from ..errors import AVDemoError
 from .inputs import shown
 from .models import checkpoint_file, get_model, model_at
 
 EMBEDDED_SPLITS = ("test", "val", "openset")
-_LOCK = threading.Lock()      # one index build at a time; concurrent requests wait for it
 _DATASETS: dict[str, Path] = {}    # name shown to users -> resolved folder
+_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")   # one job at a time, in order
+_JOBS: dict[tuple, Future] = {}      # (what, ...) -> its result, e.g. ("index", checkpoint file, folder)
+_JOBS_LOCK = threading.Lock()
 
 
 def _name(folder: Path, embedded: Path) -> str:
@@ -50,17 +58,55 @@ def dataset_folder(name: str) -> Path:
     return _DATASETS[name]
 
 
-@lru_cache(maxsize=4)
-def _index(path: str, dataset: str) -> SampleIndex:
-    return ensure_index(path, dataset, model=model_at(path))
+def _prepare(path: str, folder: Path) -> SampleIndex:
+    """The index of ``folder`` under the checkpoint file ``path``: the embedded split generated first
+    when it is missing, then the index loaded from the disk cache or built."""
+    from ..data.splits import default_root, ensure_split
+
+    if folder.parent == default_root().resolve() and not (folder / "vggss.json").is_file():
+        ensure_split(folder.name, folder.parent)
+    return ensure_index(path, folder, model=model_at(path))
+
+
+def in_background(key: tuple, fn: Callable[..., Any], *args: Any) -> Future:
+    """The job ``key`` (``fn(*args)``), queued once behind the others; a failed one is tried again."""
+    with _JOBS_LOCK:
+        job = _JOBS.get(key)
+        if job is None or (job.done() and job.exception() is not None):
+            job = _JOBS[key] = _BUILDER.submit(fn, *args)
+    return job
+
+
+def _job(checkpoint: str, dataset: str) -> Future:
+    path, folder = checkpoint_file(checkpoint), dataset_folder(dataset)
+    return in_background(("index", path, str(folder)), _prepare, path, folder)
+
+
+def ready_index(checkpoint: str, dataset: str) -> SampleIndex | None:
+    """The index of ``dataset`` under ``checkpoint`` when it is ready; else None, its preparation queued
+    (a failed preparation raises its error)."""
+    job = _job(checkpoint, dataset)
+    return job.result() if job.done() else None
 
 
 def get_index(checkpoint: str, dataset: str) -> SampleIndex:
-    """The index of the dataset named ``dataset`` under the picker choice ``checkpoint`` (built first when
-    the disk cache has none)."""
-    folder = dataset_folder(dataset)
-    with _LOCK:
-        return _index(checkpoint_file(checkpoint), str(folder))
+    """The index of the dataset named ``dataset`` under the picker choice ``checkpoint``, waiting for its
+    preparation (minutes when it is built for the first time)."""
+    return _job(checkpoint, dataset).result()
+
+
+def build_status(checkpoint: str, dataset: str) -> str:
+    """What is being prepared for the page, and how far it has got (the running stages' progress bars);
+    empty when the index of ``dataset`` under ``checkpoint`` is ready."""
+    job = _job(checkpoint, dataset)
+    if job.done():
+        return "" if job.exception() is None else f"⚠️ {job.exception()}"
+    bars = [bar for bar in list(getattr(tqdm, "_instances", [])) if bar.total and not bar.disable]
+    stages = ", ".join(f"{bar.desc or 'working'} {bar.n}/{bar.total} ({100 * bar.n / bar.total:.0f} %)"
+                       for bar in bars)
+    return (f"⏳ Preparing the **{dataset}** index of **{checkpoint}** in the background (the first time: "
+            f"minutes): {stages or 'starting'}. This tab fills itself when it is ready; the video tab works "
+            f"meanwhile.")
 
 
 def model_and_index(checkpoint: str, dataset: str) -> tuple[AVLocalizer, SampleIndex]:

@@ -1,18 +1,22 @@
-"""The app's input components and its error path: what a user or an API client sends is checked before
-a handler sees it, and every refusal is one short sentence that names the input.
+"""The app's input checks and its error path: what a user or an API client sends is checked before a
+handler sees it, and every refusal is one short sentence that names the input.
 
-The components are Gradio's own (the same widgets in the page, ``is_template``), with ``preprocess``
-checks that Gradio leaves out or words as a wall of text: numbers must be finite numbers within the
-widget's range; a choice must be one of the choices (integer choices are declared as integers, and
-their digit strings accepted); a picture must be a picture. ``Blocks`` checks the files sent and makes
-every ``AVDemoError`` a handler raises the message its user sees."""
+``Blocks`` (the app's ``gr.Blocks``) checks each input before Gradio's own processing: numbers must be
+finite numbers within their widget's range; a choice must be one of the choices; a sample, a row number
+(its digits as text taken too); a file must have been uploaded to this server (never a server path or a URL)
+and, for a picture, be one. It also makes every ``AVDemoError`` a handler raises the message its user
+sees (Gradio shows only ``gr.Error`` messages; anything else becomes one generic sentence)."""
 from __future__ import annotations
 
 import math
+import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
+from PIL import Image
 
 from ..errors import AVDemoError
 
@@ -26,13 +30,14 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
-def _label(component: gr.components.Component) -> str:
-    return str(component.label or component.elem_id or type(component).__name__)
+def _label(block: gr.components.Component) -> str:
+    return str(block.label or block.elem_id or type(block).__name__)
 
 
-def _number(component: gr.Number | gr.Slider, payload: Any, optional: bool) -> float | None:
-    label = _label(component)
-    if payload is None and optional:
+def _number(block: gr.Number | gr.Slider, payload: Any) -> float | None:
+    """A finite number within the widget's range (a number's text accepted); None for an empty Number."""
+    label = _label(block)
+    if payload is None and isinstance(block, gr.Number):
         return None
     if isinstance(payload, str):
         try:
@@ -43,101 +48,98 @@ def _number(component: gr.Number | gr.Slider, payload: Any, optional: bool) -> f
         raise gr.Error(f"{label}: {shown(payload)} is not a number")
     if not math.isfinite(payload):
         raise gr.Error(f"{label}: {payload} is not a finite number")
-    lo, hi = component.minimum, component.maximum
+    lo, hi = block.minimum, block.maximum
     if (lo is not None and payload < lo) or (hi is not None and payload > hi):
         raise gr.Error(f"{label}: {payload:g} is outside {'-inf' if lo is None else f'{lo:g}'}.."
                        f"{'inf' if hi is None else f'{hi:g}'}")
     return payload
 
 
-def _choice(component: gr.Dropdown | gr.Radio, payload: Any, optional: bool) -> Any:
-    values = [value for _, value in component.choices]
-    if payload is None and not optional:
-        raise gr.Error(f"{_label(component)}: a choice is needed")
-    if payload is None or payload in values:
+def _one_choice(block: gr.Dropdown | gr.Radio, payload: Any) -> Any:
+    values = [value for _, value in block.choices]
+    if payload in values and not isinstance(payload, (list, dict)):
         return payload
     if isinstance(payload, str) and payload.strip().lstrip("-").isdigit() and int(payload) in values:
         return int(payload)
     listed = ", ".join(shown(v) for v in values[:SHOWN_CHOICES]) + (f", ... ({len(values)} in all)"
                                                                      if len(values) > SHOWN_CHOICES else "")
-    raise gr.Error(f"{_label(component)}: {shown(payload)} is not one of the choices ({listed or 'none yet'})")
+    raise gr.Error(f"{_label(block)}: {shown(payload)} is not one of the choices ({listed or 'none yet'})")
 
 
-def _integer_choices(component: gr.Dropdown | gr.Radio) -> dict[str, Any] | None:
-    values = [value for _, value in component.choices]
-    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return {"type": "integer", "enum": values}
-    return None
-
-
-class Number(gr.Number):
-    """``gr.Number`` that refuses text, NaN, infinities and values outside its range, naming itself."""
-
-    is_template = True
-
-    def preprocess(self, payload: Any) -> float | int | None:
-        return super().preprocess(_number(self, payload, optional=True))
-
-
-class Slider(gr.Slider):
-    """``gr.Slider`` that refuses a missing value, text, NaN, infinities and values outside its range."""
-
-    is_template = True
-
-    def preprocess(self, payload: Any) -> float:
-        return super().preprocess(_number(self, payload, optional=False))
-
-
-class Dropdown(gr.Dropdown):
-    """``gr.Dropdown`` whose refusal names it and lists a few choices; integer choices are declared as
-    integers (and their digit strings accepted)."""
-
-    is_template = True
-
-    def preprocess(self, payload: Any) -> Any:
-        if self.multiselect and isinstance(payload, list):
-            return super().preprocess([_choice(self, p, optional=False) for p in payload])
-        if isinstance(payload, (list, dict)):
-            raise gr.Error(f"{_label(self)}: {shown(payload)} is not one of the choices")
-        return super().preprocess(payload if self.allow_custom_value else _choice(self, payload, optional=True))
-
-    def api_info(self) -> dict[str, Any]:
-        return _integer_choices(self) or super().api_info()
-
-
-class Radio(gr.Radio):
-    """``gr.Radio`` whose refusal names it and lists its choices."""
-
-    is_template = True
-
-    def preprocess(self, payload: Any) -> Any:
-        if isinstance(payload, (list, dict)):
-            raise gr.Error(f"{_label(self)}: {shown(payload)} is not one of the choices")
-        return super().preprocess(_choice(self, payload, optional=False))
-
-
-class Image(gr.Image):
-    """``gr.Image`` that names itself when a file is not a picture."""
-
-    is_template = True
-
-    def preprocess(self, payload: Any) -> Any:
-        try:
-            return super().preprocess(payload)
-        except Exception:  # noqa: BLE001 - whatever Pillow raises for a file that is not a picture
-            raise gr.Error(f"{_label(self)}: the file is not a picture (PNG, JPEG, WebP, ...)") from None
-
-
-def _file_fault(block: gr.components.Component, payload: Any) -> str | None:
-    """Why ``payload`` cannot be a file input's value (a file, or a list of files), or None."""
-    if payload is None or getattr(block, "data_model", None) is None:
+def _choice(block: gr.Dropdown | gr.Radio, payload: Any) -> Any:
+    """One of the choices (or, for a multiselect Dropdown, a list of them); None only for a Dropdown."""
+    if payload is None:
+        if isinstance(block, gr.Radio):
+            raise gr.Error(f"{_label(block)}: a choice is needed")
         return None
+    if isinstance(block, gr.Dropdown) and block.allow_custom_value:
+        return payload
+    if isinstance(block, gr.Dropdown) and block.multiselect and isinstance(payload, list):
+        return [_one_choice(block, p) for p in payload]
+    return _one_choice(block, payload)
+
+
+def _sent_paths(payload: Any) -> list[str]:
+    """The file paths named in an input's payload (a file's dict, or a list of them)."""
+    if isinstance(payload, dict):
+        return [str(payload.get("path"))] if "path" in payload else []
+    return [p for item in payload for p in _sent_paths(item)] if isinstance(payload, list) else []
+
+
+def _file(block: gr.components.Component, payload: Any) -> Any:
+    """A file (or, for an upload button, a list of files) uploaded to this server; a picture for an
+    image input. Gradio 6.31 alone would read a server path or fetch a URL sent as a file."""
+    if payload is None:
+        return None
+    label = _label(block)
     try:
         block.data_model.model_validate(payload, context={"validate_meta": True})
     except Exception:  # noqa: BLE001 - pydantic's ValidationError and its relatives
-        return (f"a value of type {type(payload).__name__} is not "
-                f"{'a list of files' if isinstance(block, gr.UploadButton) else 'a file'}")
-    return None
+        raise gr.Error(f"{label}: a value of type {type(payload).__name__} is not "
+                       f"{'a list of files' if isinstance(block, gr.UploadButton) else 'a file'}") from None
+    uploads = Path(get_upload_folder()).resolve()
+    paths = _sent_paths(payload)
+    if not all(Path(p).resolve().is_relative_to(uploads) for p in paths):
+        raise gr.Error(f"{label}: only files uploaded to this server are read (upload it through the page, or "
+                       f"with gradio_client's handle_file)")
+    if isinstance(block, gr.Image):
+        try:
+            with Image.open(paths[0]) as picture:
+                picture.verify()
+        except Exception:  # noqa: BLE001 - whatever Pillow raises for a file that is not a picture
+            raise gr.Error(f"{label}: the file is not a picture (PNG, JPEG, WebP, ...)") from None
+    return payload
+
+
+def checked(block: gr.components.Component, payload: Any) -> Any:
+    """``payload`` as input ``block`` may take it, or a ``gr.Error`` that names the input."""
+    if isinstance(block, (gr.Number, gr.Slider)):
+        return _number(block, payload)
+    if getattr(block, "takes_sample", False):
+        return _sample(block, payload)
+    if isinstance(block, (gr.Dropdown, gr.Radio)):
+        return _choice(block, payload)
+    if getattr(block, "data_model", None) is not None and not isinstance(block, gr.State):
+        return _file(block, payload)
+    return payload
+
+
+def sample_picker(**kwargs: Any) -> gr.Dropdown:
+    """A dropdown of a dataset's samples (labels; values are the index rows), declared to the API as an
+    integer: any row of the picked dataset's index is taken, whatever the session's list shows (the
+    handler checks the range, ``views.sample_row``); a row's digits as text are taken too."""
+    dropdown = gr.Dropdown(allow_custom_value=True, filterable=True, **kwargs)
+    dropdown.api_info = types.MethodType(lambda self: {"type": "integer"}, dropdown)
+    dropdown.takes_sample = True
+    return dropdown
+
+
+def _sample(block: gr.Dropdown, payload: Any) -> int | None:
+    if payload is None or (isinstance(payload, int) and not isinstance(payload, bool)):
+        return payload
+    if isinstance(payload, str) and payload.strip().isdigit():
+        return int(payload)
+    raise gr.Error(f"{_label(block)}: {shown(payload)} is not a sample number (a row of the dataset's index)")
 
 
 def _takes_event_data(fn: Any) -> bool:
@@ -146,22 +148,18 @@ def _takes_event_data(fn: Any) -> bool:
 
 
 class Blocks(gr.Blocks):
-    """The app's ``gr.Blocks``: an input of the wrong shape, or a file the server will not read, is refused
-    with a message that names the input; an ``AVDemoError`` from a handler is the message its user sees
-    (Gradio shows only ``gr.Error`` messages; anything else becomes one generic sentence)."""
+    """``gr.Blocks`` whose events check their inputs first (``checked``) and show ``AVDemoError``s."""
 
     async def preprocess_data(self, block_fn, inputs: list[Any], state, explicit_call: bool = False):
-        for block, payload in zip(block_fn.inputs, inputs):
-            if not block.stateful and (fault := _file_fault(block, payload)):
-                raise gr.Error(f"{_label(block)}: {fault}")
+        inputs = [payload if block.stateful or i in block_fn.component_prop_inputs else checked(block, payload)
+                  for i, (block, payload) in enumerate(zip(block_fn.inputs, inputs))]
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except gr.Error:
             raise
-        except Exception as e:  # noqa: BLE001 - Gradio's own refusals (a file not uploaded here, ...)
-            names = ", ".join(_label(b) for b in block_fn.inputs if getattr(b, "data_model", None)) or "input"
-            raise gr.Error(f"{names}: the file sent cannot be used ({type(e).__name__}); upload it "
-                           f"through the page or gradio_client's handle_file") from None
+        except Exception as e:  # noqa: BLE001 - Gradio's own refusals, worded for the user
+            names = ", ".join(_label(b) for b in block_fn.inputs if not b.stateful) or "input"
+            raise gr.Error(f"{names}: the values sent cannot be used ({type(e).__name__})") from None
 
     async def call_function(self, block_fn, processed_input, iterator=None, requests=None, event_id=None,
                             event_data=None, *args, **kwargs):

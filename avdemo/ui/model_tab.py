@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from ..checkpoints import OFFICIAL_SUFFIXES, card_path, load_model
 from ..config import PRESETS, ModelConfig
 from ..errors import AVDemoError
 from ..index import SampleIndex
-from .inputs import Dropdown
 from .indexes import get_index
 from .models import get_model, upload_choice, uploads_dir
+from .status import status_line
+from .views import ALL_CLASSES
 
 UPLOAD_TYPES = [".safetensors", ".json", *OFFICIAL_SUFFIXES]
 NONE = "(none)"           # model B not chosen
@@ -123,14 +125,10 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "  \n".join(lines)
 
 
-def describe(checkpoint: str, dataset: str, progress=gr.Progress(track_tqdm=True)) -> tuple[str, dict, str]:
-    """(card markdown, card JSON, dataset summary) of a checkpoint on a dataset; builds the index the
-    first time (minutes for a large dataset; ``progress`` shows its tqdm bars in the page)."""
-    try:
-        model = get_model(checkpoint)
-        index: SampleIndex = get_index(checkpoint, dataset)
-    except AVDemoError as e:
-        raise gr.Error(str(e)) from None
+def describe(checkpoint: str, dataset: str) -> tuple[str, dict, str]:
+    """(card markdown, card JSON, dataset summary) of a checkpoint on a dataset (waits for its index)."""
+    model = get_model(checkpoint)
+    index: SampleIndex = get_index(checkpoint, dataset)
     shown = {k: v for k, v in model.card.items() if k != "path"}       # no server paths in the page
     summary = summary_markdown(index.info["summary"])
     if switch := index.info.get("switch"):
@@ -138,38 +136,50 @@ def describe(checkpoint: str, dataset: str, progress=gr.Progress(track_tqdm=True
     return card_markdown(model.card), json.loads(json.dumps(shown, default=str)), summary
 
 
+@dataclass(frozen=True)
+class Pickers:
+    """What the tabs listen to: the model, model B (for comparisons; none at first) and dataset pickers,
+    and the key of the picked pair's index, set when that index is ready (``status.watch_index``)."""
+
+    model: gr.Dropdown
+    model_b: gr.Dropdown
+    dataset: gr.Dropdown
+    index_key: gr.State
+    class_filter: gr.Dropdown     # a class picked in Per class (or here): the tabs' galleries and lists keep it
+
+
 def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[str],
-                      dataset: str) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
-    """The picker row and the card; returns the (model A, model B, dataset) dropdowns the tabs listen to
-    (model B, for comparisons, starts as none)."""
+                      dataset: str) -> tuple[Pickers, gr.Markdown]:
+    """The picker row and the card (filled when the index is ready); returns the pickers and the card's
+    status line."""
     choices = [(name, name) for name in checkpoints]
-    card_md, card_json, summary_md = describe(checkpoint, dataset)
+    index_key = gr.State("")
     with gr.Row():
-        model_choice = Dropdown(choices, value=checkpoint, label="Model", scale=2, elem_id="model-choice")
-        model_b_choice = Dropdown([(NONE, NONE), *choices], value=NONE, label="Model B (compare)", scale=2,
+        model_choice = gr.Dropdown(choices, value=checkpoint, label="Model", scale=2, elem_id="model-choice")
+        model_b_choice = gr.Dropdown([(NONE, NONE), *choices], value=NONE, label="Model B (compare)", scale=2,
                                      elem_id="model-b-choice")
-        dataset_choice = Dropdown(datasets, value=dataset, label="Dataset (VGG-SS layout)", scale=2,
+        dataset_choice = gr.Dropdown(datasets, value=dataset, label="Dataset (VGG-SS layout)", scale=2,
                                      elem_id="dataset-choice")
+        class_filter = gr.Dropdown([ALL_CLASSES], value=ALL_CLASSES, label="Class filter (or click one in Per class)",
+                                   filterable=True, scale=2, elem_id="class-filter")
         upload = gr.UploadButton("Upload a checkpoint (.pth.tar, or .safetensors + its .json)", file_count="multiple",
                                  file_types=UPLOAD_TYPES, scale=1, elem_id="checkpoint-upload")
     with gr.Accordion("Model card", open=False):
+        status = status_line()
         with gr.Row():
-            card_view = gr.Markdown(card_md, label="Model card")
-            summary_view = gr.Markdown(summary_md, label="On this dataset")
-        card_json_view = gr.JSON(card_json, label="card (JSON)")
+            card_view = gr.Markdown(label="Model card")
+            summary_view = gr.Markdown(label="On this dataset")
+        card_json_view = gr.JSON(label="card (JSON)")
 
     def use_upload(files: list[str] | None):
         if not files:
             return gr.update(), gr.update()
-        try:
-            choice = save_upload(files)
-        except AVDemoError as e:
-            raise gr.Error(str(e)) from None
+        choice = save_upload(files)
         uploaded = [(f"uploaded: {Path(choice).name}", choice)]
         return (gr.update(choices=choices + uploaded, value=choice),
                 gr.update(choices=[(NONE, NONE), *choices, *uploaded]))
 
     upload.upload(use_upload, upload, [model_choice, model_b_choice], api_name="upload_checkpoint")
-    gr.on([model_choice.change, dataset_choice.change], describe, [model_choice, dataset_choice],
-          [card_view, card_json_view, summary_view], api_name="model_card")
-    return model_choice, model_b_choice, dataset_choice
+    index_key.change(describe, [model_choice, dataset_choice], [card_view, card_json_view, summary_view],
+                     api_name="model_card")
+    return Pickers(model_choice, model_b_choice, dataset_choice, index_key, class_filter), status

@@ -9,11 +9,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..errors import AVDemoError
-from ..index import SampleIndex
 from ..perclass import COLUMNS, SIDES, per_class
-from .inputs import Number
 from .indexes import get_index
-from .model_tab import picked
+from .model_tab import Pickers, picked
+from .status import status_line
 
 BARS = ("cIoU@0.5", "pointing game", "R@1 audio→image", "R@1 image→audio")
 
@@ -57,11 +56,8 @@ def class_table(checkpoint: str, model_b: str | None, dataset: str, threshold: f
                 ) -> tuple[pd.DataFrame, go.Figure, go.Figure | None]:
     """The per-class table and chart of model A on a dataset, with model B's numbers when one is picked;
     ``threshold`` on s_A (None: no FP column)."""
-    try:
-        rows = per_class(get_index(checkpoint, dataset), "s_A", threshold)
-        rows_b = per_class(get_index(model_b, dataset), "s_A", threshold) if picked(model_b) else []
-    except AVDemoError as e:
-        raise gr.Error(str(e)) from None
+    rows = per_class(get_index(checkpoint, dataset), "s_A", threshold)
+    rows_b = per_class(get_index(model_b, dataset), "s_A", threshold) if picked(model_b) else []
     if not rows:
         raise gr.Error("this dataset has no class names for its sounding pairs")
     columns = columns_of(rows)
@@ -73,23 +69,32 @@ def class_table(checkpoint: str, model_b: str | None, dataset: str, threshold: f
     return pd.DataFrame(rows, columns=columns), per_class_figure(rows), sides_figure(rows)
 
 
-def build_per_class_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, dataset_choice: gr.Dropdown,
-                        index: SampleIndex) -> None:
-    """The tab's components and events; ``index`` gives the initial state."""
-    gr.Markdown("Each class's sounding pairs, worst cIoU@0.5 first. *False positives at threshold*: the "
+def clicked_class(evt: gr.SelectData) -> str:
+    """The class of the table row a user clicked: it becomes the class filter of the other tabs."""
+    row = getattr(evt, "row_value", None)
+    if not isinstance(row, list) or not row or not isinstance(row[0], str):
+        raise AVDemoError("per class: no table row was clicked (the event carries no row)")
+    return row[0]
+
+
+def build_per_class_tab(pickers: Pickers) -> gr.Markdown:
+    """The tab's components and events (filled when the picked index is ready); returns its status line."""
+    status = status_line()
+    gr.Markdown("Click a class to filter the other tabs' galleries and lists by it (clear it in the class "
+                "filter above). Each class's sounding pairs, worst cIoU@0.5 first. *False positives at threshold*: the "
                 "class's pairs whose s_A is at least the threshold but whose map misses the object "
                 "(cIoU < 0.5).")
-    threshold = Number(None, label="s_A threshold for the false-positive column (empty: none)", minimum=-1,
+    threshold = gr.Number(None, label="s_A threshold for the false-positive column (empty: none)", minimum=-1,
                        maximum=1, elem_id="class-threshold")
-    rows = per_class(index, "s_A")
-    table = gr.Dataframe(pd.DataFrame(rows, columns=columns_of(rows)), label="Per class", interactive=False,
-                         max_height=420, elem_id="class-table")
-    plot = gr.Plot(per_class_figure(rows) if rows else None, label="Per class (%)", elem_id="class-plot")
+    table = gr.Dataframe(label="Per class", interactive=False, max_height=420, elem_id="class-table")
+    plot = gr.Plot(label="Per class (%)", elem_id="class-plot")
     gr.Markdown("**Which side fails** (our data, model A): *switch*, how often the map's peak lands on an object "
                 "when that object's own recording plays over the same frame; *ear*, a recording's nearest "
                 "recording from another package has its class; *eye*, an object's nearest object in other "
                 "pictures has its class; *bridge*, a recording's nearest object, and an object's nearest "
                 "recording, have its class (ground-truth boxes, the map's own features).")
-    sides = gr.Plot(sides_figure(rows), label="Switch, ear, eye, bridge per class (%)", elem_id="class-sides")
-    gr.on([model_choice.change, model_b_choice.change, dataset_choice.change, threshold.submit], class_table,
-          [model_choice, model_b_choice, dataset_choice, threshold], [table, plot, sides], api_name="per_class")
+    sides = gr.Plot(label="Switch, ear, eye, bridge per class (%)", elem_id="class-sides")
+    table.select(clicked_class, None, pickers.class_filter, api_name="per_class_pick")
+    gr.on([pickers.index_key.change, pickers.model_b.change, threshold.submit], class_table,
+          [pickers.model, pickers.model_b, pickers.dataset, threshold], [table, plot, sides], api_name="per_class")
+    return status

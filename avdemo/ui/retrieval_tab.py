@@ -12,20 +12,15 @@ from ..errors import AVDemoError
 from ..index import SampleIndex
 from ..media import read_audio
 from ..retrieval import Query, retrieve
-from .inputs import Dropdown, Image, Number, Radio, Slider
 from .indexes import model_and_index
-from .model_tab import picked
-from .views import clicked_rank, row_at, export_table, heat_picture, sample_markdown
+from .inputs import sample_picker
+from .model_tab import Pickers, picked
+from .status import status_line
+from .views import clicked_rank, export_table, heat_picture, row_at, sample_choices, sample_markdown, sample_row
 
 DIRECTIONS = {"sound → pictures": "audio", "picture → sounds": "image"}
 SOURCES = ("indexed sample", "upload")
 COLUMNS = ["rank", "sample", "id", "class", "class match", "s_A", "s_L"]
-
-
-def sample_choices(index: SampleIndex) -> list[tuple[str, int]]:
-    """Dropdown choices: every sample, sounding pairs first."""
-    order = np.concatenate([np.flatnonzero(index.sounding), np.flatnonzero(~index.sounding)])
-    return [(index.label(int(i)), int(i)) for i in order]
 
 
 def recall_markdown(index: SampleIndex) -> str:
@@ -47,7 +42,7 @@ def make_query(index: SampleIndex, direction: str, source: str, sample: int | No
     if source == SOURCES[0]:
         if sample is None:
             raise AVDemoError("choose an indexed sample to search with")
-        return Query(modality, sample=int(sample))
+        return Query(modality, sample=sample_row(index, sample, "Indexed sample"))
     if modality == "audio":
         if not audio_path:
             raise AVDemoError("upload a sound to search with (or query from an indexed sample)")
@@ -122,22 +117,21 @@ def show_result(checkpoint: str, dataset: str, rank: float | None, results: dict
     return str(index.audio_paths[row["sample"]]), f"Result {row['rank']}: " + sample_markdown(index, row["sample"])
 
 
-def build_retrieval_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, dataset_choice: gr.Dropdown,
-                        index: SampleIndex) -> None:
-    """The tab's components and events; ``index`` gives the initial choices and numbers."""
-    choices = sample_choices(index)
+def build_retrieval_tab(pickers: Pickers) -> gr.Markdown:
+    """The tab's components and events (filled when the picked index is ready); returns its status line."""
+    model_choice, model_b_choice, dataset_choice = pickers.model, pickers.model_b, pickers.dataset
+    status = status_line()
     results = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            direction = Radio(list(DIRECTIONS), value=next(iter(DIRECTIONS)), label="Query")
-            source = Radio(list(SOURCES), value=SOURCES[0], label="Query from")
-            sample = Dropdown(choices, value=choices[0][1] if choices else None, label="Indexed sample",
-                                 filterable=True, elem_id="retrieval-sample")
+            direction = gr.Radio(list(DIRECTIONS), value=next(iter(DIRECTIONS)), label="Query")
+            source = gr.Radio(list(SOURCES), value=SOURCES[0], label="Query from")
+            sample = sample_picker(label="Indexed sample", elem_id="retrieval-sample")
             upload_sound = gr.Audio(sources=["upload"], type="filepath", label="Uploaded sound")
-            upload_picture = Image(sources=["upload"], type="numpy", label="Uploaded picture", height=200)
-            k = Slider(1, 20, value=8, step=1, label="K (results)")
+            upload_picture = gr.Image(sources=["upload"], type="numpy", label="Uploaded picture", height=200)
+            k = gr.Slider(1, 20, value=8, step=1, label="K (results)")
             search_button = gr.Button("Search", variant="primary", elem_id="retrieval-search")
-            recall = gr.Markdown(recall_markdown(index), label="Recall on this dataset")
+            recall = gr.Markdown(label="Recall on this dataset")
         with gr.Column(scale=3):
             with gr.Row():
                 query_picture = gr.Image(label="Query picture", height=200, interactive=False, format="jpeg")
@@ -151,7 +145,7 @@ def build_retrieval_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
             gallery_b = gr.Gallery(label="Model B's top K for the same query", columns=4, height=300, format="jpeg",
                                    visible=False, elem_id="retrieval-b-gallery")
             with gr.Row():
-                rank = Number(None, label="Result # (or click a picture)", precision=0, minimum=1, scale=1)
+                rank = gr.Number(None, label="Result # (or click a picture)", precision=0, minimum=1, scale=1)
                 result_sound = gr.Audio(label="Its sound", interactive=False, scale=2)
             result_info = gr.Markdown(label="Result")
             with gr.Row():
@@ -183,5 +177,9 @@ def build_retrieval_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown, 
         return (gr.update(choices=new_choices, value=new_choices[0][1] if new_choices else None),
                 recall_markdown(new), None, None)
 
-    gr.on([model_choice.change, dataset_choice.change], refresh, [model_choice, dataset_choice],
-          [sample, recall, gallery, results], api_name="retrieval_refresh")
+    pickers.index_key.change(refresh, [model_choice, dataset_choice], [sample, recall, gallery, results],
+                             api_name="retrieval_refresh")
+    pickers.class_filter.change(lambda c, d, f: gr.update(choices=sample_choices(model_and_index(c, d)[1], f)),
+                                [model_choice, dataset_choice, pickers.class_filter], sample,
+                                api_name="retrieval_class_samples")
+    return status

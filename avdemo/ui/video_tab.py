@@ -2,6 +2,8 @@
 loudness, any frame large, and counterfactual sounds (silence, noise, another clip, an upload)."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,14 @@ from plotly.subplots import make_subplots
 
 from ..errors import AVDemoError
 from ..overlay import COLORMAPS, NORMALISATIONS
-from ..videomap import VideoMapConfig, VideoMapResult, fast_config, frame_overlay, localize_video
-from .inputs import Dropdown, Radio, Slider
-from .model_tab import picked
-from .models import get_model
+from ..cache import file_sha256
+from ..index import default_cache_dir
+from ..videomap import (VideoMapConfig, VideoMapResult, fast_config, frame_overlay, load_result, localize_video,
+                        save_result)
+from .model_tab import Pickers, picked
+from .indexes import in_background
+from .models import checkpoint_file, get_model, model_at
+from .status import TICK_S
 from .views import export_path
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -29,6 +35,32 @@ ABOUT = (f"Upload a video (any container and codec FFmpeg reads) or pick an exam
          f"{LIMITS.max_duration_s:g} s; frames downscaled to {LIMITS.max_side} px on the longer side. "
          f"Per-frame normalisation always shows a hot spot, even in silence: compare with *per clip* or "
          f"*absolute*, and with the silence counterfactual.")
+
+
+# Run on page load (``launch(js=...)``): model A's and model B's heat-map players play, pause and seek together.
+# Gradio replaces a player's <video> when it gets a new file, so the pair is looked up again every 0.5 s.
+LOCK_PLAYERS_JS = """
+() => {
+  let following = false;
+  const follow = (from, to) => {
+    const seek = () => { if (Math.abs(to.currentTime - from.currentTime) > 0.05) to.currentTime = from.currentTime; };
+    const act = {play: () => to.play(), pause: () => to.pause(), seeked: seek};
+    for (const [event, run] of Object.entries(act)) {
+      from.addEventListener(event, () => {
+        if (following || from.avdemoPartner !== to) return;
+        following = true;
+        Promise.resolve(run()).catch(() => {}).finally(() => setTimeout(() => { following = false; }, 100));
+      });
+    }
+  };
+  setInterval(() => {
+    const a = document.querySelector('#video-output video'), b = document.querySelector('#video-output-b video');
+    if (a && b && (a.avdemoPartner !== b || b.avdemoPartner !== a)) {
+      a.avdemoPartner = b; b.avdemoPartner = a; follow(a, b); follow(b, a);
+    }
+  }, 500);
+}
+"""
 
 
 def example_clips() -> list[str]:
@@ -99,19 +131,16 @@ def map_video(checkpoint: str, video: str | None, controls: tuple, fast: bool, p
               label: str = "") -> tuple[VideoMapConfig, VideoMapResult, float, np.ndarray]:
     """``localize_video`` with the tab's controls (normalisation, colour map, opacity, contour, stride,
     sound, other clip, sound file): (config, result, first time, its drawn frame)."""
-    try:
-        if not video:
-            raise AVDemoError("upload a video or pick an example first")
-        *drawing, stride, sound, other_clip, sound_file = controls
-        cfg = video_config(*drawing, stride, paired_audio(sound, other_clip, sound_file))
-        model = get_model(checkpoint)
-        if fast:
-            cfg = fast_config(cfg, model.pixel_mean.device)
-        result = localize_video(model, video, cfg, progress=lambda f, message: progress(f, desc=label + message),
-                                out_path=export_path(Path(video).stem + "-heatmap", ".mp4"))
-        t, frame = frame_overlay(result, video, float(result.times_s[0]), cfg)
-    except AVDemoError as e:
-        raise gr.Error(str(e)) from None
+    if not video:
+        raise AVDemoError("upload a video or pick an example first")
+    *drawing, stride, sound, other_clip, sound_file = controls
+    cfg = video_config(*drawing, stride, paired_audio(sound, other_clip, sound_file))
+    model = get_model(checkpoint)
+    if fast:
+        cfg = fast_config(cfg, model.pixel_mean.device)
+    result = localize_video(model, video, cfg, progress=lambda f, message: progress(f, desc=label + message),
+                            out_path=export_path(Path(video).stem + "-heatmap", ".mp4"))
+    t, frame = frame_overlay(result, video, float(result.times_s[0]), cfg)
     return cfg, result, t, frame
 
 
@@ -121,6 +150,13 @@ def run(checkpoint: str, video: str | None, normalisation: str, cmap: str, opaci
     """Map the video; returns the MP4, the strip, a summary, the time slider, the large frame, the state."""
     cfg, result, t, frame = map_video(checkpoint, video, (normalisation, cmap, opacity, contour, stride, sound,
                                                           other_clip, sound_file), fast, progress)
+    return mapped_view(checkpoint, video, cfg, result, t, frame, state)
+
+
+def mapped_view(checkpoint: str, video: str, cfg: VideoMapConfig, result: VideoMapResult, t: float,
+                frame: np.ndarray, state: dict | None):
+    """What the tab shows of a mapped video: the MP4, the strip (with earlier runs of the same frames), a
+    summary, the time slider, the large frame, and the new state."""
     same_frames = state and (state["video"], state["stride"], state["checkpoint"]) == (video, cfg.stride, checkpoint)
     runs = dict(state["runs"]) if same_frames else {}
     runs[result.audio_label] = curves(result)
@@ -130,6 +166,30 @@ def run(checkpoint: str, video: str | None, normalisation: str, cmap: str, opaci
                        step=round(float(np.min(np.diff(result.times_s))), 4) if len(result.times_s) > 1 else 0.1)
     return (str(result.video_path), strip_figure(runs, result.audio_label, t), summary(result), slider,
             frame, state)
+
+
+def example_folder(checkpoint_path: str, clip: Path) -> Path:
+    """Where the example ``clip`` mapped by a checkpoint is kept: with the indexes, by content."""
+    digest = file_sha256(checkpoint_path)[:12]
+    return default_cache_dir() / "examples" / f"{Path(checkpoint_path).stem}-{digest}-{clip.stem}"
+
+
+def map_example(checkpoint_path: str, clip: Path) -> VideoMapResult:
+    """The example ``clip`` mapped by the checkpoint with the tab's defaults: computed once, then kept."""
+    folder = example_folder(checkpoint_path, clip)
+    if not (folder / "result.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
+        try:
+            save_result(localize_video(model_at(checkpoint_path), clip, LIMITS, out_path=staging / "video.mp4"),
+                        staging)
+            staging.rename(folder)
+        except OSError:
+            if not (folder / "result.json").is_file():       # not another process keeping the same result
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return load_result(folder)
 
 
 def run_b(model_b: str | None, video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
@@ -152,11 +212,8 @@ def show_frame_b(time_s: float, normalisation: str, cmap: str, opacity: float, c
     """Model B's mapped frame at the same time as A's (after ``show_frame``)."""
     if not state or "result_b" not in state:
         return gr.skip()
-    try:
-        _, frame = frame_overlay(state["result_b"], state["video"], float(time_s),
-                                 video_config(normalisation, cmap, opacity, contour, state["stride"]))
-    except AVDemoError as e:
-        raise gr.Error(str(e)) from None
+    _, frame = frame_overlay(state["result_b"], state["video"], float(time_s),
+                             video_config(normalisation, cmap, opacity, contour, state["stride"]))
     return frame
 
 
@@ -164,16 +221,16 @@ def show_frame(time_s: float, normalisation: str, cmap: str, opacity: float, con
     """The mapped frame nearest ``time_s``, large, drawn with the current controls; and the strip."""
     if not state:
         return gr.skip(), gr.skip()                     # nothing mapped yet: controls just set the next run
-    try:
-        t, frame = frame_overlay(state["result"], state["video"], float(time_s),
-                                 video_config(normalisation, cmap, opacity, contour, state["stride"]))
-    except AVDemoError as e:
-        raise gr.Error(str(e)) from None
+    t, frame = frame_overlay(state["result"], state["video"], float(time_s),
+                             video_config(normalisation, cmap, opacity, contour, state["stride"]))
     return frame, strip_figure(state["runs"], state["label"], t)
 
 
-def build_video_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown) -> None:
-    """The tab's components and events (call inside ``with gr.Tab(...)``)."""
+def build_video_tab(pickers: Pickers) -> None:
+    """The tab's components and events (call inside ``with gr.Tab(...)``); the first example clip is mapped
+    by the picked model in the background and shown as soon as it is ready (unless the user mapped
+    something first)."""
+    model_choice, model_b_choice = pickers.model, pickers.model_b
     examples = example_clips()
     gr.Markdown(ABOUT)
     state = gr.State(None)
@@ -183,19 +240,19 @@ def build_video_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown) -> N
             if examples:
                 gr.Examples([[p] for p in examples], inputs=[video_in], label="Example clips")
             with gr.Row():
-                normalisation = Radio([(text.split(":")[0], key) for key, text in NORMALISATIONS.items()],
+                normalisation = gr.Radio([(text.split(":")[0], key) for key, text in NORMALISATIONS.items()],
                                          value=LIMITS.normalisation, label="Normalisation",
                                          info="per frame: always a hot spot; per clip: one scale; absolute: cosine 0..1")
-                cmap = Dropdown(list(COLORMAPS), value=LIMITS.colormap, label="Colour map")
+                cmap = gr.Dropdown(list(COLORMAPS), value=LIMITS.colormap, label="Colour map")
             with gr.Row():
-                opacity = Slider(0, 1, value=LIMITS.opacity, step=0.05, label="Opacity")
-                contour = Slider(0, 1, value=0, step=0.05, label="Contour threshold (0 = none)")
-                stride = Slider(1, 10, value=LIMITS.stride, step=1, label="Frame stride",
+                opacity = gr.Slider(0, 1, value=LIMITS.opacity, step=0.05, label="Opacity")
+                contour = gr.Slider(0, 1, value=0, step=0.05, label="Contour threshold (0 = none)")
+                stride = gr.Slider(1, 10, value=LIMITS.stride, step=1, label="Frame stride",
                                    info="map every n-th frame (faster)")
-            sound = Radio(list(SOUNDS), value="original", label="Sound paired with the frames",
+            sound = gr.Radio(list(SOUNDS), value="original", label="Sound paired with the frames",
                              info="counterfactuals: how do the map and scores change without the true sound?")
             with gr.Row():
-                other_clip = Dropdown([Path(p).name for p in examples], value=None,
+                other_clip = gr.Dropdown([Path(p).name for p in examples], value=None,
                                          label="Another example clip's sound")
                 sound_file = gr.Audio(sources=["upload"], type="filepath", label="Uploaded sound")
             fast = gr.Checkbox(False, label="Fast mode",
@@ -211,9 +268,29 @@ def build_video_tab(model_choice: gr.Dropdown, model_b_choice: gr.Dropdown) -> N
                                elem_id="video-output-b")
     strip = gr.Plot(label="Scores over time and loudness (model B dashed)")
     with gr.Row():
-        time_s = Slider(0, 1, value=0, step=0.04, label="Inspect the frame at (s)", scale=1)
+        time_s = gr.Slider(0, 1, value=0, step=0.04, label="Inspect the frame at (s)", scale=1)
         frame = gr.Image(label="Frame at the chosen time", type="numpy", interactive=False, scale=2)
         frame_b = gr.Image(label="Model B, same frame", type="numpy", interactive=False, scale=2, visible=False)
+
+    if examples:
+        checkpoint, clip = model_choice.value, Path(examples[0])
+        job = in_background(("example", checkpoint_file(checkpoint), clip.name), map_example,
+                            checkpoint_file(checkpoint), clip)
+        timer = gr.Timer(TICK_S)
+
+        def show_example(video: str | None, state: dict | None):
+            """The example mapped, once ready, unless this session picked or mapped a video already."""
+            if video or state is not None or (job.done() and job.exception() is not None):
+                return *[gr.skip()] * 7, gr.Timer(active=False)
+            if not job.done():
+                return *[gr.skip()] * 7, gr.Timer(active=True)
+            result = job.result()
+            t, frame = frame_overlay(result, clip, float(result.times_s[0]), LIMITS)
+            view = mapped_view(checkpoint, str(clip), LIMITS, result, t, frame, None)
+            return str(clip), *view, gr.Timer(active=False)
+
+        timer.tick(show_example, [video_in, state], [video_in, video_out, strip, info, time_s, frame, state, timer],
+                   show_progress="hidden", api_name="video_example")
 
     drawing = [normalisation, cmap, opacity, contour]
     mapping = [video_in, *drawing, stride, sound, other_clip, sound_file]

@@ -24,6 +24,26 @@ from ..overlay import normalise, overlay, sample_card
 
 CMAP = "jet"
 OPACITY = 0.5
+ALL_CLASSES = "(all classes)"      # the class filter cleared
+
+
+def class_choices(index: SampleIndex) -> list[str]:
+    """The class filter's choices on an index: none, or one of its classes."""
+    return [ALL_CLASSES, *sorted(set(index.class_names) - {""})]
+
+
+def sample_choices(index: SampleIndex, class_name: str | None = None) -> list[tuple[str, int]]:
+    """A sample picker's choices: every sample (of the filtered class), sounding pairs first."""
+    order = np.concatenate([np.flatnonzero(index.sounding), np.flatnonzero(~index.sounding)])
+    return [(index.label(int(i)), int(i)) for i in in_class(index, order, class_name)]
+
+
+def in_class(index: SampleIndex, samples: np.ndarray, class_name: str | None) -> np.ndarray:
+    """``samples`` of the class ``class_name`` (all of them when the filter is cleared), in order."""
+    samples = np.asarray(samples, dtype=int)
+    if class_name in (None, "", ALL_CLASSES):
+        return samples
+    return samples[index.class_names[samples] == class_name]
 
 
 def map_at(map_lowres: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -78,6 +98,13 @@ def sample_markdown(index: SampleIndex, i: int) -> str:
     """A short description of sample ``i`` for the UI."""
     what = index.class_names[i] or "no visible source"
     return (f"**#{i} {index.ids[i]}** · {what} · {index.kinds[i]} · {index.groups[i]}  \n{score_line(index, i)}")
+
+
+def sample_row(index: SampleIndex, sample: int, label: str = "sample") -> int:
+    """``sample`` as a row of ``index``; a clear error for any other number."""
+    if not 0 <= sample < len(index):
+        raise AVDemoError(f"{label}: {sample} is not a sample of this dataset (0..{len(index) - 1})")
+    return int(sample)
 
 
 def row_at(rows: list[dict[str, Any]], position: float, label: str = "position") -> dict[str, Any]:

@@ -1,0 +1,41 @@
+"""The page first, the index after: every tab that shows the index has a status line, and all of them
+follow the picked (model, dataset) pair's preparation until it is ready; then ``index_key`` changes and
+those tabs fill themselves (they listen to its ``change``), without a reload."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..errors import AVDemoError
+from .indexes import build_status, ready_index
+
+TICK_S = 1.0      # how often a page waiting for an index asks how far it has got
+
+
+def status_line() -> gr.Markdown:
+    """A tab's line saying what is being prepared (hidden when nothing is)."""
+    return gr.Markdown(visible=False, elem_classes=["index-status"])
+
+
+def index_key_of(checkpoint: str, dataset: str) -> str:
+    return f"{checkpoint} · {dataset}"
+
+
+def watch_index(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, index_key: gr.State,
+                lines: list[gr.Markdown]) -> None:
+    """Follow the picked pair's index: ``lines`` show its progress while it is prepared (the page asks every
+    ``TICK_S`` seconds); ``index_key`` becomes the pair's key once it is ready."""
+    timer = gr.Timer(TICK_S)
+
+    def watch(checkpoint: str, dataset: str, key: str):
+        try:
+            ready = ready_index(checkpoint, dataset) is not None
+        except AVDemoError as e:
+            return *[gr.update(value=f"⚠️ {e}", visible=True)] * len(lines), key, gr.Timer(active=False)
+        if not ready:
+            status = gr.update(value=build_status(checkpoint, dataset), visible=True)
+            return *[status] * len(lines), key, gr.Timer(active=True)
+        return *[gr.update(value="", visible=False)] * len(lines), index_key_of(checkpoint, dataset), \
+            gr.Timer(active=False)
+
+    gr.on([timer.tick, model_choice.change, dataset_choice.change], watch, [model_choice, dataset_choice, index_key],
+          [*lines, index_key, timer], show_progress="hidden", queue=False, api_name="index_status")
