@@ -87,6 +87,7 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
                            " return v && v.readyState >= 2 && v.duration > 1.5; }", timeout=3 * TIMEOUT_MS)
     # Model A's and model B's players are locked: a seek, a pause and a play on one are done on the other.
     a, b = "document.querySelector('#video-output video')", "document.querySelector('#video-output-b video')"
+    page.wait_for_function(f"() => {a}.avdemoPartner === {b}")          # the page pairs new players twice a second
     page.evaluate(f"() => {{ {a}.pause(); {a}.currentTime = 1.0; }}")
     page.wait_for_function(f"() => {b}.paused && Math.abs({b}.currentTime - 1.0) < 0.1")
     page.evaluate(f"() => {b}.play()")

@@ -19,8 +19,8 @@ from .indexes import model_and_index
 from .inputs import sample_picker
 from .model_tab import Pickers, picked
 from .status import status_line
-from .views import (ALL_CLASSES, card, class_choices, export_png, sample_choices, sample_markdown, sample_row,
-                    score_line)
+from .views import (ALL_CLASSES, card, class_choices, export_png, filtered_class, sample_choices, sample_markdown,
+                    sample_row, score_line)
 
 COLOUR_BY = {"modality": "modality", "class": "class", "kind": "sounding / non-sounding kind", "group": "split",
              "ciou": "cIoU", "s_A": "s_A", "s_L": "s_L", "conf_top25": "map confidence (top 25 %)"}
@@ -51,7 +51,7 @@ def embedding_figure(index: SampleIndex, colour_by: str, pairs: bool = False, ne
     Traces are plain dicts and the figure skips plotly's per-property validation, which otherwise
     takes most of a second for a few thousand points (the browser test draws every trace kind)."""
     samples, modality, x, y = _points(index, negatives)
-    focus = None if focus in (None, "", ALL_CLASSES) else focus
+    focus = filtered_class(index, focus)
     in_focus = np.ones(len(samples), bool) if focus is None else index.class_names[samples] == focus
     hover = np.array([f"{index.label(i)}<br>{m}<br>{score_line(index, i)}" for i, m in zip(samples, modality)])
     traces: list[dict] = []

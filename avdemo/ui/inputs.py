@@ -80,9 +80,12 @@ def _choice(block: gr.Dropdown | gr.Radio, payload: Any) -> Any:
 
 
 def _sent_paths(payload: Any) -> list[str]:
-    """The file paths named in an input's payload (a file's dict, or a list of them)."""
+    """The file paths named in an input's payload (a file's dict, or a list of them); a file sent inline
+    (a ``data:`` URL, as a camera stream sends its frames) names none."""
     if isinstance(payload, dict):
-        return [str(payload.get("path"))] if "path" in payload else []
+        if payload.get("path") is None and str(payload.get("url") or "").startswith("data:"):
+            return []
+        return [str(payload.get("path") or payload.get("url"))]
     return [p for item in payload for p in _sent_paths(item)] if isinstance(payload, list) else []
 
 
@@ -102,7 +105,7 @@ def _file(block: gr.components.Component, payload: Any) -> Any:
     if not all(Path(p).resolve().is_relative_to(uploads) for p in paths):
         raise gr.Error(f"{label}: only files uploaded to this server are read (upload it through the page, or "
                        f"with gradio_client's handle_file)")
-    if isinstance(block, gr.Image):
+    if isinstance(block, gr.Image) and paths:
         try:
             with Image.open(paths[0]) as picture:
                 picture.verify()
@@ -151,7 +154,12 @@ class Blocks(gr.Blocks):
     """``gr.Blocks`` whose events check their inputs first (``checked``) and show ``AVDemoError``s."""
 
     async def preprocess_data(self, block_fn, inputs: list[Any], state, explicit_call: bool = False):
-        inputs = [payload if block.stateful or i in block_fn.component_prop_inputs else checked(block, payload)
+        def session_copy(block: gr.components.Component) -> gr.components.Component:
+            """The session's own copy of an input (its choices as this session's events updated them)."""
+            return state[block._id] if state is not None and block._id in state else block
+
+        inputs = [payload if block.stateful or i in block_fn.component_prop_inputs
+                  else checked(session_copy(block), payload)
                   for i, (block, payload) in enumerate(zip(block_fn.inputs, inputs))]
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)

@@ -161,7 +161,7 @@ def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[st
         dataset_choice = gr.Dropdown(datasets, value=dataset, label="Dataset (VGG-SS layout)", scale=2,
                                      elem_id="dataset-choice")
         class_filter = gr.Dropdown([ALL_CLASSES], value=ALL_CLASSES, label="Class filter (or click one in Per class)",
-                                   filterable=True, scale=2, elem_id="class-filter")
+                                   filterable=True, allow_custom_value=True, scale=2, elem_id="class-filter")
         upload = gr.UploadButton("Upload a checkpoint (.pth.tar, or .safetensors + its .json)", file_count="multiple",
                                  file_types=UPLOAD_TYPES, scale=1, elem_id="checkpoint-upload")
     with gr.Accordion("Model card", open=False):

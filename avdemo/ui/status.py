@@ -38,4 +38,4 @@ def watch_index(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, index_ke
             gr.Timer(active=False)
 
     gr.on([timer.tick, model_choice.change, dataset_choice.change], watch, [model_choice, dataset_choice, index_key],
-          [*lines, index_key, timer], show_progress="hidden", queue=False, api_name="index_status")
+          [*lines, index_key, timer], show_progress="hidden", concurrency_limit=None, api_name="index_status")

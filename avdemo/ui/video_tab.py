@@ -38,25 +38,26 @@ ABOUT = (f"Upload a video (any container and codec FFmpeg reads) or pick an exam
 
 
 # Run on page load (``launch(js=...)``): model A's and model B's heat-map players play, pause and seek together.
-# Gradio replaces a player's <video> when it gets a new file, so the pair is looked up again every 0.5 s.
+# Each acts only where the other differs, so the partner's own events end there. Gradio replaces a player's
+# <video> when it gets a new file, so the pair is looked up again every 0.5 s.
 LOCK_PLAYERS_JS = """
 () => {
-  let following = false;
   const follow = (from, to) => {
-    const seek = () => { if (Math.abs(to.currentTime - from.currentTime) > 0.05) to.currentTime = from.currentTime; };
-    const act = {play: () => to.play(), pause: () => to.pause(), seeked: seek};
+    const act = {
+      play: () => { if (to.paused) to.play().catch(() => {}); },
+      pause: () => { if (!to.paused) to.pause(); },
+      seeked: () => { if (Math.abs(to.currentTime - from.currentTime) > 0.05) to.currentTime = from.currentTime; },
+    };
     for (const [event, run] of Object.entries(act)) {
-      from.addEventListener(event, () => {
-        if (following || from.avdemoPartner !== to) return;
-        following = true;
-        Promise.resolve(run()).catch(() => {}).finally(() => setTimeout(() => { following = false; }, 100));
-      });
+      from.addEventListener(event, () => { if (from.avdemoPartner === to) run(); });
     }
   };
   setInterval(() => {
     const a = document.querySelector('#video-output video'), b = document.querySelector('#video-output-b video');
     if (a && b && (a.avdemoPartner !== b || b.avdemoPartner !== a)) {
       a.avdemoPartner = b; b.avdemoPartner = a; follow(a, b); follow(b, a);
+      b.currentTime = a.currentTime;         // the new pair starts where A is
+      if (a.paused) b.pause(); else b.play().catch(() => {});
     }
   }, 500);
 }

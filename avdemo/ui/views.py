@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..benchmarks import read_frame
 from ..errors import AVDemoError
+from .inputs import shown
 from ..index import SampleIndex
 from ..metrics import median_binarise
 from ..model import upsample_maps
@@ -38,12 +39,21 @@ def sample_choices(index: SampleIndex, class_name: str | None = None) -> list[tu
     return [(index.label(int(i)), int(i)) for i in in_class(index, order, class_name)]
 
 
+def filtered_class(index: SampleIndex, class_name: str | None) -> str | None:
+    """The class the filter keeps on ``index`` (None: cleared); a clear error for a class it does not have
+    (the filter takes any text: its choices are the picked dataset's classes)."""
+    if class_name in (None, "", ALL_CLASSES):
+        return None
+    if not isinstance(class_name, str) or class_name not in set(index.class_names):
+        raise AVDemoError(f"class filter: {shown(class_name)} is not a class of this dataset")
+    return class_name
+
+
 def in_class(index: SampleIndex, samples: np.ndarray, class_name: str | None) -> np.ndarray:
     """``samples`` of the class ``class_name`` (all of them when the filter is cleared), in order."""
     samples = np.asarray(samples, dtype=int)
-    if class_name in (None, "", ALL_CLASSES):
-        return samples
-    return samples[index.class_names[samples] == class_name]
+    class_name = filtered_class(index, class_name)
+    return samples if class_name is None else samples[index.class_names[samples] == class_name]
 
 
 def map_at(map_lowres: np.ndarray, size: tuple[int, int]) -> np.ndarray:
