@@ -1,4 +1,4 @@
-"""The Gradio app: six ways to look at what a sound source localization model hears and sees.
+"""The Gradio app: seven ways to look at what a sound source localization model hears and sees.
 
     python app.py [--checkpoint PATH|URL|hf://owner/repo/file] [--data SPLIT_DIR] [--port N]
 
@@ -26,6 +26,7 @@ from avdemo.ui.compare_tab import build_compare_tab  # noqa: E402
 from avdemo.ui.embedding_tab import build_embedding_tab  # noqa: E402
 from avdemo.ui.false_positive_tab import build_false_positive_tab  # noqa: E402
 from avdemo.ui.indexes import dataset_choices, get_index  # noqa: E402
+from avdemo.ui.live_tab import build_live_tab  # noqa: E402
 from avdemo.ui.model_tab import build_model_panel  # noqa: E402
 from avdemo.ui.per_class_tab import build_per_class_tab  # noqa: E402
 from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices, register_checkpoint  # noqa: E402
@@ -63,6 +64,8 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
                 build_per_class_tab(model_choice, model_b_choice, dataset_choice, index)
             with gr.Tab("Compare two models", id="compare"):
                 build_compare_tab(model_choice, model_b_choice, dataset_choice)
+            with gr.Tab("Live", id="live"):
+                build_live_tab(model_choice)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 

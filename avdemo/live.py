@@ -14,7 +14,7 @@ import time
 import zipfile
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -141,17 +141,15 @@ class LiveMap:
     compute_s: float           # server seconds spent on this frame
 
 
-@dataclass
 class LiveSession:
     """One browser session's live state (kept in a ``gr.State``: nothing is shared between sessions)."""
 
-    cfg: LiveConfig = field(default_factory=LiveConfig)
-    paused: bool = False
-    last: LiveMap | None = None
-
-    def __post_init__(self):
-        self._lock = threading.Lock()                 # the ring and the heard window (two stream threads)
-        self.ring: AudioRing | None = None
+    def __init__(self, cfg: LiveConfig = LiveConfig()):
+        self.cfg = cfg
+        self.paused = False
+        self.last: LiveMap | None = None              # the newest mapped frame (what freeze keeps)
+        self._lock = threading.Lock()                 # the ring and the heard windows (two stream threads)
+        self.ring: AudioRing | None = None            # the microphone at its own rate
         self.rate = 0
         self.last_sound_at = -np.inf
         self.heard: dict[int, Heard] = {}           # per model (id): the microphone's newest window
