@@ -206,7 +206,7 @@ class LiveSession:
             if not admitted:
                 return None
             start = time.perf_counter()
-            frame = downscale(np.asarray(frame, np.uint8), self.cfg.max_side)
+            frame = downscale(np.array(frame, np.uint8), self.cfg.max_side)
             heard = self.sound_for(model)
             with torch.inference_mode():
                 images = model.preprocess_frames(frame).contiguous(memory_format=torch.channels_last)

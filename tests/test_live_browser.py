@@ -53,6 +53,7 @@ def check_pause_and_freeze(page) -> None:
     time.sleep(1.5)
     assert page.evaluate("() => window.avdemoLive.shown.length") == paused_at
     page.click("#live-pause")
+    page.wait_for_selector("#live-pause:has-text('Pause')")
     page.wait_for_function(f"() => window.avdemoLive.shown.length > {paused_at}", timeout=TIMEOUT_MS)
 
 
@@ -74,7 +75,7 @@ def test_live_peak_follows_the_sounding_object_in_chromium(live_app, lion_side, 
             first = page.evaluate("() => window.avdemoLive.shown.length")
             time.sleep(MEASURE_S)
             live = page.evaluate("() => window.avdemoLive")
-            server = page.inner_text("#live-stats")
+            server = page.inner_text("#live-map")
             page.screenshot(path=str(ARTIFACTS / f"live-tab-lion-{lion_side}.png"), full_page=True)
             if lion_side == "left":
                 check_pause_and_freeze(page)
@@ -90,7 +91,7 @@ def test_live_peak_follows_the_sounding_object_in_chromium(live_app, lion_side, 
                "maps_per_s_shown": float((len(shown) - 1) / (shown[-1] - shown[0]) * 1000) if len(shown) > 1 else 0.0,
                "latency_ms": {"mean": float(latency.mean()), "median": float(np.median(latency)),
                               "p90": float(np.percentile(latency, 90))} if len(latency) else None,
-               "frames_sent": live["sent"], "server_readout": server}
+               "frames_sent": live["sent"], "server_readout": server, "peak_x": np.round(peaks, 4).tolist()}
     (ARTIFACTS / f"live-figures-lion-{lion_side}.json").write_text(json.dumps(figures, indent=1))
     print(json.dumps(figures))
     assert len(peaks) >= 5, f"too few maps shown after warm-up: {figures}"

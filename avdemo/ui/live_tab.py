@@ -2,10 +2,14 @@
 with the newest window of sound, with s_A, maps per second and the capture-to-display latency."""
 from __future__ import annotations
 
+import base64
+import io
 import re
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
+from PIL import Image
 
 from ..errors import AVDemoError
 from ..live import LiveConfig, LiveMap, LiveSession
@@ -89,7 +93,7 @@ const done = (img) => {                      // once per picture shown, when it 
       (isNaN(mean) ? '-' : `${mean.toFixed(0)} ms`) + ` · ${live.shown.length} maps`);
 };
 const shown = (img) => {                     // a new picture: remember its frame's send time and peak
-  const stat = document.querySelector('#live-stats [data-clock]');
+  const stat = img.closest('[data-clock]');
   img.dataset.liveClock = stat ? stat.dataset.clock : '';
   img.dataset.livePeak = stat ? stat.dataset.peakX : '';
   if (!watched.has(img)) { watched.add(img); img.addEventListener('load', () => done(img)); }
@@ -112,29 +116,36 @@ MONITOR_HTML = """<div class="live-monitor">
 <p class="live-rate">no maps yet</p></div>"""
 
 
-def readout(session: LiveSession, mapped: LiveMap, clock: str) -> str:
-    """The server's side of the figures under the map; ``data-*`` carry the frame's send time (echoed for
-    the page's latency) and the peak's position."""
+def jpeg_data_url(image: np.ndarray, quality: int = 80) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def map_html(session: LiveSession, mapped: LiveMap, clock: str) -> str:
+    """The heat map and the server's figures in one piece of HTML (the picture travels inline with the
+    event, no file to fetch); ``data-*`` carry the frame's send time (echoed for the page's latency) and
+    the peak's position."""
     clock = clock if re.fullmatch(r"[0-9]+(\.[0-9]+)?", clock or "") else ""
     sound = ("no sound from the microphone: mapped with silence" if mapped.heard.silent
              else f"hearing the newest {len(mapped.heard.wav) / mapped.heard.rate:g} s of the microphone")
     return (f'<div data-clock="{clock}" data-peak-x="{mapped.peak_xy[0]:.4f}" data-peak-y="{mapped.peak_xy[1]:.4f}">'
-            f"<b>s_A {mapped.s_A:.3f}</b> · peak S {mapped.peak:.3f} · server: {session.maps_per_s():.1f} maps/s, "
-            f"{1000 * mapped.compute_s:.0f} ms per map, {session.gate.dropped} frames dropped · "
-            f"{sound}</div>")
+            f'<img src="{jpeg_data_url(mapped.overlay)}" alt="heat map" style="width:100%">'
+            f"<p><b>s_A {mapped.s_A:.3f}</b> · peak S {mapped.peak:.3f} · server: {session.maps_per_s():.1f} maps/s, "
+            f"{1000 * mapped.compute_s:.0f} ms per map, {session.gate.dropped} frames dropped · {sound}</p></div>")
 
 
 def live_frame(frame, checkpoint: str, clock: str, session: LiveSession):
-    """A camera frame -> (its heat map, the readout); nothing when paused or while a frame is mapped."""
+    """A camera frame -> its heat map with the figures; nothing when paused or while a frame is mapped."""
     if frame is None or session.paused:
-        return gr.skip(), gr.skip()
+        return gr.skip()
     try:
         mapped = session.map_frame(get_model(checkpoint), frame)
     except AVDemoError as e:
         raise gr.Error(str(e)) from None
     if mapped is None:
-        return gr.skip(), gr.skip()
-    return mapped.overlay, readout(session, mapped, clock)
+        return gr.skip()
+    return map_html(session, mapped, clock)
 
 
 def live_sound(chunk, checkpoint: str, session: LiveSession) -> None:
@@ -170,9 +181,8 @@ def build_live_tab(model_choice: gr.Dropdown) -> None:
     gr.HTML(MONITOR_HTML, js_on_load=MONITOR_JS, elem_id="live-monitor")
     with gr.Row():
         camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", elem_id="live-camera")
-        heat = gr.Image(label="Heat map (the picked model)", type="numpy", format="jpeg", interactive=False,
-                        elem_id="live-map")
-    stats = gr.HTML("", elem_id="live-stats")
+        heat = gr.HTML("<p>The heat map of the picked model appears here.</p>", label="Heat map",
+                       elem_id="live-map")
     with gr.Row():
         microphone = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
                               elem_id="live-mic")
@@ -184,7 +194,7 @@ def build_live_tab(model_choice: gr.Dropdown) -> None:
         sample = gr.File(label="Frozen sample (frame, heat map, raw map, sound, scores)", elem_id="live-sample")
 
     limits = dict(time_limit=LIVE.time_limit_s, concurrency_limit=LIVE.sessions, show_progress="hidden")
-    camera.stream(live_frame, [camera, model_choice, clock, session], [heat, stats], api_name="live_frame",
+    camera.stream(live_frame, [camera, model_choice, clock, session], heat, api_name="live_frame",
                   stream_every=LIVE.frame_every_s, concurrency_id="live-frames", **limits)
     microphone.stream(live_sound, [microphone, model_choice, session], None, api_name="live_sound",
                       stream_every=LIVE.sound_every_s, concurrency_id="live-sound", **limits)
