@@ -80,7 +80,7 @@ window.fetch = function (url, init) {
 };
 const watched = new WeakSet();
 const done = (img) => {                      // once per picture shown, when it has loaded
-  if (img.dataset.liveDone === img.src) return;
+  if (img.dataset.liveDone === img.src || !img.dataset.livePeak) return;
   img.dataset.liveDone = img.src;
   const now = performance.timeOrigin + performance.now();
   const clock = Number(img.dataset.liveClock);
@@ -90,12 +90,14 @@ const done = (img) => {                      // once per picture shown, when it 
   const lat = live.latency_ms.slice(-recent);
   const mean = lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : NaN;
   say('live-rate', `${(recent / 2).toFixed(1)} maps/s shown · latency (capture to display) ` +
-      (isNaN(mean) ? '-' : `${mean.toFixed(0)} ms`) + ` · ${live.shown.length} maps`);
+      (isNaN(mean) ? '-' : `${mean.toFixed(0)} ms`) +
+      ` · ${live.sent} frames sent, ${live.shown.length} maps shown (the server maps the newest frame; the others are dropped)`);
 };
 const shown = (img) => {                     // a new picture: remember its frame's send time and peak
-  const stat = img.closest('[data-clock]');
-  img.dataset.liveClock = stat ? stat.dataset.clock : '';
-  img.dataset.livePeak = stat ? stat.dataset.peakX : '';
+  const stat = img.closest('[data-peak-x]');
+  if (!stat) return;                         // not a map (the placeholder)
+  img.dataset.liveClock = stat.dataset.clock;
+  img.dataset.livePeak = stat.dataset.peakX;
   if (!watched.has(img)) { watched.add(img); img.addEventListener('load', () => done(img)); }
   if (img.complete && img.naturalWidth) done(img);
 };
@@ -132,7 +134,7 @@ def map_html(session: LiveSession, mapped: LiveMap, clock: str) -> str:
     return (f'<div data-clock="{clock}" data-peak-x="{mapped.peak_xy[0]:.4f}" data-peak-y="{mapped.peak_xy[1]:.4f}">'
             f'<img src="{jpeg_data_url(mapped.overlay)}" alt="heat map" style="width:100%">'
             f"<p><b>s_A {mapped.s_A:.3f}</b> · peak S {mapped.peak:.3f} · server: {session.maps_per_s():.1f} maps/s, "
-            f"{1000 * mapped.compute_s:.0f} ms per map, {session.gate.dropped} frames dropped · {sound}</p></div>")
+            f"{1000 * mapped.compute_s:.0f} ms per map · {sound}</p></div>")
 
 
 def live_frame(frame, checkpoint: str, clock: str, session: LiveSession):
