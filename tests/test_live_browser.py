@@ -19,6 +19,7 @@ FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-str
               "--autoplay-policy=no-user-gesture-required"]
 WARM_UP_S = 3.0       # maps before this (the first ones may hear silence) are not scored
 MEASURE_S = 8.0
+POLL_MS = 250         # wait_for_function polls on a timer (its default, requestAnimationFrame, can stall here)
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +33,20 @@ def live_app(tmp_path_factory):
 
 
 def start_streaming(page, url: str) -> None:
+    """Open the Live tab, then start the camera, the microphone and the camera's stream, each once the
+    one before is up (as a person would); returns when a map made with the microphone's sound is shown."""
     page.goto(url)
     page.wait_for_selector("#model-choice")
     page.get_by_role("tab", name="Live").click()
-    page.locator("#live-camera").get_by_text("Click to Access Webcam").click()
-    page.locator("#live-mic").get_by_role("button", name="Record").click()
-    page.locator("#live-camera").get_by_role("button", name="capture photo").click()   # starts the stream
-    page.wait_for_function("() => window.avdemoLive.shown.length > 0", timeout=TIMEOUT_MS)
+    camera, microphone = page.locator("#live-camera"), page.locator("#live-mic")
+    camera.get_by_text("Click to Access Webcam").click()
+    page.wait_for_function("() => { const v = document.querySelector('#live-camera video');"
+                           " return v && v.readyState >= 2; }", polling=POLL_MS)
+    microphone.get_by_role("button", name="Record").click()
+    microphone.get_by_role("button", name="Stop").wait_for()
+    camera.get_by_role("button", name="capture photo").click()                      # starts the stream
+    page.wait_for_function("() => (document.querySelector('#live-map').innerText || '').includes('hearing')",
+                           polling=POLL_MS, timeout=TIMEOUT_MS)
 
 
 def check_pause_and_freeze(page) -> None:
@@ -54,7 +62,7 @@ def check_pause_and_freeze(page) -> None:
     assert page.evaluate("() => window.avdemoLive.shown.length") == paused_at
     page.click("#live-pause")
     page.wait_for_selector("#live-pause:has-text('Pause')")
-    page.wait_for_function(f"() => window.avdemoLive.shown.length > {paused_at}", timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => window.avdemoLive.shown.length > {paused_at}", polling=POLL_MS, timeout=TIMEOUT_MS)
 
 
 @pytest.mark.parametrize("lion_side", ["left", "right"])

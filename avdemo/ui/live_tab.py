@@ -28,11 +28,18 @@ ABOUT = (f"Start the camera and the microphone (their record buttons; the browse
 
 # In the page: says what is wrong with camera / microphone access, stamps each frame with the time it
 # leaves (the value of the hidden clock input), and counts the maps shown and their latency when the
-# mapped image has loaded. window.avdemoLive keeps the figures (the browser test reads them).
+# mapped image has loaded. Installed once per page: window.avdemoLive keeps the figures (the browser
+# test reads them) and the messages.
 MONITOR_JS = """
-const live = window.avdemoLive = {latency_ms: [], shown: [], peaks: [], sent: 0};
-const say = (cls, text) => { const el = element.querySelector('.' + cls); el.textContent = text;
-                             el.style.display = text ? '' : 'none'; };
+const say = (cls, text) => {                 // into every copy of the monitor (Gradio may mount it again)
+  window.avdemoLive.messages[cls] = text;
+  document.querySelectorAll('#live-monitor .' + cls).forEach((el) => {
+    el.textContent = text; el.style.display = text ? '' : 'none'; });
+};
+if (window.avdemoLive) {                     // mounted again: the watchers and figures of the page stay
+  Object.entries(window.avdemoLive.messages).forEach(([cls, text]) => say(cls, text));
+} else {
+const live = window.avdemoLive = {latency_ms: [], shown: [], peaks: [], sent: 0, messages: {}};
 const media = navigator.mediaDevices;
 if (!window.isSecureContext || !media || !media.getUserMedia) {
   say('live-msg-page', 'This page is not served over HTTPS or from localhost, so the browser gives it no ' +
@@ -80,8 +87,8 @@ window.fetch = function (url, init) {
 };
 const watched = new WeakSet();
 const done = (img) => {                      // once per picture shown, when it has loaded
-  if (img.dataset.liveDone === img.src || !img.dataset.livePeak) return;
-  img.dataset.liveDone = img.src;
+  if (img.dataset.liveDone === img.dataset.liveSeq || !img.dataset.livePeak) return;
+  img.dataset.liveDone = img.dataset.liveSeq;
   const now = performance.timeOrigin + performance.now();
   const clock = Number(img.dataset.liveClock);
   live.shown.push(now); live.peaks.push(Number(img.dataset.livePeak));
@@ -98,6 +105,7 @@ const shown = (img) => {                     // a new picture: remember its fram
   if (!stat) return;                         // not a map (the placeholder)
   img.dataset.liveClock = stat.dataset.clock;
   img.dataset.livePeak = stat.dataset.peakX;
+  img.dataset.liveSeq = stat.dataset.seq;
   if (!watched.has(img)) { watched.add(img); img.addEventListener('load', () => done(img)); }
   if (img.complete && img.naturalWidth) done(img);
 };
@@ -110,6 +118,7 @@ new MutationObserver((mutations) => {
     }
   }
 }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+}
 """
 MONITOR_HTML = """<div class="live-monitor">
 <p class="live-msg-page" style="display:none; color:#b91c1c; font-weight:600"></p>
@@ -126,12 +135,13 @@ def jpeg_data_url(image: np.ndarray, quality: int = 80) -> str:
 
 def map_html(session: LiveSession, mapped: LiveMap, clock: str) -> str:
     """The heat map and the server's figures in one piece of HTML (the picture travels inline with the
-    event, no file to fetch); ``data-*`` carry the frame's send time (echoed for the page's latency) and
-    the peak's position."""
+    event, no file to fetch); ``data-*`` carry the frame's send time (echoed for the page's latency), the
+    map's number in the session and the peak's position."""
     clock = clock if re.fullmatch(r"[0-9]+(\.[0-9]+)?", clock or "") else ""
     sound = ("no sound from the microphone: mapped with silence" if mapped.heard.silent
              else f"hearing the newest {len(mapped.heard.wav) / mapped.heard.rate:g} s of the microphone")
-    return (f'<div data-clock="{clock}" data-peak-x="{mapped.peak_xy[0]:.4f}" data-peak-y="{mapped.peak_xy[1]:.4f}">'
+    return (f'<div data-clock="{clock}" data-seq="{session.gate.admitted}" data-peak-x="{mapped.peak_xy[0]:.4f}" '
+            f'data-peak-y="{mapped.peak_xy[1]:.4f}">'
             f'<img src="{jpeg_data_url(mapped.overlay)}" alt="heat map" style="width:100%">'
             f"<p><b>s_A {mapped.s_A:.3f}</b> · peak S {mapped.peak:.3f} · server: {session.maps_per_s():.1f} maps/s, "
             f"{1000 * mapped.compute_s:.0f} ms per map · {sound}</p></div>")
