@@ -15,11 +15,15 @@ from livemedia import Stage, recording, staged_frame, write_wav, write_y4m
 from test_app_browser import ARGS, ARTIFACTS, CHROMIUM, TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
+playwright = pytest.importorskip("playwright.sync_api")
 FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
               "--autoplay-policy=no-user-gesture-required"]
 WARM_UP_S = 3.0       # maps before this (the first ones may hear silence) are not scored
 MEASURE_S = 8.0
 POLL_MS = 250         # wait_for_function polls on a timer (its default, requestAnimationFrame, can stall here)
+# In about one start in four here, the microphone component shows "Stop" but never sends a chunk (no
+# upload, no stream request: Gradio's recorder with Chromium's fake device); recording again starts it.
+MIC_STARTS, MIC_WAIT_MS = 3, 10_000
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +36,9 @@ def live_app(tmp_path_factory):
     stop_app(running)
 
 
-def start_streaming(page, url: str) -> None:
-    """Open the Live tab, then start the camera, the microphone and the camera's stream, each once the
-    one before is up (as a person would); returns when a map made with the microphone's sound is shown."""
+def start_streaming(page, url: str) -> int:
+    """Open the Live tab, start the camera and its stream, then the microphone; returns, with how many
+    starts the microphone took, when a map made with its sound is shown."""
     page.goto(url)
     page.wait_for_selector("#model-choice")
     page.get_by_role("tab", name="Live").click()
@@ -42,11 +46,17 @@ def start_streaming(page, url: str) -> None:
     camera.get_by_text("Click to Access Webcam").click()
     page.wait_for_function("() => { const v = document.querySelector('#live-camera video');"
                            " return v && v.readyState >= 2; }", polling=POLL_MS)
-    microphone.get_by_role("button", name="Record").click()
-    microphone.get_by_role("button", name="Stop").wait_for()
     camera.get_by_role("button", name="capture photo").click()                      # starts the stream
-    page.wait_for_function("() => (document.querySelector('#live-map').innerText || '').includes('hearing')",
-                           polling=POLL_MS, timeout=TIMEOUT_MS)
+    hearing = "() => (document.querySelector('#live-map').innerText || '').includes('hearing')"
+    for starts in range(1, MIC_STARTS + 1):
+        microphone.get_by_role("button", name="Record").click()
+        microphone.get_by_role("button", name="Stop").wait_for()
+        try:
+            page.wait_for_function(hearing, polling=POLL_MS, timeout=MIC_WAIT_MS)
+            return starts
+        except playwright.TimeoutError:
+            microphone.get_by_role("button", name="Stop").click()   # its stream did not start: record again
+    raise AssertionError(f"no map made with the microphone's sound after {MIC_STARTS} starts of the microphone")
 
 
 def check_pause_and_freeze(page) -> None:
@@ -67,7 +77,6 @@ def check_pause_and_freeze(page) -> None:
 
 @pytest.mark.parametrize("lion_side", ["left", "right"])
 def test_live_peak_follows_the_sounding_object_in_chromium(live_app, lion_side, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
     stage = Stage()
     clip = write_y4m(tmp_path / "clip.y4m", staged_frame(stage, sounding_left=lion_side == "left"), seconds=2.0)
     sound = write_wav(tmp_path / "sound.wav", recording(stage))
@@ -78,7 +87,7 @@ def test_live_peak_follows_the_sounding_object_in_chromium(live_app, lion_side, 
         try:
             page = chromium.new_page(viewport={"width": 1400, "height": 1100})
             page.set_default_timeout(TIMEOUT_MS)
-            start_streaming(page, live_app.url)
+            mic_starts = start_streaming(page, live_app.url)
             time.sleep(WARM_UP_S)
             first = page.evaluate("() => window.avdemoLive.shown.length")
             time.sleep(MEASURE_S)
@@ -99,7 +108,7 @@ def test_live_peak_follows_the_sounding_object_in_chromium(live_app, lion_side, 
                "maps_per_s_shown": float((len(shown) - 1) / (shown[-1] - shown[0]) * 1000) if len(shown) > 1 else 0.0,
                "latency_ms": {"mean": float(latency.mean()), "median": float(np.median(latency)),
                               "p90": float(np.percentile(latency, 90))} if len(latency) else None,
-               "frames_sent": live["sent"], "server_readout": server, "peak_x": np.round(peaks, 4).tolist()}
+               "frames_sent": live["sent"], "microphone_starts": mic_starts, "server_readout": server, "peak_x": np.round(peaks, 4).tolist()}
     (ARTIFACTS / f"live-figures-lion-{lion_side}.json").write_text(json.dumps(figures, indent=1))
     print(json.dumps(figures))
     assert len(peaks) >= 5, f"too few maps shown after warm-up: {figures}"
