@@ -232,8 +232,9 @@ class LiveSession:
         return (len(self.map_times) - 1) / max(self.map_times[-1] - self.map_times[0], 1e-6)
 
     # --- freeze -----------------------------------------------------------------------------------
-    def freeze(self, path: Path) -> Path:
-        """Write the last mapped frame, its heat map and the sound it was mapped with as one zip."""
+    def freeze(self, path: Path) -> LiveMap:
+        """Write the last mapped frame, its heat map and the sound it was mapped with as one zip at
+        ``path``; returns that map."""
         if self.last is None:
             raise AVDemoError("nothing mapped yet: start the camera (and the microphone), then freeze")
         last = self.last
@@ -246,7 +247,7 @@ class LiveSession:
             z.writestr("map.npy", npy_bytes(last.map_lowres))
             z.writestr("sound.wav", wav_bytes(last.heard.wav, last.heard.rate))
             z.writestr("scores.json", json.dumps(scores, indent=1))
-        return path
+        return last
 
 
 def audio_vector(model: AVLocalizer, wav: np.ndarray, rate: int) -> torch.Tensor:

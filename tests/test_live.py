@@ -146,7 +146,8 @@ def test_freeze_writes_frame_map_sound_and_scores(tiny_model, tmp_path):
         session.freeze(tmp_path / "none.zip")
     session.add_sound(tiny_model, np.full(8000, 0.25, np.float32), 8000)
     mapped = session.map_frame(tiny_model, np.full((32, 48, 3), 90, np.uint8))
-    with zipfile.ZipFile(session.freeze(tmp_path / "sample.zip")) as z:
+    assert session.freeze(tmp_path / "sample.zip") is mapped
+    with zipfile.ZipFile(tmp_path / "sample.zip") as z:
         assert sorted(z.namelist()) == ["frame.png", "heatmap.png", "map.npy", "scores.json", "sound.wav"]
         wav, rate = sf.read(io.BytesIO(z.read("sound.wav")))
         scores = json.loads(z.read("scores.json"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -149,7 +148,7 @@ def map_html(session: LiveSession, mapped: LiveMap, clock: str) -> str:
 
 def live_frame(frame, checkpoint: str, clock: str, session: LiveSession):
     """A camera frame -> its heat map with the figures; nothing when paused or while a frame is mapped."""
-    if frame is None or session.paused:
+    if frame is None:
         return gr.skip()
     try:
         mapped = session.map_frame(get_model(checkpoint), frame)
@@ -178,11 +177,12 @@ def toggle_pause(session: LiveSession):
 
 def freeze(session: LiveSession):
     """The current frame, map and sound as a zip to download, and the frozen map to look at."""
+    path = export_path("live-sample", ".zip")
     try:
-        path = session.freeze(export_path("live-sample", ".zip"))
+        frozen = session.freeze(path)
     except AVDemoError as e:
         raise gr.Error(str(e)) from None
-    return str(Path(path)), session.last.overlay
+    return str(path), frozen.overlay
 
 
 def build_live_tab(model_choice: gr.Dropdown) -> None:
