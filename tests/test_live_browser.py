@@ -114,3 +114,22 @@ def test_live_peak_follows_the_sounding_object_in_chromium(live_app, lion_side, 
     assert len(peaks) >= 5, f"too few maps shown after warm-up: {figures}"
     assert "hearing the newest" in server, server
     assert on_lion.mean() >= 0.8, figures
+
+
+def test_live_tab_says_when_the_browser_refuses_the_camera_and_microphone(live_app):
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + [
+            "--use-fake-device-for-media-stream", "--deny-permission-prompts"])
+        try:
+            page = chromium.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(live_app.url)
+            page.wait_for_selector("#model-choice")
+            page.get_by_role("tab", name="Live").click()
+            page.locator("#live-camera").get_by_text("Click to Access Webcam").click()
+            page.wait_for_selector("#live-monitor .live-msg-camera:has-text('refused the camera')")
+            page.locator("#live-mic").get_by_role("button", name="Record").click()
+            page.wait_for_selector("#live-monitor .live-msg-mic:has-text('refused the microphone')")
+            assert "made with silence" in page.inner_text("#live-monitor .live-msg-mic")
+        finally:
+            chromium.close()
