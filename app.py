@@ -1,4 +1,4 @@
-"""The Gradio app: six ways to look at what a sound source localization model hears and sees.
+"""The Gradio app: seven ways to look at what a sound source localization model hears and sees.
 
     python app.py [--checkpoint PATH|URL|hf://owner/repo/file] [--data SPLIT_DIR] [--port N]
 
@@ -27,6 +27,7 @@ from avdemo.ui.embedding_tab import build_embedding_tab  # noqa: E402
 from avdemo.ui.false_positive_tab import build_false_positive_tab  # noqa: E402
 from avdemo.ui.indexes import dataset_choices, dataset_folder, ready_index  # noqa: E402
 from avdemo.ui.inputs import Blocks  # noqa: E402
+from avdemo.ui.live_tab import build_live_tab  # noqa: E402
 from avdemo.ui.model_tab import build_model_panel  # noqa: E402
 from avdemo.ui.per_class_tab import build_per_class_tab  # noqa: E402
 from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices, register_checkpoint  # noqa: E402
@@ -63,6 +64,8 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
                 class_status = build_per_class_tab(pickers)
             with gr.Tab("Compare two models", id="compare"):
                 build_compare_tab(pickers)
+            with gr.Tab("Live", id="live"):
+                build_live_tab(pickers)
         watch_index(pickers.model, pickers.dataset, pickers.index_key,
                     [card_status, retrieval_status, embedding_status, fp_status, class_status])
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
