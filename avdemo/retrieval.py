@@ -195,8 +195,8 @@ def retrieve(model: AVLocalizer, index: SampleIndex, query: Query, k: int = 8) -
     class_match = index.class_names[samples] == query_class if query_class else None
     partner_rank = None
     if query.sample is not None and index.sounding[query.sample]:
-        gallery_emb = (index.image_emb if target == "image" else index.audio_emb)[index.gallery]
-        partner_rank = rank_of(gallery_emb @ emb, int(np.searchsorted(index.gallery, query.sample)))
+        similarities = ((index.image_emb if target == "image" else index.audio_emb) @ emb)[index.gallery]
+        partner_rank = rank_of(similarities, int(np.searchsorted(index.gallery, query.sample)))
     found = FEATURES(model, index, target, samples)
     if query.modality == "audio":
         frames = [read_frame(index.image_paths[i]) for i in samples]
