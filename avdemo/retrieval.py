@@ -5,6 +5,7 @@ query sound on the retrieved image (or of the retrieved sound on the query pictu
 """
 from __future__ import annotations
 
+import atexit
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -85,6 +86,8 @@ class FeatureCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self._warming: set[str] = set()       # index folders whose gallery is encoded (or being encoded)
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
 
     def __call__(self, model: AVLocalizer, index: SampleIndex, modality: str, samples: Sequence[int]) -> torch.Tensor:
         """f_v (K, C, h, w) of the samples' pictures (``modality="image"``) or f_a (K, C) of their sounds."""
@@ -106,7 +109,7 @@ class FeatureCache:
         for modality in ("audio", "image"):
             item_bytes = 0                          # known after the first batch
             for start in range(0, len(index.gallery), batch_size):
-                if self._bytes + batch_size * item_bytes > self.max_bytes:
+                if self._stop.is_set() or self._bytes + batch_size * item_bytes > self.max_bytes:
                     return
                 item_bytes = self(model, index, modality, index.gallery[start:start + batch_size])[0].nbytes
 
@@ -116,7 +119,16 @@ class FeatureCache:
             if str(index.folder) in self._warming:
                 return
             self._warming.add(str(index.folder))
-        threading.Thread(target=self.warm, args=(model, index), daemon=True, name="retrieval-features").start()
+            thread = threading.Thread(target=self.warm, args=(model, index), daemon=True, name="retrieval-features")
+            self._threads.append(thread)
+        thread.start()
+
+    def close(self) -> None:
+        """Stop warming after the current batch and wait for it (registered to run at exit: a thread still
+        inside torch when the interpreter goes down aborts the process)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
 
     def _keep(self, items: Iterable[tuple[tuple[str, str, int], torch.Tensor]]) -> None:
         with self._lock:
@@ -129,6 +141,7 @@ class FeatureCache:
 
 
 FEATURES = FeatureCache(FEATURE_CACHE_BYTES)
+atexit.register(FEATURES.close)
 
 
 @torch.inference_mode()

@@ -61,6 +61,12 @@ def one_client(url: str, model: str, dataset: str, samples: list[int], repeats: 
     client = Client(url, verbose=False, download_files=False)
     retrieve(client, model, dataset, DIRECTIONS[0], samples[0])          # the first search ever
     time.sleep(settle)
+    floor = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        client.predict(model, dataset, None, None, api_name="/retrieval_result")   # answers without work
+        floor.append(time.perf_counter() - start)
+    report("1 client: an event that does nothing (the floor)", floor)
     report("1 client: the same sound again -> 8 pictures",
            [retrieve(client, model, dataset, DIRECTIONS[0], samples[0]) for _ in range(repeats)])
     for d, direction in enumerate(DIRECTIONS):
