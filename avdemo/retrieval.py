@@ -9,6 +9,7 @@ import atexit
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -17,6 +18,7 @@ from PIL import Image
 
 from .audio import clip_window, to_model_rate
 from .benchmarks import dataset_audio_centre_s, read_frame, read_wav
+from .cache import atomic_write
 from .errors import AVDemoError
 from .index import SampleIndex
 from .media import scaled_size
@@ -27,6 +29,7 @@ MODALITIES = ("audio", "image")   # what the query is: a sound ranks images, a p
 MAX_SIDE = 512                    # uploaded pictures are shrunk to this longest side
 FEATURE_CACHE_BYTES = 192 * 2**20  # tower outputs kept for later queries: the default model's f_v of
                                   # 1,500 pictures (128 KiB each) or its f_a of 96,000 sounds
+SAVED_FEATURES = "retrieval-features.npz"   # the whole gallery's, in the index folder (next runs read them)
 
 
 @dataclass
@@ -104,14 +107,31 @@ class FeatureCache:
         return torch.stack([found[key] for key in keys])
 
     def warm(self, model: AVLocalizer, index: SampleIndex, batch_size: int = 32) -> None:
-        """Encode the gallery's sounds, then its pictures, batch by batch, while they fit in the budget:
-        afterwards a query by an indexed sample runs no tower."""
+        """The gallery's sounds, then its pictures, while they fit in the budget: read from the index folder
+        when an earlier run saved them there, else encoded batch by batch (and saved when all fit).
+        Afterwards a query by an indexed sample runs no tower."""
+        saved = index.folder / SAVED_FEATURES
+        if saved.is_file():
+            with np.load(saved) as arrays:
+                for modality in ("audio", "image"):
+                    rows = torch.from_numpy(arrays[modality])
+                    self._keep(((str(index.folder), modality, int(i)), row) for i, row in zip(index.gallery, rows))
+            return
         for modality in ("audio", "image"):
             item_bytes = 0                          # known after the first batch
             for start in range(0, len(index.gallery), batch_size):
                 if self._stop.is_set() or self._bytes + batch_size * item_bytes > self.max_bytes:
                     return
                 item_bytes = self(model, index, modality, index.gallery[start:start + batch_size])[0].nbytes
+        with self._lock:
+            complete = all((str(index.folder), modality, int(i)) in self._items
+                           for modality in ("audio", "image") for i in index.gallery)
+        if complete:
+            arrays = {modality: self(model, index, modality, index.gallery).numpy() for modality in ("audio", "image")}
+            try:
+                atomic_write(saved, lambda tmp: save_arrays(tmp, arrays))
+            except OSError:              # a read-only index folder: they stay in memory only
+                pass
 
     def warm_in_background(self, model: AVLocalizer, index: SampleIndex) -> None:
         """``warm`` in a daemon thread, once per index folder."""
@@ -138,6 +158,11 @@ class FeatureCache:
                     self._bytes += value.nbytes
             while self._bytes > self.max_bytes and self._items:
                 self._bytes -= self._items.popitem(last=False)[1].nbytes
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 FEATURES = FeatureCache(FEATURE_CACHE_BYTES)
