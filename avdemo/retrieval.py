@@ -1,7 +1,8 @@
 """Cross-modal retrieval over an index: a sound ranks the indexed images, a picture ranks the indexed sounds.
 
 Every result comes with its s_A similarity, whether its class matches the query's, and the heat map of the
-query sound on the retrieved image (or of the retrieved sound on the query picture), from ``localize``.
+query sound on the retrieved image (or of the retrieved sound on the query picture), made as ``localize``
+makes it but from the towers' outputs of the indexed samples, which ``FEATURES`` keeps between queries.
 """
 from __future__ import annotations
 
