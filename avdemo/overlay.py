@@ -4,6 +4,7 @@ Pure functions on numpy arrays: frames are uint8 RGB (..., H, W, 3), maps are fl
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import matplotlib
@@ -51,13 +52,16 @@ def normalise(maps_raw: np.ndarray, mode: str, clip_range: tuple[float, float] |
     raise AVDemoError(f"unknown normalisation {mode!r}; choose one of {sorted(NORMALISATIONS)}")
 
 
+@lru_cache(maxsize=None)
 def colour_table(cmap: str) -> np.ndarray:
-    """The matplotlib colour map ``cmap`` as a (256, 3) uint8 lookup table."""
+    """The matplotlib colour map ``cmap`` as a (256, 3) uint8 lookup table (made once per name; read-only)."""
     try:
         table = matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3]
     except KeyError:
         raise AVDemoError(f"unknown colour map {cmap!r}; try one of {', '.join(COLORMAPS)}") from None
-    return np.round(table * 255).astype(np.uint8)
+    table = np.round(table * 255).astype(np.uint8)
+    table.flags.writeable = False
+    return table
 
 
 def colorize(maps01: np.ndarray, cmap: str = "jet") -> np.ndarray:

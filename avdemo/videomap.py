@@ -1,11 +1,13 @@
 """Heat maps on a whole video: every output frame with the audio window centred on it, as an MP4.
 
-Two streaming passes over the file, so that no more than a batch of frames is ever in memory:
+Streaming, so that no more than a batch of frames is ever in memory:
 1. analyse: decode frames (every ``stride``-th, longest side <= ``max_side``), cut the model-length
-   audio window centred on each frame's time, run ``model.localize`` in batches, keep the low-res maps
-   and scores;
-2. render: decode the same frames again, upsample their maps, normalise (per frame, per clip (its range
-   known only after pass 1) or absolute), colour, blend, and encode H.264 + AAC with the sound heard.
+   audio window centred on each frame's time, run ``model.localize`` (BN folded into the convs) in
+   batches, keep the low-res maps and scores;
+2. draw: upsample each frame's map, normalise (per frame, per clip or absolute), colour, blend, and
+   encode H.264 + AAC with the sound heard. Per frame and absolute: each batch right after step 1 (one
+   pass over the file); per clip, whose range is known only after step 1: a second pass decodes the frames
+   again.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import torch
 from .audio import audio_windows, to_model_rate
 from .errors import AVDemoError
 from .media import VideoInfo, frame_at, iter_frames, probe, read_audio, scaled_size, write_mp4
-from .model import AVLocalizer, upsample_maps
+from .model import AVLocalizer, fold_batch_norms, upsample_maps
 from .overlay import NORMALISATIONS, normalise, overlay, value_range
 
 # None: the video's own sound; "silence" / "noise"; a path to another clip or sound file; (wav, rate).
@@ -216,13 +218,12 @@ def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int) -> Iterator[
         yield times, np.stack(batch)
 
 
-def analyse(model: AVLocalizer, path: Path, info: VideoInfo, wav_model: torch.Tensor, cfg: VideoMapConfig,
-            progress: Progress, times: StageTimes) -> dict[str, np.ndarray]:
-    """Pass 1: maps and scores of every ``stride``-th frame with its centred audio window."""
+def analysed_batches(model: AVLocalizer, path: Path, wav_model: torch.Tensor, cfg: VideoMapConfig,
+                     times: StageTimes) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Pass 1, batch by batch: every ``stride``-th frame (B, H, W, 3) with its centred audio window, and
+    their times, maps and scores."""
     acfg, side = model.cfg.audio, model.cfg.map_size
     same_window = cfg.audio == "silence"            # every window is identical: encode it once
-    expected = max(1, -(-info.n_frames // cfg.stride))
-    out: dict[str, list] = {k: [] for k in ("times_s", "maps_lowres", "s_L", "s_A", "loudness_db")}
     frames_in = times.timed(iter_frames(path, cfg.stride, cfg.max_side), "decode")
     for frame_times, frames in _batches(frames_in, cfg.batch_size):
         with times("audio"), torch.inference_mode():
@@ -241,21 +242,36 @@ def analyse(model: AVLocalizer, path: Path, info: VideoInfo, wav_model: torch.Te
             else:
                 found = model.localize(frames, specs, output_size=(side, side), batch_size=cfg.batch_size)
                 loc = {"maps": found.maps_lowres, "s_L": found.s_L, "s_A": found.s_A}
-        out["times_s"].append(frame_times)
-        out["maps_lowres"].append(loc["maps"])
-        out["s_L"].append(loc["s_L"])
-        out["s_A"].append(loc["s_A"])
-        out["loudness_db"].append(loudness_db(windows))
-        done = sum(len(t) for t in out["times_s"])
-        progress(ANALYSE_SHARE * min(1.0, done / expected), f"mapping frames {done}/{expected}")
-    result = {k: np.concatenate(v).astype(np.float64 if k == "times_s" else np.float32) for k, v in out.items()}
-    result["frame_size"] = frames.shape[1:3]
-    return result
+        yield frames, {"times_s": np.asarray(frame_times), "maps_lowres": loc["maps"], "s_L": loc["s_L"],
+                       "s_A": loc["s_A"], "loudness_db": loudness_db(windows)}
+
+
+def collected(batches: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]], stats: dict,
+              expected: int, share: float, progress: Progress) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(frames, their low-res maps) of each batch, its times, maps and scores appended to ``stats`` (and
+    the frame size set) on the way; progress up to ``share`` of the bar."""
+    for frames, batch in batches:
+        for k, v in batch.items():
+            stats.setdefault(k, []).append(v)
+        stats["frame_size"] = frames.shape[1:3]
+        done = sum(len(t) for t in stats["times_s"])
+        yield frames, batch["maps_lowres"]
+        progress(share * min(1.0, done / expected), f"mapping frames {done}/{expected}")
+
+
+def drawn_now(batches: Iterable[tuple[np.ndarray, np.ndarray]], cfg: VideoMapConfig,
+              times: StageTimes) -> Iterator[np.ndarray]:
+    """One pass: each frame drawn as soon as its batch is mapped (normalisations that need no clip range)."""
+    for frames, maps_lowres in batches:
+        with times("overlay"):
+            drawn = [draw(frame, map_lowres, cfg, None) for frame, map_lowres in zip(frames, maps_lowres)]
+        yield from drawn
 
 
 def render(frames: Iterator[tuple[float, np.ndarray]], maps_lowres: np.ndarray, cfg: VideoMapConfig,
            clip_range: tuple[float, float], progress: Progress, times: StageTimes) -> Iterator[np.ndarray]:
-    """Pass 2: each frame with its map upsampled, normalised, coloured, blended (and contoured)."""
+    """Pass 2 (clip normalisation): each frame decoded again, with its map upsampled, normalised by the
+    clip's range, coloured, blended (and contoured)."""
     n, i = len(maps_lowres), 0
     for i, (_, frame) in enumerate(times.timed(frames, "decode"), start=1):
         if i > n:
@@ -270,7 +286,7 @@ def render(frames: Iterator[tuple[float, np.ndarray]], maps_lowres: np.ndarray, 
 
 
 def draw(frame: np.ndarray, map_lowres: np.ndarray, cfg: VideoMapConfig,
-         clip_range: tuple[float, float]) -> np.ndarray:
+         clip_range: tuple[float, float] | None) -> np.ndarray:
     """One frame (H, W, 3) with its low-res raw map drawn as ``cfg`` says."""
     map_raw = upsample_maps(torch.from_numpy(map_lowres)[None], frame.shape[:2])[0].numpy()
     return overlay(frame, normalise(map_raw, cfg.normalisation, clip_range), cfg.colormap, cfg.opacity,
@@ -299,24 +315,36 @@ def localize_video(model: AVLocalizer, video_path: str | Path, cfg: VideoMapConf
     out_path = Path(out_path) if folder is None else folder / f"{path.stem}-heatmap.mp4"
     try:
         progress(0.0, "reading the video")
-        stats = analyse(model, path, info, wav_model, cfg, progress, times)
-        maps = stats["maps_lowres"]
-        clip_range = value_range(maps)
+        stats: dict = {}
+        expected = max(1, -(-info.n_frames // cfg.stride))
+        batches = analysed_batches(fold_batch_norms(model), path, wav_model, cfg, times)
         fps = info.fps / cfg.stride
-        before = times.get("decode", 0.0) + times.get("overlay", 0.0)
+        inside = lambda: sum(times.get(k, 0.0) for k in ("decode", "audio", "model", "overlay"))
+        if cfg.normalisation == "clip":       # its range is known only once every frame is mapped: two passes
+            for _ in collected(batches, stats, expected, ANALYSE_SHARE, progress):
+                pass
+            mapped = np.concatenate(stats["maps_lowres"])
+            frames_out = render(iter_frames(path, cfg.stride, cfg.max_side), mapped, cfg, value_range(mapped),
+                                progress, times)
+        else:                                 # one pass: each batch drawn and encoded once it is mapped
+            frames_out = drawn_now(collected(batches, stats, expected, 1.0, progress), cfg, times)
+        before = inside()
         with times("encode"):
-            write_mp4(out_path, render(iter_frames(path, cfg.stride, cfg.max_side), maps, cfg, clip_range,
-                                       progress, times), fps, wav, rate)
-        times["encode"] -= times["decode"] + times["overlay"] - before     # frames were made inside
+            write_mp4(out_path, frames_out, fps, wav, rate)
+        times["encode"] -= inside() - before                # frames were made inside
+        maps = np.concatenate(stats["maps_lowres"])
+        clip_range = value_range(maps)
         progress(1.0, "done")
     except BaseException:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         raise
     times["total"] = time.perf_counter() - start
+    joined = {k: np.concatenate(stats[k]).astype(np.float64 if k == "times_s" else np.float32)
+              for k in ("times_s", "s_L", "s_A", "loudness_db")}
     return VideoMapResult(
-        video_path=out_path, times_s=stats["times_s"], peak=maps.max(axis=(1, 2)), mean=maps.mean(axis=(1, 2)),
-        s_L=stats["s_L"], s_A=stats["s_A"], loudness_db=stats["loudness_db"], maps_lowres=maps,
+        video_path=out_path, times_s=joined["times_s"], peak=maps.max(axis=(1, 2)), mean=maps.mean(axis=(1, 2)),
+        s_L=joined["s_L"], s_A=joined["s_A"], loudness_db=joined["loudness_db"], maps_lowres=maps,
         clip_range=clip_range, fps=fps, frame_size=tuple(stats["frame_size"]), audio_label=label, notes=notes,
         seconds=dict(times))
 

@@ -10,7 +10,8 @@ from avdemo.benchmarks import read_frame, read_wav
 from avdemo.checkpoints import load_model
 from avdemo.errors import AVDemoError
 from avdemo.index import load_index
-from avdemo.retrieval import MAX_SIDE, Query, rank_of, retrieve, sample_window
+from avdemo import retrieval
+from avdemo.retrieval import MAX_SIDE, SAVED_FEATURES, FeatureCache, Query, rank_of, retrieve, sample_window
 
 
 @pytest.fixture
@@ -67,6 +68,38 @@ def test_queries_without_input_are_refused_with_a_message(setup):
         retrieve(model, index, Query("audio"))
     with pytest.raises(AVDemoError, match="not in the index"):
         retrieve(model, index, Query("image", sample=len(index)))
+
+
+def test_a_warm_gallery_answers_without_the_towers_and_the_next_run_reads_it_from_the_index(setup, monkeypatch):
+    model, index = setup
+    (index.folder / SAVED_FEATURES).unlink(missing_ok=True)
+    monkeypatch.setattr(retrieval, "FEATURES", FeatureCache(2**30))
+    retrieval.FEATURES.warm(model, index)
+    assert (index.folder / SAVED_FEATURES).is_file()
+    sample = int(index.gallery[2])                                      # a sounding pair: its features were warmed
+    computed = [retrieve(model, index, Query(modality, sample=sample), k=4) for modality in ("audio", "image")]
+
+    def no_tower(*args):
+        raise AssertionError("a tower ran")
+
+    monkeypatch.setattr(retrieval, "encode_samples", no_tower)
+    monkeypatch.setattr(retrieval, "FEATURES", FeatureCache(2**30))      # a new run of the app
+    retrieval.FEATURES.warm(model, index)
+    for want, modality in zip(computed, ("audio", "image")):
+        got = retrieve(model, index, Query(modality, sample=sample), k=4)
+        np.testing.assert_array_equal(got.samples, want.samples)
+        np.testing.assert_allclose(np.stack(got.maps), np.stack(want.maps), atol=1e-6)
+
+
+def test_the_feature_cache_drops_the_least_recently_used_past_its_budget(setup):
+    model, index = setup
+    one = retrieval.encode_samples(model, index, "image", [0]).nbytes
+    cache = FeatureCache(3 * one)
+    cache(model, index, "image", [0, 1, 2])
+    cache(model, index, "image", [0])                                   # 0 is now the most recent
+    cache(model, index, "image", [3])
+    held = {key[2] for key in cache._items}
+    assert held == {0, 2, 3}
 
 
 def test_partner_rank_agrees_with_instance_level_recall_on_ties():

@@ -220,3 +220,28 @@ def test_the_shared_audio_pass_is_exact_for_one_window_and_close_for_a_batch(tin
     assert 0 < deviation < 0.25
     with pytest.raises(AVDemoError, match="unknown audio pass"):
         localize_video(tiny_model, clip, VideoMapConfig(audio_pass="approximate"))
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet18_s32", "efficientnet_lite0"])
+def test_folding_the_batch_norms_keeps_the_maps_of_every_visual_backbone(tiny_config, backbone):
+    """The video pipeline's copy of the model (BN folded into the convs) gives localize's maps and scores."""
+    from dataclasses import replace
+
+    from avdemo.model import AVLocalizer, fold_batch_norms
+
+    torch.manual_seed(0)
+    model = AVLocalizer(replace(tiny_config, visual_backbone=backbone))
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):    # statistics far from 0/1
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    folded = fold_batch_norms(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 40, 52, 3), dtype=np.uint8)
+    windows = rng.uniform(-0.5, 0.5, (3, tiny_config.audio.window_samples)).astype(np.float32)
+    want, got = model.localize(frames, windows), folded.localize(frames, windows)
+    for name in ("maps_lowres", "s_L", "s_A", "image_emb", "audio_emb"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), atol=1e-5)

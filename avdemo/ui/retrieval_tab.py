@@ -11,7 +11,7 @@ import pandas as pd
 from ..errors import AVDemoError
 from ..index import SampleIndex
 from ..media import read_audio
-from ..retrieval import Query, retrieve
+from ..retrieval import FEATURES, Query, retrieve
 from .indexes import model_and_index
 from .inputs import sample_picker
 from .model_tab import Pickers, picked
@@ -20,6 +20,7 @@ from .views import clicked_rank, export_table, heat_picture, row_at, sample_choi
 
 DIRECTIONS = {"sound → pictures": "audio", "picture → sounds": "image"}
 SOURCES = ("indexed sample", "upload")
+CONCURRENCY = 2        # searches at once (their own queue group: a long video job never holds them up)
 COLUMNS = ["rank", "sample", "id", "class", "class match", "s_A", "s_L"]
 
 
@@ -58,6 +59,7 @@ def ranking(checkpoint: str, dataset: str, direction: str, source: str, sample: 
     """One model's answer to a query: (its index, the query, gallery items, table rows, the partner's rank)."""
     try:
         model, index = model_and_index(checkpoint, dataset)
+        FEATURES.warm_in_background(model, index)
         query = make_query(index, direction, source, sample, audio_path, picture)
         result = retrieve(model, index, query, int(k))
     except AVDemoError as e:
@@ -154,9 +156,11 @@ def build_retrieval_tab(pickers: Pickers) -> gr.Markdown:
                 exported = gr.File(label="Export", height=60)
 
     query_inputs = [dataset_choice, direction, source, sample, upload_sound, upload_picture, k]
+    queue = dict(concurrency_id="retrieval", concurrency_limit=CONCURRENCY)   # beside a long video job
     search_button.click(search, [model_choice, *query_inputs],
-                        [gallery, table, partner, query_picture, query_sound, results], api_name="retrieve"
-                        ).then(search_b, [model_b_choice, *query_inputs], [gallery_b, partner_b], api_name="retrieve_b")
+                        [gallery, table, partner, query_picture, query_sound, results], api_name="retrieve", **queue
+                        ).then(search_b, [model_b_choice, *query_inputs], [gallery_b, partner_b], api_name="retrieve_b",
+                               **queue)
     gallery.select(clicked_rank, None, rank, api_name="retrieval_pick")
     rank.change(show_result, [model_choice, dataset_choice, rank, results], [result_sound, result_info],
                 api_name="retrieval_result")
