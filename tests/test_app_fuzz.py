@@ -150,8 +150,12 @@ def raw_call(app, api_name: str, args: list) -> str | None:
     answer = httpx.post(url, json={"data": args}, timeout=30)
     if answer.status_code != 200:
         return f"HTTP {answer.status_code}: {answer.text[:200]}"
+    lines: list[str] = []
     with httpx.stream("GET", f"{url}/{answer.json()['event_id']}", timeout=120) as stream:
-        lines = list(stream.iter_lines())
+        for line in stream.iter_lines():      # up to the first answer (a stream event stays open after it)
+            lines.append(line)
+            if len(lines) >= 2 and lines[-2] in ("event: complete", "event: generating", "event: error"):
+                break
     if "event: error" not in lines:
         return None
     data = json.loads(lines[lines.index("event: error") + 1].removeprefix("data: "))
