@@ -49,15 +49,16 @@ def start(cache: Path, log: Path) -> tuple[subprocess.Popen, str, float]:
 
 
 def seconds_until_ready(url: str, started: float, timeout_s: float = 1800) -> float:
-    """Seconds from ``started`` until the page's index status says the picked pair is ready."""
+    """Seconds from ``started`` until the page's index status says the picked pair is ready (its status
+    lines are emptied)."""
     from gradio_client import Client
 
     client = Client(url, verbose=False, download_files=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/index_status"]
     args = [p.get("parameter_default") for p in api["parameters"]]
     while time.perf_counter() - started < timeout_s:
-        *_, key, _ = client.predict(*args, api_name="/index_status")
-        if key:
+        line, *_ = client.predict(*args, api_name="/index_status")
+        if not line.get("value"):
             return time.perf_counter() - started
         time.sleep(1)
     raise TimeoutError("the index was not ready in time")

@@ -30,6 +30,7 @@ CHOICE_VALUES = [None, "", -1, 10**9, {"a": 1}, "/etc/passwd", "../../../etc/pas
 FLAG_VALUES = [None, "nan", [1, 2]]
 FILE_VALUES = [None, "", 10**9, "/etc/passwd", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}]
 FILE_COMPONENTS = {"Video", "Audio", "Image", "File", "Uploadbutton"}
+STREAM_WAIT_S = 1.0            # a stream's chunk is answered within this, or not at all
 CLIENTS = 6                    # calls at once (they wait on the network more than on the CPU)
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -114,11 +115,12 @@ def test_every_endpoint_answers_hostile_values_with_a_short_specific_message(app
     client = Client(app.url, verbose=False, download_files=False)
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     calls = hostile_calls(endpoints, upload(app, hostile_files))
+    streams = stream_endpoints(app)
 
     def run(task: tuple[str, list, str]) -> tuple[str, float, str | None]:
         api_name, args, what = task
         started = time.monotonic()
-        message = raw_call(app, api_name, args)
+        message = raw_call(app, api_name, args, wait_s=STREAM_WAIT_S if api_name in streams else 120)
         fault = message_fault(message, app) if message is not None else None
         return f"{api_name} {what}", time.monotonic() - started, f"{api_name} {what}: {fault}" if fault else None
 
@@ -143,15 +145,31 @@ def test_every_endpoint_answers_hostile_values_with_a_short_specific_message(app
     assert not left, f"half-written files left: {left}"
 
 
-def raw_call(app, api_name: str, args: list) -> str | None:
+def stream_endpoints(app) -> set[str]:
+    """The endpoints of streaming events (a camera or a microphone): they stay open for the next chunk,
+    and a chunk that makes no output gives no answer."""
+    config = httpx.get(f"{app.url}config", timeout=30).json()
+    return {f"/{d['api_name']}" for d in config["dependencies"]
+            if d.get("api_name") and any(t[1] == "stream" for t in d.get("targets", []))}
+
+
+def raw_call(app, api_name: str, args: list, wait_s: float = 120) -> str | None:
     """Call an endpoint with plain HTTP requests, as any client may (files are named, not uploaded); the
-    message of the error it ends in ("(no message)" for none), or None when it ends in a result."""
+    message of the error it ends in ("(no message)" for none), or None when it ends in a result (or, for
+    a stream, says nothing for ``wait_s``)."""
     url = f"{app.url}gradio_api/call{api_name}"
     answer = httpx.post(url, json={"data": args}, timeout=30)
     if answer.status_code != 200:
         return f"HTTP {answer.status_code}: {answer.text[:200]}"
-    with httpx.stream("GET", f"{url}/{answer.json()['event_id']}", timeout=120) as stream:
-        lines = list(stream.iter_lines())
+    lines: list[str] = []
+    try:
+        with httpx.stream("GET", f"{url}/{answer.json()['event_id']}", timeout=wait_s) as stream:
+            for line in stream.iter_lines():      # up to the first answer (a stream event stays open after it)
+                lines.append(line)
+                if len(lines) >= 2 and lines[-2] in ("event: complete", "event: generating", "event: error"):
+                    break
+    except httpx.ReadTimeout:
+        return None
     if "event: error" not in lines:
         return None
     data = json.loads(lines[lines.index("event: error") + 1].removeprefix("data: "))

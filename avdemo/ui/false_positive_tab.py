@@ -153,7 +153,7 @@ def build_false_positive_tab(pickers: Pickers) -> gr.Markdown:
         with gr.Column(scale=3):
             gallery = gr.Gallery(label="Worst first (click one for its card)", columns=6, height=330,
                                  format="jpeg", elem_id="fp-gallery")
-            table = gr.Dataframe(headers=COLUMNS, label="Table (first rows; the export has all)",
+            table = gr.Dataframe(headers=COLUMNS, elem_id="fp-table", label="Table (first rows; the export has all)",
                                  interactive=False,
                                  max_height=300)
             with gr.Row():
@@ -170,10 +170,10 @@ def build_false_positive_tab(pickers: Pickers) -> gr.Markdown:
     outputs = [plot, stats, gallery, table, rows_state]
     gr.on([measure.change, pickers.index_key.change, model_b_choice.change], change_measure,
           [model_choice, dataset_choice, measure, view, model_b_choice, pickers.class_filter], [threshold, *outputs],
-          api_name="fp_measure")
+          trigger_mode="always_last", api_name="fp_measure")
     gr.on([threshold.release, view.change, pickers.class_filter.change], analyse,
           [model_choice, dataset_choice, measure, threshold, view, model_b_choice, pickers.class_filter], outputs,
-          api_name="fp_analyse")
+          trigger_mode="always_last", api_name="fp_analyse")       # the page shows what its controls say last
     gallery.select(clicked_rank, None, position, api_name="fp_pick")
     position.change(show_card, [model_choice, dataset_choice, position, rows_state], [picture, sound, info],
                     api_name="fp_card")
