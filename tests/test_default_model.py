@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gradio_client import Client
 
 from avdemo import load_model
 from avdemo.config import PRESETS, ModelConfig
@@ -117,11 +118,12 @@ def test_python_app_py_without_arguments_serves_the_default_checkpoint(tmp_path)
         model = props["model-choice"]
         assert model["value"] == "default.safetensors"
         assert model["choices"][0] == ["default.safetensors", "default.safetensors"]
-        assert props["dataset-choice"]["value"] == str(split.resolve())
-        texts = [c["props"].get("value") for c in config["components"] if c.get("type") == "markdown"]
-        assert any(isinstance(t, str) and "**File:** `default.safetensors`" in t and "**Preset:** lite" in t
-                   for t in texts)
-        assert [p.name.split("-")[0] for p in (tmp_path / "index").iterdir()] == ["default"]  # indexed there
+        assert props["dataset-choice"]["value"] == split.name                  # a name, never a server folder
+        client = Client(url, verbose=False, download_files=False)             # the card, once the index is ready
+        card, _, summary = client.predict("default.safetensors", split.name, api_name="/model_card")
+        assert "**File:** `default.safetensors`" in card and "**Preset:** lite" in card and "On this dataset" in summary
+        indexes = [p.name.split("-")[0] for p in (tmp_path / "index").iterdir() if p.name != "examples"]
+        assert indexes == ["default"]                                          # indexed there
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -16,10 +16,6 @@ def status_line() -> gr.Markdown:
     return gr.Markdown(visible=False, elem_classes=["index-status"])
 
 
-def index_key_of(checkpoint: str, dataset: str) -> str:
-    return f"{checkpoint} · {dataset}"
-
-
 def watch_index(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, index_key: gr.State,
                 lines: list[gr.Markdown]) -> None:
     """Follow the picked pair's index: ``lines`` show its progress while it is prepared (the page asks every
@@ -34,8 +30,7 @@ def watch_index(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, index_ke
         if not ready:
             status = gr.update(value=build_status(checkpoint, dataset), visible=True)
             return *[status] * len(lines), key, gr.Timer(active=True)
-        return *[gr.update(value="", visible=False)] * len(lines), index_key_of(checkpoint, dataset), \
-            gr.Timer(active=False)
+        return *[gr.update(value="", visible=False)] * len(lines), f"{checkpoint} · {dataset}", gr.Timer(active=False)
 
     gr.on([timer.tick, model_choice.change, dataset_choice.change], watch, [model_choice, dataset_choice, index_key],
           [*lines, index_key, timer], show_progress="hidden", concurrency_limit=None, api_name="index_status")
