@@ -42,6 +42,7 @@ def start_streaming(page, url: str) -> int:
     page.goto(url)
     page.wait_for_selector("#model-choice")
     page.get_by_role("tab", name="Live").click()
+    page.wait_for_function("() => window.avdemoLive !== undefined")  # its watchers are in
     camera, microphone = page.locator("#live-camera"), page.locator("#live-mic")
     camera.get_by_text("Click to Access Webcam").click()
     page.wait_for_function("() => { const v = document.querySelector('#live-camera video');"
@@ -126,6 +127,7 @@ def test_live_tab_says_when_the_browser_refuses_the_camera_and_microphone(live_a
             page.goto(live_app.url)
             page.wait_for_selector("#model-choice")
             page.get_by_role("tab", name="Live").click()
+            page.wait_for_function("() => window.avdemoLive !== undefined")  # its watchers are in
             page.locator("#live-camera").get_by_text("Click to Access Webcam").click()
             page.wait_for_selector("#live-monitor .live-msg-camera:has-text('refused the camera')")
             page.locator("#live-mic").get_by_role("button", name="Record").click()
