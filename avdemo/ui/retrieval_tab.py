@@ -57,13 +57,10 @@ def make_query(index: SampleIndex, direction: str, source: str, sample: int | No
 def ranking(checkpoint: str, dataset: str, direction: str, source: str, sample: int | None,
             audio_path: str | None, picture: np.ndarray | None, k: int) -> tuple[SampleIndex, Query, list, list, str]:
     """One model's answer to a query: (its index, the query, gallery items, table rows, the partner's rank)."""
-    try:
-        model, index = model_and_index(checkpoint, dataset)
-        FEATURES.warm_in_background(model, index)
-        query = make_query(index, direction, source, sample, audio_path, picture)
-        result = retrieve(model, index, query, int(k))
-    except AVDemoError as e:
-        raise gr.Error(str(e)) from None
+    model, index = model_and_index(checkpoint, dataset)
+    FEATURES.warm_in_background(model, index)
+    query = make_query(index, direction, source, sample, audio_path, picture)
+    result = retrieve(model, index, query, int(k))
     rows, gallery = [], []
     for rank, (i, sim, frame, map_raw, s_l) in enumerate(zip(result.samples, result.similarity, result.frames,
                                                              result.maps, result.s_L), start=1):
