@@ -46,26 +46,18 @@ _EZ_VSL = "https://raw.githubusercontent.com/stoneMo/EZ-VSL/95ff5bff30191fed1185
 _ALIGNMENT = "https://raw.githubusercontent.com/kaistmm/SSLalignment/e7ae3c5518e5a4d911c49e034d906612cf922aff/metadata/"
 # VGG-SS (Chen et al., CVPR 2021), its open-set splits (EZ-VSL, ECCV 2022), the official evaluation's id
 # lists and SLAVC's non-sounding extensions (NeurIPS 2022) as kaistmm/SSLalignment publishes them.
-PUBLIC_LISTS = {
-    "vggss.json": PublicList(_HARD_WAY + "vggss.json",
-                             "ae300b4a259267e6fe839970d495862edd70bfe3da63d925bcdb34054ed3b15e"),
-    "vggss_test.csv": PublicList(_HARD_WAY + "vggss_test.csv",
-                                 "971081929d45caf21a148a6ca968822d96e8316331d0cc0bafb1783acb4d2c35"),
-    "vggss_heard_test.csv": PublicList(_EZ_VSL + "vggss_heard_test.csv",
-                                       "70a01c6828e7b84531823616ebb2e32e75bbaf5e44c715fa366b61111ab33c4e"),
-    "vggss_unheard_test.csv": PublicList(_EZ_VSL + "vggss_unheard_test.csv",
-                                         "11883813db359df63e1a28f69bb53e1ceef7f5b8d68e0149de5792540acb9e17"),
-    "ours_vggss.txt": PublicList(_ALIGNMENT + "ours_vggss.txt",
-                                 "24546044696e8ea0aff172dc7acef36f84adfc7a00611c601c8ab7294ce3b6e2"),
-    "vggss_test_plus_silent.csv": PublicList(_ALIGNMENT + "vggss_test_plus_silent.csv",
-                                             "905a009428e16d1108e5af112d8e682dbe1702a2ed897b3d56753ff587018e4e"),
-    "flickr_test.csv": PublicList(_ALIGNMENT + "flickr_test.csv",
-                                  "238dbe3d91befda692b9b8a9a1a0c2e14b1642de0801c8459adf59ae7f11f268"),
-    "test_flickr_250.txt": PublicList(_ALIGNMENT + "test_flickr_250.txt",
-                                      "6fc9c8147f5fd30f9c8849e15a79fd2c68eb55e8b7f3241695287350b22c9897"),
-    "flickr_test_plus_silent.csv": PublicList(_ALIGNMENT + "flickr_test_plus_silent.csv",
-                                              "45a0d32b64a9ef9e567d3eaf4a4a29683cdb0f7f4e1924a0e26cde24fa298643"),
+_PUBLISHED = {   # list name: (the repository folder it is read from, its sha256)
+    "vggss.json": (_HARD_WAY, "ae300b4a259267e6fe839970d495862edd70bfe3da63d925bcdb34054ed3b15e"),
+    "vggss_test.csv": (_HARD_WAY, "971081929d45caf21a148a6ca968822d96e8316331d0cc0bafb1783acb4d2c35"),
+    "vggss_heard_test.csv": (_EZ_VSL, "70a01c6828e7b84531823616ebb2e32e75bbaf5e44c715fa366b61111ab33c4e"),
+    "vggss_unheard_test.csv": (_EZ_VSL, "11883813db359df63e1a28f69bb53e1ceef7f5b8d68e0149de5792540acb9e17"),
+    "ours_vggss.txt": (_ALIGNMENT, "24546044696e8ea0aff172dc7acef36f84adfc7a00611c601c8ab7294ce3b6e2"),
+    "vggss_test_plus_silent.csv": (_ALIGNMENT, "905a009428e16d1108e5af112d8e682dbe1702a2ed897b3d56753ff587018e4e"),
+    "flickr_test.csv": (_ALIGNMENT, "238dbe3d91befda692b9b8a9a1a0c2e14b1642de0801c8459adf59ae7f11f268"),
+    "test_flickr_250.txt": (_ALIGNMENT, "6fc9c8147f5fd30f9c8849e15a79fd2c68eb55e8b7f3241695287350b22c9897"),
+    "flickr_test_plus_silent.csv": (_ALIGNMENT, "45a0d32b64a9ef9e567d3eaf4a4a29683cdb0f7f4e1924a0e26cde24fa298643"),
 }
+PUBLIC_LISTS = {name: PublicList(base + name, sha256) for name, (base, sha256) in _PUBLISHED.items()}
 
 
 def public_list(name: str) -> Path:
