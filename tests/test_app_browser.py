@@ -191,6 +191,7 @@ def test_the_page_answers_first_and_the_tabs_fill_in_when_the_index_is_ready(bro
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(running.url)
         page.get_by_role("tab", name="Embedding space").click()
+        page.wait_for_selector(".index-status:visible, #embedding-plot .js-plotly-plot")   # the first status tick
         page.screenshot(path=str(ARTIFACTS / "page-first-preparing.png"), full_page=True)
         page.wait_for_selector("#embedding-plot .js-plotly-plot", timeout=5 * TIMEOUT_MS)   # filled, no reload
         filled = time.perf_counter() - started
