@@ -1,4 +1,5 @@
-"""The Gradio app: seven ways to look at what a sound source localization model hears and sees.
+"""The Gradio app: seven ways to look at what sound source localization models hear and see, up to four
+models side by side.
 
     python app.py [--checkpoint PATH|URL|hf://owner/repo/file] [--data SPLIT_DIR] [--port N]
 
@@ -30,7 +31,7 @@ from avdemo.ui.inputs import Blocks  # noqa: E402
 from avdemo.ui.live_tab import build_live_tab  # noqa: E402
 from avdemo.ui.model_tab import build_model_panel  # noqa: E402
 from avdemo.ui.per_class_tab import build_per_class_tab  # noqa: E402
-from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices, register_checkpoint  # noqa: E402
+from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices, register_checkpoint, resolve  # noqa: E402
 from avdemo.ui.retrieval_tab import build_retrieval_tab  # noqa: E402
 from avdemo.ui.status import watch_index  # noqa: E402
 from avdemo.ui.video_tab import EXAMPLES_DIR, LOCK_PLAYERS_JS, build_video_tab  # noqa: E402
@@ -40,14 +41,15 @@ QUEUE_SIZE = 32
 DELETE_CACHE = (600, 3600)       # every 10 min, delete temporary files older than 1 h (all of them at exit)
 INTRO = """# What does the model hear, and where does it see it?
 Sound source localization after *Sound Source Localization is All about Cross-Modal Alignment* (ICCV 2023).
-Pick a model and a dataset; each tab shows the evidence side by side: picture, sound, heat map, scores, ground truth."""
+Pick up to four models and a dataset; each tab shows the evidence of every model side by side: picture, sound, heat map,
+scores, ground truth."""
 
 
 def build_app(checkpoint: str, data: str) -> gr.Blocks:
     """The Blocks of the app over ``checkpoint`` (a path, URL or hf:// reference) and the dataset split
     ``data`` (its index prepared in the background while the page answers)."""
     checkpoint, datasets = register_checkpoint(checkpoint), dataset_choices(data)
-    ready_index(checkpoint, datasets[0])            # its preparation starts now, in the background
+    ready_index(resolve(checkpoint), datasets[0])   # its preparation starts now, in the background
     with Blocks(title="Sound source localization", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
         pickers, card_status = build_model_panel(checkpoint_choices(), checkpoint, datasets, datasets[0])
@@ -62,11 +64,11 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
                 fp_status = build_false_positive_tab(pickers)
             with gr.Tab("Per class", id="per-class"):
                 class_status = build_per_class_tab(pickers)
-            with gr.Tab("Compare two models", id="compare"):
+            with gr.Tab("Compare models", id="compare"):
                 build_compare_tab(pickers)
             with gr.Tab("Live", id="live"):
                 build_live_tab(pickers)
-        watch_index(pickers.model, pickers.dataset, pickers.index_key,
+        watch_index(pickers.models, pickers.dataset, pickers.index_key,
                     [card_status, retrieval_status, embedding_status, fp_status, class_status])
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo

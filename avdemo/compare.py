@@ -1,4 +1,5 @@
-"""Two models on one dataset: where they disagree, sample by sample, both ways.
+"""Models on one dataset: their headline numbers side by side (any number of models), and where two of
+them disagree, sample by sample, both ways.
 
 ``disagreements(a, b, measure)`` compares the indexes of models A and B over the same dataset split:
 - ``ciou``: the cIoU of sounding pairs (higher is better);
@@ -17,8 +18,8 @@ import numpy as np
 from .errors import AVDemoError
 from .index import SampleIndex
 
-MEASURES = ("ciou", "pointing", "false alarm")
-DIRECTIONS = ("B fixes A", "B breaks A")
+DISAGREEMENT_MEASURES = ("ciou", "pointing", "false alarm")
+DISAGREEMENT_DIRECTIONS = ("B fixes A", "B breaks A")
 
 
 @dataclass
@@ -45,12 +46,13 @@ def false_alarm(index: SampleIndex, confidence: str = "s_A") -> np.ndarray:
     return np.searchsorted(reference, conf, side="left") / max(len(reference), 1)
 
 
-def disagreements(a: SampleIndex, b: SampleIndex, measure: str = "ciou", direction: str = DIRECTIONS[0],
+def disagreements(a: SampleIndex, b: SampleIndex, measure: str = "ciou", direction: str = DISAGREEMENT_DIRECTIONS[0],
                   confidence: str = "s_A") -> Disagreements:
     """Where model B (index ``b``) does better (``"B fixes A"``) or worse (``"B breaks A"``) than model A
-    on the same dataset, by ``measure`` (``MEASURES``); samples where they agree are left out."""
-    if measure not in MEASURES or direction not in DIRECTIONS:
-        raise AVDemoError(f"measure must be one of {MEASURES} and direction one of {DIRECTIONS}")
+    on the same dataset, by ``measure`` (``DISAGREEMENT_MEASURES``); samples where they agree are left out."""
+    if measure not in DISAGREEMENT_MEASURES or direction not in DISAGREEMENT_DIRECTIONS:
+        raise AVDemoError(f"measure must be one of {DISAGREEMENT_MEASURES} and direction one of "
+                          f"{DISAGREEMENT_DIRECTIONS}")
     if a.ids != b.ids:
         raise AVDemoError("the two indexes are of different datasets (their sample ids differ)")
     if measure == "false alarm":
@@ -63,28 +65,36 @@ def disagreements(a: SampleIndex, b: SampleIndex, measure: str = "ciou", directi
         va, vb = a.scores[column][keep], b.scores[column][keep]
         gain = vb - va
         tie_break = b.scores["ciou"][keep] - a.scores["ciou"][keep]
-    sign = 1.0 if direction == DIRECTIONS[0] else -1.0
+    sign = 1.0 if direction == DISAGREEMENT_DIRECTIONS[0] else -1.0
     chosen = np.flatnonzero(sign * gain > 0)
     order = chosen[np.lexsort((keep[chosen], -sign * tie_break[chosen], -sign * gain[chosen]))]
     return Disagreements(samples=keep[order], a=va[order], b=vb[order], gain=gain[order])
 
 
-def _headline(summary: dict) -> dict[str, float]:
-    """The headline numbers of an index summary, by name (percent)."""
+def headline_numbers(summary: dict) -> dict[str, float]:
+    """The headline numbers of an index summary (``index.info["summary"]``), by name, in percent: the one
+    reading of a summary that the app's cards, recall lines and comparison tables use."""
     out = {}
     if loc := summary.get("localization"):
         out |= {"cIoU@0.5": loc["ciou_success"], "cIoU AUC": loc["ciou_auc"], "pointing game": loc["pointing_game"]}
     for level, directions in (summary.get("retrieval") or {}).items():
         for direction, recall in directions.items():
-            out[f"{level} R@1 {direction.replace('_to_', '→')}"] = recall["R@1"]
+            out |= {f"{level} R@{k} {direction.replace('_to_', '→')}": v for k, v in
+                    ((name[2:], value) for name, value in recall.items() if name.startswith("R@"))}
     for measure, fp in (summary.get("false_positives") or {}).items():
         out |= {f"FP AP ({measure})": fp["AP"], f"FP max-F1 ({measure})": fp["max_F1"],
                 f"sounding ROC-AUC ({measure})": fp["roc_auc"]}
-    return out
+    return {name: value for name, value in out.items() if value is not None}
 
 
-def summary_rows(a: SampleIndex, b: SampleIndex) -> list[dict]:
-    """Both models' headline numbers on the dataset, side by side, with B - A."""
-    na, nb = _headline(a.info["summary"]), _headline(b.info["summary"])
-    return [{"metric": name, "A": round(na[name], 1), "B": round(nb[name], 1), "B - A": round(nb[name] - na[name], 1)}
-            for name in na if name in nb]
+def summary_rows(indexes: list[SampleIndex], labels: list[str]) -> list[dict]:
+    """The models' headline numbers on one dataset, side by side (a column per model, named by
+    ``labels``), with each model's difference from the first."""
+    numbers = [headline_numbers(index.info["summary"]) for index in indexes]
+    rows = []
+    for name in numbers[0]:
+        if all(name in n for n in numbers):
+            row = {"metric": name} | {label: round(n[name], 1) for label, n in zip(labels, numbers)}
+            rows.append(row | {f"{label} - {labels[0]}": round(n[name] - numbers[0][name], 1)
+                               for label, n in zip(labels[1:], numbers[1:])})
+    return rows

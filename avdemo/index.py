@@ -80,6 +80,11 @@ class SampleIndex:
     image_search: faiss.Index     # z_v of the gallery (inner product)
     audio_search: faiss.Index     # z_a of the gallery
 
+    @property
+    def ciou_threshold(self) -> float:
+        """The cIoU a sounding pair's map needs to count as localized, as this index was built with."""
+        return float(self.info.get("ciou_threshold", 0.5))
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -16,7 +16,7 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -161,18 +161,19 @@ class LiveSession:
         return LiveSession(self.cfg)
 
     # --- sound ------------------------------------------------------------------------------------
-    def add_sound(self, model: AVLocalizer, chunk: np.ndarray, rate: int) -> None:
-        """Append a microphone chunk and run the audio tower once on the newest window."""
+    def add_sound(self, models: Sequence[AVLocalizer], chunk: np.ndarray, rate: int) -> None:
+        """Append a microphone chunk and run each model's audio tower once on its newest window."""
         samples = mono_float(chunk)
         with self._lock:
             if self.ring is None or rate != self.rate:
                 self.ring, self.rate = AudioRing(round(self.cfg.ring_s * rate)), int(rate)
             self.ring.push(samples)
             self.last_sound_at = time.monotonic()
-            wav = self.ring.latest(self._window_samples(model, rate))
-        heard = Heard(wav, int(rate), audio_vector(model, wav, int(rate)), silent=False)
-        with self._lock:
-            self.heard[id(model)] = heard
+            windows = [self.ring.latest(self._window_samples(model, rate)) for model in models]
+        for model, wav in zip(models, windows):
+            heard = Heard(wav, int(rate), audio_vector(model, wav, int(rate)), silent=False)
+            with self._lock:
+                self.heard[id(model)] = heard
 
     def _window_samples(self, model: AVLocalizer, rate: int) -> int:
         n = round(model.cfg.audio.window_s * rate)

@@ -78,3 +78,6 @@ def worst_first(confidence: np.ndarray, sounding: np.ndarray, cious: np.ndarray,
         keep = np.flatnonzero(outcomes(confidence, sounding, cious, threshold, ciou_threshold) == "FP")
         return keep[np.argsort(-confidence[keep], kind="stable")]
     raise ValueError(f"unknown view {view!r}; use one of {VIEWS}")
+
+
+ORDERINGS, detection_summary = VIEWS, summary    # TODO(merge): the names of branch rules

@@ -55,7 +55,7 @@ def main() -> None:
 
     session = LiveSession()
     chunk = round(args.chunk_s * args.mic_rate)
-    session.add_sound(model, mic_pcm[:chunk], args.mic_rate)          # warm-up, not timed
+    session.add_sound([model], mic_pcm[:chunk], args.mic_rate)          # warm-up, not timed
     session.map_frame(model, np.asarray(Image.open(io.BytesIO(frames[0][1])).convert("RGB")))
     session = LiveSession()
     seconds = {"jpeg decode": 0.0, "audio (ring + tower)": 0.0, "map (tower + overlay)": 0.0, "jpeg encode": 0.0}
@@ -64,7 +64,7 @@ def main() -> None:
     for t, data in frames:
         while fed < min(len(mic_pcm), round(t * args.mic_rate)):
             tick = time.perf_counter()
-            session.add_sound(model, mic_pcm[fed:fed + chunk], args.mic_rate)
+            session.add_sound([model], mic_pcm[fed:fed + chunk], args.mic_rate)
             seconds["audio (ring + tower)"] += time.perf_counter() - tick
             fed, chunks = fed + chunk, chunks + 1
         tick = time.perf_counter()

@@ -9,7 +9,7 @@ import torch
 from appdata import app_data
 
 from avdemo import AVDemoError, save_model
-from avdemo.compare import DIRECTIONS, disagreements, false_alarm
+from avdemo.compare import DISAGREEMENT_DIRECTIONS, disagreements, false_alarm, summary_rows
 from avdemo.index import ensure_index, load_index
 from avdemo.model import AVLocalizer
 
@@ -60,20 +60,22 @@ def test_false_alarms_compare_percentiles_of_each_models_own_sounding_confidence
 
 def test_a_model_agrees_with_itself_and_other_datasets_are_refused(indexes):
     a, _ = indexes
-    for direction in DIRECTIONS:
+    for direction in DISAGREEMENT_DIRECTIONS:
         assert len(disagreements(a, a, "ciou", direction).samples) == 0
     shorter = dataclasses.replace(a, ids=a.ids[:-1])
     with pytest.raises(AVDemoError, match="different datasets"):
         disagreements(a, shorter)
 
 
-def test_summary_rows_put_both_models_headline_numbers_side_by_side(indexes):
-    from avdemo.compare import summary_rows
-
+def test_summary_rows_put_every_models_headline_numbers_side_by_side(indexes):
     a, b = indexes
-    rows = {r["metric"]: r for r in summary_rows(a, b)}
+    rows = {r["metric"]: r for r in summary_rows([a, b, a], ["one", "two", "three"])}
     loc_a, loc_b = a.info["summary"]["localization"], b.info["summary"]["localization"]
-    assert rows["cIoU@0.5"]["A"] == round(loc_a["ciou_success"], 1) and rows["cIoU@0.5"]["B"] == round(loc_b["ciou_success"], 1)
-    assert rows["pointing game"]["B - A"] == round(loc_b["pointing_game"] - loc_a["pointing_game"], 1)
+    assert rows["cIoU@0.5"]["one"] == round(loc_a["ciou_success"], 1) and rows["cIoU@0.5"]["two"] == round(loc_b["ciou_success"], 1)
+    assert rows["pointing game"]["two - one"] == round(loc_b["pointing_game"] - loc_a["pointing_game"], 1)
+    assert rows["pointing game"]["three - one"] == 0 and rows["cIoU AUC"]["three"] == rows["cIoU AUC"]["one"]
     fp = b.info["summary"]["false_positives"]["s_A"]
-    assert rows["FP AP (s_A)"]["B"] == round(fp["AP"], 1) and "class R@1 audio→image" in rows
+    assert rows["FP AP (s_A)"]["two"] == round(fp["AP"], 1) and "class R@1 audio→image" in rows
+    recall = a.info["summary"]["retrieval"]["class"]["image_to_audio"]
+    assert rows["class R@5 image→audio"]["one"] == round(recall["R@5"], 1)
+    assert list(summary_rows([a], ["solo"])[0]) == ["metric", "solo"]

@@ -94,8 +94,8 @@ def test_session_maps_with_the_newest_window_and_says_when_it_is_silence(tiny_mo
 
     rate = 2 * acfg.sample_rate
     tone = np.sin(2 * np.pi * 440 * np.arange(rate) / rate).astype(np.float32)
-    session.add_sound(tiny_model, (tone[: rate // 4] * 32767).astype(np.int16), rate)   # int16 PCM
-    session.add_sound(tiny_model, tone[rate // 4:], rate)
+    session.add_sound([tiny_model], (tone[: rate // 4] * 32767).astype(np.int16), rate)   # int16 PCM
+    session.add_sound([tiny_model], tone[rate // 4:], rate)
     mapped = session.map_frame(tiny_model, frame)
     assert not mapped.heard.silent
     np.testing.assert_allclose(mapped.heard.wav, tone[-round(acfg.window_s * rate):], atol=1e-4)
@@ -109,7 +109,7 @@ def test_session_maps_with_the_newest_window_and_says_when_it_is_silence(tiny_mo
 
 def test_sound_older_than_the_silence_limit_is_not_heard(tiny_model):
     session = LiveSession(LiveConfig(silence_after_s=0.05))
-    session.add_sound(tiny_model, np.ones(4000, np.float32) * 0.1, 8000)
+    session.add_sound([tiny_model], np.ones(4000, np.float32) * 0.1, 8000)
     time.sleep(0.1)
     assert session.map_frame(tiny_model, np.zeros((32, 32, 3), np.uint8)).heard.silent
 
@@ -119,7 +119,7 @@ def test_audio_tower_runs_once_per_chunk_not_per_frame(tiny_model):
     encode = tiny_model.encode_audio
     tiny_model.encode_audio = lambda specs: calls.append(1) or encode(specs)
     session = LiveSession(LiveConfig(silence_after_s=60.0))
-    session.add_sound(tiny_model, np.zeros(800, np.float32), 8000)
+    session.add_sound([tiny_model], np.zeros(800, np.float32), 8000)
     for _ in range(5):
         session.map_frame(tiny_model, np.zeros((32, 32, 3), np.uint8))
     assert len(calls) == 1
@@ -127,7 +127,7 @@ def test_audio_tower_runs_once_per_chunk_not_per_frame(tiny_model):
 
 def test_sessions_share_nothing(tiny_model):
     a, b = LiveSession(), LiveSession()
-    a.add_sound(tiny_model, np.ones(800, np.float32) * 0.5, 8000)
+    a.add_sound([tiny_model], np.ones(800, np.float32) * 0.5, 8000)
     assert b.ring is None and not b.heard
     assert a.__deepcopy__({}).ring is None                 # gr.State's per-session copy starts empty
 
@@ -144,7 +144,7 @@ def test_freeze_writes_frame_map_sound_and_scores(tiny_model, tmp_path):
     session = LiveSession(LiveConfig(silence_after_s=60.0))
     with pytest.raises(AVDemoError, match="nothing mapped yet"):
         session.freeze(tmp_path / "none.zip")
-    session.add_sound(tiny_model, np.full(8000, 0.25, np.float32), 8000)
+    session.add_sound([tiny_model], np.full(8000, 0.25, np.float32), 8000)
     mapped = session.map_frame(tiny_model, np.full((32, 48, 3), 90, np.uint8))
     assert session.freeze(tmp_path / "sample.zip") is mapped
     with zipfile.ZipFile(tmp_path / "sample.zip") as z:

@@ -1,11 +1,12 @@
-"""Tab 3, the embedding space: a UMAP of the images and sounds together (computed when the index was
-built), coloured by modality, class, kind, split or a per-sample score. Circles are images, diamonds the
+"""Tab 3, the embedding space of each picked model (a panel each): a UMAP of the images and sounds
+together (computed when the index was built), coloured by modality, class, kind, split or a per-sample
+score. Circles are images, diamonds the
 sounds of sounding pairs, crosses the sounds of non-sounding pairs. A chosen class is highlighted (the
 others fade) and, on request, its pairs are joined by lines; the chosen sample is always joined.
 
 ``gr.Plot`` has no click events, so a sample is chosen with the picker beside the plot (type the ``#``
 number the hover shows, an id or a class) or by clicking one of its neighbours; the chosen sample is
-starred in the plot and shown with its card, its sound and its nearest images and sounds."""
+starred in every model's plot and shown with each model's card and nearest images and sounds."""
 from __future__ import annotations
 
 import gradio as gr
@@ -15,12 +16,13 @@ from plotly.colors import qualitative
 
 from ..errors import AVDemoError
 from ..index import SampleIndex
-from .indexes import model_and_index
+from .indexes import get_index, get_indexes
 from .inputs import sample_picker
-from .model_tab import Pickers, picked
+from .model_tab import Pickers
+from .models import MAX_MODELS, ModelHandle
 from .status import status_line
-from .views import (ALL_CLASSES, card, class_choices, export_png, filtered_class, sample_choices, sample_markdown,
-                    sample_row, score_line)
+from .views import (ALL_CLASSES, card, class_choices, export_png, filtered_class, panels, sample_choices,
+                    sample_markdown, sample_row, score_line)
 
 COLOUR_BY = {"modality": "modality", "class": "class", "kind": "sounding / non-sounding kind", "group": "split",
              "ciou": "cIoU", "s_A": "s_A", "s_L": "s_L", "conf_top25": "map confidence (top 25 %)"}
@@ -127,102 +129,103 @@ def _neighbour_gallery(index: SampleIndex, i: int, found: list[tuple[int, float]
     return [(index.thumbnail(j), f"#{j} {index.class_names[j]}{mark(j)}  {s:.3f}") for j, s in found]
 
 
-def show_sample(checkpoint: str, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool,
-                focus: str | None = None):
-    """Figure with the sample starred, its card, sound and description, its neighbours (images and
-    sounds), and the neighbour lists for clicks."""
-    _, index = model_and_index(checkpoint, dataset)
+def show_sample(models: list[ModelHandle], dataset: str, sample: int | None, colour_by: str, pairs: bool,
+                negatives: bool, focus: str | None = None):
+    """Each model's figure with the sample starred, its card and its neighbours (images and sounds); the
+    sample's sound and description; the neighbour lists for clicks (one per model)."""
+    indexes = get_indexes(models, dataset)
     if sample is None:
-        return embedding_figure(index, colour_by, pairs, negatives, focus=focus), None, None, "", [], [], {}
-    i = sample_row(index, sample)
-    near = neighbours(index, i)
-    return (embedding_figure(index, colour_by, pairs, negatives, i, focus), card(index, i), str(index.audio_paths[i]),
-            sample_markdown(index, i), _neighbour_gallery(index, i, near["image"]),
-            _neighbour_gallery(index, i, near["sound"]), {k: [j for j, _ in v] for k, v in near.items()})
+        figures = [embedding_figure(index, colour_by, pairs, negatives, focus=focus) for index in indexes]
+        empty = panels(models, [None] * len(models))
+        return *panels(models, figures), *empty, None, "", *empty, *empty, []
+    i = sample_row(indexes[0], sample)
+    near = [neighbours(index, i) for index in indexes]
+    return (*panels(models, [embedding_figure(index, colour_by, pairs, negatives, i, focus) for index in indexes],
+                    "embedding space (s_A)"),
+            *panels(models, [card(index, i) for index in indexes], "card: ground truth, map, binarised map"),
+            str(indexes[0].audio_paths[i]), sample_markdown(indexes[0], i),
+            *panels(models, [_neighbour_gallery(index, i, n["image"]) for index, n in zip(indexes, near)],
+                    "nearest images (z_v), click to select"),
+            *panels(models, [_neighbour_gallery(index, i, n["sound"]) for index, n in zip(indexes, near)],
+                    "nearest sounds (z_a), shown by their pictures"),
+            [{k: [j for j, _ in v] for k, v in n.items()} for n in near])
 
 
-def draw(checkpoint: str, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool,
-         focus: str | None) -> go.Figure:
-    """The embedding space drawn as the controls say, with the chosen sample starred."""
-    _, index = model_and_index(checkpoint, dataset)
-    sample = None if sample is None else sample_row(index, sample)
-    return embedding_figure(index, colour_by, pairs, negatives, sample, focus)
-
-
-def figure_b(model_b: str | None, dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool,
-             focus: str | None):
-    """Model B's embedding space drawn as A's (its own UMAP), shown only when a model B is picked."""
-    if not picked(model_b):
-        return gr.update(value=None, visible=False)
-    _, index = model_and_index(model_b, dataset)
-    sample = None if sample is None else sample_row(index, sample)
-    return gr.update(value=embedding_figure(index, colour_by, pairs, negatives, sample, focus), visible=True,
-                     label=f"Model B's embedding space ({model_b})")
+def draw(models: list[ModelHandle], dataset: str, sample: int | None, colour_by: str, pairs: bool, negatives: bool,
+         focus: str | None) -> list:
+    """Each model's embedding space drawn as the controls say, with the chosen sample starred."""
+    indexes = get_indexes(models, dataset)
+    sample = None if sample is None else sample_row(indexes[0], sample)
+    return panels(models, [embedding_figure(index, colour_by, pairs, negatives, sample, focus) for index in indexes],
+                  "embedding space (s_A)")
 
 
 def build_embedding_tab(pickers: Pickers) -> gr.Markdown:
-    """The tab's components and events (filled when the picked index is ready); returns its status line."""
-    model_choice, model_b_choice, dataset_choice = pickers.model, pickers.model_b, pickers.dataset
+    """The tab's components and events (filled when the picked indexes are ready); returns its status line."""
     focus = pickers.class_filter            # the class filter: that class drawn fully, the others faded
     status = status_line()
-    near = gr.State({})
+    near = gr.State([])
     with gr.Row():
         colour_by = gr.Dropdown([(v, k) for k, v in COLOUR_BY.items()], value="class", label="Colour by", scale=2)
         pairs = gr.Checkbox(value=False, label="lines joining its pairs", scale=1)
         negatives = gr.Checkbox(value=True, label="non-sounding pairs", scale=1)
+        sample = sample_picker(label="Sample (type its # from the hover, an id or a class)", scale=3,
+                               elem_id="embedding-sample")
     with gr.Row():
-        with gr.Column(scale=3):
-            plot = gr.Plot(label="Embedding space (s_A)", elem_id="embedding-plot")
-        with gr.Column(scale=2):
-            sample = sample_picker(label="Sample (type its # from the hover, an id or a class)",
-                                   elem_id="embedding-sample")
-            picture = gr.Image(label="Card: ground truth, map, binarised map", interactive=False, height=200,
-                               format="jpeg", elem_id="embedding-card")
-            sound = gr.Audio(label="Its sound", interactive=False)
-            info = gr.Markdown(label="Sample")
-            export_button = gr.Button("Export card (PNG)", size="sm")
-            exported = gr.File(label="Card", height=60)
-    plot_b = gr.Plot(visible=False, label="Model B's embedding space", elem_id="embedding-plot-b")
-    with gr.Row():
-        image_neighbours = gr.Gallery(label="Nearest images (z_v), click to select", columns=8, height=170,
-                                      format="jpeg", elem_id="embedding-image-neighbours")
-        sound_neighbours = gr.Gallery(label="Nearest sounds (z_a), shown by their pictures", columns=8, height=170,
-                                      format="jpeg")
+        sound = gr.Audio(label="Its sound", interactive=False)
+        info = gr.Markdown(label="Sample")
+        with gr.Column():
+            export_button = gr.Button("Export the cards (PNG)", size="sm")
+            exported = gr.File(label="Cards", height=60)
+    plots, cards, image_neighbours, sound_neighbours = [], [], [], []
+    for n in range(MAX_MODELS):
+        with gr.Row():
+            with gr.Column(scale=3):
+                plots.append(gr.Plot(label="Embedding space (s_A)", visible=n == 0, elem_id=f"embedding-plot-{n}"))
+            with gr.Column(scale=2):
+                cards.append(gr.Image(label="Card: ground truth, map, binarised map", interactive=False, height=200,
+                                      format="jpeg", visible=n == 0, elem_id=f"embedding-card-{n}"))
+                image_neighbours.append(gr.Gallery(label="Nearest images (z_v), click to select", columns=4,
+                                                   height=170, format="jpeg", visible=n == 0,
+                                                   elem_id=f"embedding-image-neighbours-{n}"))
+                sound_neighbours.append(gr.Gallery(label="Nearest sounds (z_a), shown by their pictures", columns=4,
+                                                   height=170, format="jpeg", visible=n == 0,
+                                                   elem_id=f"embedding-sound-neighbours-{n}"))
 
-    inputs = [model_choice, dataset_choice, sample, colour_by, pairs, negatives, focus]
-    gr.on([colour_by.change, pairs.change, negatives.change, focus.change],
-          draw,
-          inputs, plot, api_name="embedding_plot")
-    sample.change(show_sample, inputs, [plot, picture, sound, info, image_neighbours, sound_neighbours, near],
+    inputs = [pickers.models, pickers.dataset, sample, colour_by, pairs, negatives, focus]
+    gr.on([colour_by.change, pairs.change, negatives.change, focus.change], draw, inputs, plots,
+          api_name="embedding_plot")
+    sample.change(show_sample, inputs, [*plots, *cards, sound, info, *image_neighbours, *sound_neighbours, near],
                   api_name="embedding_sample")
-    gr.on([model_b_choice.change, sample.change, colour_by.change, pairs.change, negatives.change, focus.change],
-          figure_b, [model_b_choice, *inputs[1:]], plot_b, api_name="embedding_plot_b")
 
-    def pick(modality: str):
-        def run(found: dict[str, list[int]], evt: gr.SelectData) -> int:
-            return found[modality][evt.index]
+    def pick(n: int, modality: str):
+        def run(found: list[dict[str, list[int]]], evt: gr.SelectData) -> int:
+            if n >= len(found) or not isinstance(evt.index, int) or not 0 <= evt.index < len(found[n][modality]):
+                raise AVDemoError("pick: that neighbour is not listed (choose a sample first)")
+            return found[n][modality][evt.index]
         return run
 
-    image_neighbours.select(pick("image"), near, sample, api_name="embedding_pick_image")
-    sound_neighbours.select(pick("sound"), near, sample, api_name="embedding_pick_sound")
+    for n in range(MAX_MODELS):
+        image_neighbours[n].select(pick(n, "image"), near, sample, api_name=f"embedding_pick_image_{n + 1}")
+        sound_neighbours[n].select(pick(n, "sound"), near, sample, api_name=f"embedding_pick_sound_{n + 1}")
 
-    def export(checkpoint: str, dataset: str, i: int | None) -> str:
+    def export(models: list[ModelHandle], dataset: str, i: int | None) -> str:
         if i is None:
             raise gr.Error("choose a sample first")
-        _, idx = model_and_index(checkpoint, dataset)
-        i = sample_row(idx, i)
-        return export_png(card(idx, i), f"card-{idx.ids[i]}")
+        indexes = get_indexes(models, dataset)
+        i = sample_row(indexes[0], i)
+        return export_png(np.concatenate([card(index, i) for index in indexes]), f"cards-{indexes[0].ids[i]}")
 
-    export_button.click(export, [model_choice, dataset_choice, sample], exported, api_name="embedding_export_card")
+    export_button.click(export, [pickers.models, pickers.dataset, sample], exported, api_name="embedding_export_card")
 
-    def refresh(checkpoint: str, dataset: str, col: str, p: bool, n: bool):
-        _, new = model_and_index(checkpoint, dataset)
-        return (gr.update(choices=sample_choices(new), value=None), embedding_figure(new, col, p, n), {},
-                gr.update(choices=class_choices(new), value=ALL_CLASSES))
+    def refresh(models: list[ModelHandle], dataset: str, col: str, p: bool, n: bool):
+        indexes = get_indexes(models, dataset)
+        return (gr.update(choices=sample_choices(indexes[0]), value=None),
+                *panels(models, [embedding_figure(index, col, p, n) for index in indexes], "embedding space (s_A)"),
+                [], gr.update(choices=class_choices(indexes[0]), value=ALL_CLASSES))
 
-    pickers.index_key.change(refresh, [model_choice, dataset_choice, colour_by, pairs, negatives],
-                             [sample, plot, near, focus], api_name="embedding_refresh")
-    focus.change(lambda c, d, f: gr.update(choices=sample_choices(model_and_index(c, d)[1], f)),
-                 [model_choice, dataset_choice, focus], sample, api_name="embedding_class_samples")
+    pickers.index_key.change(refresh, [pickers.models, pickers.dataset, colour_by, pairs, negatives],
+                             [sample, *plots, near, focus], api_name="embedding_refresh")
+    focus.change(lambda ms, d, f: gr.update(choices=sample_choices(get_index(ms[0], d), f)),
+                 [pickers.models, pickers.dataset, focus], sample, api_name="embedding_class_samples")
     return status
-

@@ -15,9 +15,8 @@ from tqdm import tqdm
 
 from ..errors import AVDemoError
 from ..index import SampleIndex, ensure_index
-from ..model import AVLocalizer
 from .inputs import shown
-from .models import checkpoint_file, get_model, model_at
+from .models import ModelHandle, model_at
 
 EMBEDDED_SPLITS = ("test", "val", "openset")
 _DATASETS: dict[str, Path] = {}    # name shown to users -> resolved folder
@@ -77,37 +76,44 @@ def in_background(key: tuple, fn: Callable[..., Any], *args: Any) -> Future:
     return job
 
 
-def _job(checkpoint: str, dataset: str) -> Future:
-    path, folder = checkpoint_file(checkpoint), dataset_folder(dataset)
-    return in_background(("index", path, str(folder)), _prepare, path, folder)
+def _job(model: ModelHandle, dataset: str) -> Future:
+    folder = dataset_folder(dataset)
+    return in_background(("index", model.path, str(folder)), _prepare, model.path, folder)
 
 
-def ready_index(checkpoint: str, dataset: str) -> SampleIndex | None:
-    """The index of ``dataset`` under ``checkpoint`` when it is ready; else None, its preparation queued
-    (a failed preparation raises its error)."""
-    job = _job(checkpoint, dataset)
+def ready_index(model: ModelHandle, dataset: str) -> SampleIndex | None:
+    """The index of ``dataset`` under ``model`` when it is ready; else None, its preparation queued (a
+    failed preparation raises its error)."""
+    job = _job(model, dataset)
     return job.result() if job.done() else None
 
 
-def get_index(checkpoint: str, dataset: str) -> SampleIndex:
-    """The index of the dataset named ``dataset`` under the picker choice ``checkpoint``, waiting for its
-    preparation (minutes when it is built for the first time)."""
-    return _job(checkpoint, dataset).result()
+def get_index(model: ModelHandle, dataset: str) -> SampleIndex:
+    """The index of the dataset named ``dataset`` under ``model``, waiting for its preparation (minutes
+    when it is built for the first time)."""
+    return _job(model, dataset).result()
 
 
-def build_status(checkpoint: str, dataset: str) -> str:
+def get_indexes(models: list[ModelHandle], dataset: str) -> list[SampleIndex]:
+    """Every picked model's index of the dataset, in the models' order."""
+    return [get_index(m, dataset) for m in models]
+
+
+def build_status(models: list[ModelHandle], dataset: str) -> str:
     """What is being prepared for the page, and how far it has got (the running stages' progress bars);
-    empty when the index of ``dataset`` under ``checkpoint`` is ready."""
-    job = _job(checkpoint, dataset)
-    if job.done():
-        return "" if job.exception() is None else f"⚠️ {job.exception()}"
+    empty when every picked model's index of ``dataset`` is ready."""
+    waiting, failed = [], []
+    for model in models:
+        job = _job(model, dataset)
+        if not job.done():
+            waiting.append(model.label)
+        elif job.exception() is not None:
+            failed.append(f"⚠️ {model.label}: {job.exception()}")
+    if not waiting:
+        return "  \n".join(failed)
     bars = [bar for bar in list(getattr(tqdm, "_instances", [])) if bar.total and not bar.disable]
     stages = ", ".join(f"{bar.desc or 'working'} {bar.n}/{bar.total} ({100 * bar.n / bar.total:.0f} %)"
                        for bar in bars)
-    return (f"⏳ Preparing the **{dataset}** index of **{checkpoint}** in the background (the first time: "
-            f"minutes): {stages or 'starting'}. This tab fills itself when it is ready; the video tab works "
-            f"meanwhile.")
-
-
-def model_and_index(checkpoint: str, dataset: str) -> tuple[AVLocalizer, SampleIndex]:
-    return get_model(checkpoint), get_index(checkpoint, dataset)
+    return "  \n".join([f"⏳ Preparing the **{dataset}** index of **{', '.join(waiting)}** in the background (the "
+                        f"first time: minutes): {stages or 'starting'}. This tab fills itself when it is ready; "
+                        f"the video tab works meanwhile.", *failed])

@@ -4,7 +4,8 @@ handler sees it, and every refusal is one short sentence that names the input.
 ``Blocks`` (the app's ``gr.Blocks``) checks each input before Gradio's own processing: numbers must be
 finite numbers within their widget's range; a choice must be one of the choices; a sample, a row number
 (its digits as text taken too); a file must have been uploaded to this server (never a server path or a URL)
-and, for a picture, be one. It also makes every ``AVDemoError`` a handler raises the message its user
+and, for a picture, be one. An input with a ``converts`` function hands the handler what its value
+stands for (the models' picker: ``list[ModelHandle]``). It also makes every ``AVDemoError`` a handler raises the message its user
 sees (Gradio shows only ``gr.Error`` messages; anything else becomes one generic sentence)."""
 from __future__ import annotations
 
@@ -74,8 +75,8 @@ def _choice(block: gr.Dropdown | gr.Radio, payload: Any) -> Any:
         return None
     if isinstance(block, gr.Dropdown) and block.allow_custom_value:
         return payload
-    if isinstance(block, gr.Dropdown) and block.multiselect and isinstance(payload, list):
-        return [_one_choice(block, p) for p in payload]
+    if isinstance(block, gr.Dropdown) and block.multiselect:
+        return [_one_choice(block, p) for p in (payload if isinstance(payload, list) else [payload])]
     return _one_choice(block, payload)
 
 
@@ -162,12 +163,17 @@ class Blocks(gr.Blocks):
                   else checked(session_copy(block), payload)
                   for i, (block, payload) in enumerate(zip(block_fn.inputs, inputs))]
         try:
-            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+            processed = await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except gr.Error:
             raise
         except Exception as e:  # noqa: BLE001 - Gradio's own refusals, worded for the user
             names = ", ".join(_label(b) for b in block_fn.inputs if not b.stateful) or "input"
             raise gr.Error(f"{names}: the values sent cannot be used ({type(e).__name__})") from None
+        try:        # inputs that stand for something the handler takes instead (names -> model handles)
+            return [block.converts(value) if getattr(block, "converts", None) and i not in block_fn.component_prop_inputs
+                    else value for i, (block, value) in enumerate(zip(block_fn.inputs, processed))]
+        except AVDemoError as e:
+            raise gr.Error(str(e)) from None
 
     async def call_function(self, block_fn, processed_input, iterator=None, requests=None, event_id=None,
                             event_data=None, *args, **kwargs):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..live import LiveConfig, LiveMap, LiveSession
 from .model_tab import Pickers
-from .models import get_model
+from .models import ModelHandle
 from .views import export_path
 
 LIVE = LiveConfig()
@@ -132,36 +132,41 @@ def jpeg_data_url(image: np.ndarray, quality: int = 80) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def map_html(session: LiveSession, mapped: LiveMap, clock: str) -> str:
-    """The heat map and the server's figures in one piece of HTML (the picture travels inline with the
-    event, no file to fetch); ``data-*`` carry the frame's send time (echoed for the page's latency), the
-    map's number in the session and the peak's position."""
+def map_html(session: LiveSession, mapped: LiveMap, clock: str, label: str) -> str:
+    """One model's heat map and the server's figures in one piece of HTML (the picture travels inline with
+    the event, no file to fetch); ``data-*`` carry the frame's send time (echoed for the page's latency),
+    the map's number in the session and the peak's position."""
     clock = clock if re.fullmatch(r"[0-9]+(\.[0-9]+)?", clock or "") else ""
     sound = ("no sound from the microphone: mapped with silence" if mapped.heard.silent
              else f"hearing the newest {len(mapped.heard.wav) / mapped.heard.rate:g} s of the microphone")
-    return (f'<div data-clock="{clock}" data-seq="{session.gate.admitted}" data-peak-x="{mapped.peak_xy[0]:.4f}" '
-            f'data-peak-y="{mapped.peak_xy[1]:.4f}">'
-            f'<img src="{jpeg_data_url(mapped.overlay)}" alt="heat map" style="width:100%">'
-            f"<p><b>s_A {mapped.s_A:.3f}</b> · peak S {mapped.peak:.3f} · server: {session.maps_per_s():.1f} maps/s, "
-            f"{1000 * mapped.compute_s:.0f} ms per map · {sound}</p></div>")
+    return (f'<div style="flex:1; min-width:240px" data-clock="{clock}" data-seq="{session.gate.admitted}" '
+            f'data-peak-x="{mapped.peak_xy[0]:.4f}" data-peak-y="{mapped.peak_xy[1]:.4f}">'
+            f'<img src="{jpeg_data_url(mapped.overlay)}" alt="heat map of {label}" style="width:100%">'
+            f"<p><b>{label}</b>: <b>s_A {mapped.s_A:.3f}</b> · peak S {mapped.peak:.3f} · server: "
+            f"{session.maps_per_s():.1f} maps/s, {1000 * mapped.compute_s:.0f} ms per map · {sound}</p></div>")
 
 
-def live_frame(frame, checkpoint: str, clock: str, session: LiveSession):
-    """A camera frame -> its heat map with the figures; nothing when paused or while a frame is mapped."""
+def live_frame(frame, models: list[ModelHandle], clock: str, session: LiveSession):
+    """A camera frame -> each picked model's heat map with the figures, side by side; nothing when paused
+    or while a frame is mapped (the frozen sample keeps the last model's map)."""
     if frame is None:
         return gr.skip()
-    mapped = session.map_frame(get_model(checkpoint), frame)
-    if mapped is None:
-        return gr.skip()
-    return map_html(session, mapped, clock)
+    shown = []
+    for model in models:
+        mapped = session.map_frame(model.model, frame)
+        if mapped is None:
+            return gr.skip()
+        shown.append(map_html(session, mapped, clock, model.label))
+    return f'<div style="display:flex; gap:8px; flex-wrap:wrap">{"".join(shown)}</div>'
 
 
-def live_sound(chunk, checkpoint: str, session: LiveSession) -> None:
-    """A microphone chunk (rate, samples) into the session's ring buffer; the audio tower on its window."""
+def live_sound(chunk, models: list[ModelHandle], session: LiveSession) -> None:
+    """A microphone chunk (rate, samples) into the session's ring buffer; each model's audio tower on its
+    window."""
     if chunk is None:
         return
     rate, samples = chunk
-    session.add_sound(get_model(checkpoint), samples, int(rate))
+    session.add_sound([m.model for m in models], samples, int(rate))
 
 
 def toggle_pause(session: LiveSession):
@@ -178,7 +183,6 @@ def freeze(session: LiveSession):
 
 def build_live_tab(pickers: Pickers) -> None:
     """The tab's components and events (call inside ``with gr.Tab(...)``)."""
-    model_choice = pickers.model
     gr.Markdown(ABOUT)
     session = gr.State(LiveSession)
     clock = gr.Textbox(CLOCK, visible=False)
@@ -198,9 +202,9 @@ def build_live_tab(pickers: Pickers) -> None:
         sample = gr.File(label="Frozen sample (frame, heat map, raw map, sound, scores)", elem_id="live-sample")
 
     limits = dict(time_limit=LIVE.time_limit_s, concurrency_limit=LIVE.sessions, show_progress="hidden")
-    camera.stream(live_frame, [camera, model_choice, clock, session], heat, api_name="live_frame",
+    camera.stream(live_frame, [camera, pickers.models, clock, session], heat, api_name="live_frame",
                   stream_every=LIVE.frame_every_s, concurrency_id="live-frames", **limits)
-    microphone.stream(live_sound, [microphone, model_choice, session], None, api_name="live_sound",
+    microphone.stream(live_sound, [microphone, pickers.models, session], None, api_name="live_sound",
                       stream_every=LIVE.sound_every_s, concurrency_id="live-sound", **limits)
     pause.click(toggle_pause, session, pause, api_name="live_pause")
     freeze_button.click(freeze, session, [sample, frozen], api_name="live_freeze")

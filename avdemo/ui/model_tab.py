@@ -1,5 +1,6 @@
-"""Model and data: the checkpoint picker (bundled, under checkpoints/, or uploaded), the dataset picker,
-the model card, and the index's headline numbers on the chosen dataset."""
+"""Models and data: the models' picker (up to ``MAX_MODELS``: bundled, under checkpoints/, or uploaded),
+the dataset picker, the class filter, and each picked model's card with its headline numbers on the
+chosen dataset."""
 from __future__ import annotations
 
 import hashlib
@@ -16,19 +17,12 @@ from ..cache import file_sha256
 from ..checkpoints import OFFICIAL_SUFFIXES, card_path, load_model
 from ..config import PRESETS, ModelConfig
 from ..errors import AVDemoError
-from ..index import SampleIndex
 from .indexes import get_index
-from .models import get_model, upload_choice, uploads_dir
+from .models import MAX_MODELS, ModelHandle, model_picker, resolve, upload_choice, uploads_dir
 from .status import status_line
-from .views import ALL_CLASSES
+from .views import ALL_CLASSES, panels, summary_markdown
 
 UPLOAD_TYPES = [".safetensors", ".json", *OFFICIAL_SUFFIXES]
-NONE = "(none)"           # model B not chosen
-
-
-def picked(model_b: str | None) -> bool:
-    """Whether a model B is chosen."""
-    return bool(model_b) and model_b != NONE
 
 
 def save_upload(paths: list[str]) -> str:
@@ -78,23 +72,6 @@ def _pct(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """The index's numbers on the chosen dataset: localization, retrieval, false positives."""
-    lines = [f"**On this dataset** ({summary['n_sounding']} sounding, {summary['n_non_sounding']} non-sounding pairs)"]
-    if loc := summary.get("localization"):
-        lines.append(f"- cIoU@0.5 {_pct(loc['ciou_success'])} %, AUC {_pct(loc['ciou_auc'])}, "
-                     f"pointing game {_pct(loc['pointing_game'])} %")
-    if ret := summary.get("retrieval"):
-        level = "class" if "class" in ret else "instance"
-        for direction, r in ret[level].items():
-            lines.append(f"- {level} retrieval {direction.replace('_to_', ' → ')}: "
-                         + ", ".join(f"{k} {_pct(v)}" for k, v in r.items()))
-    if fp := summary.get("false_positives"):
-        lines.append("- false positives: " + "; ".join(f"{m}: AP {_pct(v['AP'])}, max-F1 {_pct(v['max_F1'])}"
-                                                       for m, v in fp.items()))
-    return "\n".join(lines)
-
-
 def switch_markdown(switch: dict[str, Any]) -> str:
     """One line of a switch-test report (``avdemo.switch``)."""
     dependence = switch.get("sound_dependence")
@@ -125,61 +102,73 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "  \n".join(lines)
 
 
-def describe(checkpoint: str, dataset: str) -> tuple[str, dict, str]:
-    """(card markdown, card JSON, dataset summary) of a checkpoint on a dataset (waits for its index)."""
-    model = get_model(checkpoint)
-    index: SampleIndex = get_index(checkpoint, dataset)
-    shown = {k: v for k, v in model.card.items() if k != "path"}       # no server paths in the page
-    summary = summary_markdown(index.info["summary"])
-    if switch := index.info.get("switch"):
-        summary += "\n- " + switch_markdown(switch)
-    return card_markdown(model.card), json.loads(json.dumps(shown, default=str)), summary
+def describe(models: list[ModelHandle], dataset: str) -> list[Any]:
+    """Each picked model's card (markdown and JSON) and its numbers on the dataset (waits for the
+    indexes): one of each per model panel."""
+    cards, jsons, summaries = [], [], []
+    for model in models:
+        index = get_index(model, dataset)
+        summary = summary_markdown(index)
+        if switch := index.info.get("switch"):
+            summary += "\n- " + switch_markdown(switch)
+        cards.append(card_markdown(model.card))
+        jsons.append(json.loads(json.dumps({k: v for k, v in model.card.items() if k != "path"}, default=str)))
+        summaries.append(summary)       # no server paths in the page: the card's path is left out
+    return [*panels(models, cards), *panels(models, jsons), *panels(models, summaries)]
 
 
 @dataclass(frozen=True)
 class Pickers:
-    """What the tabs listen to: the model, model B (for comparisons; none at first) and dataset pickers,
-    and the key of the picked pair's index, set when that index is ready (``status.watch_index``)."""
+    """What the tabs listen to: the models' picker (handlers get ``list[ModelHandle]``), the dataset
+    picker, the key of the picked indexes, set when all of them are ready (``status.watch_index``), and
+    the class filter (a class picked in Per class or here: the tabs' galleries and lists keep it)."""
 
-    model: gr.Dropdown
-    model_b: gr.Dropdown
+    models: gr.Dropdown
     dataset: gr.Dropdown
     index_key: gr.State
-    class_filter: gr.Dropdown     # a class picked in Per class (or here): the tabs' galleries and lists keep it
+    class_filter: gr.Dropdown
 
 
 def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[str],
                       dataset: str) -> tuple[Pickers, gr.Markdown]:
-    """The picker row and the card (filled when the index is ready); returns the pickers and the card's
-    status line."""
-    choices = [(name, name) for name in checkpoints]
+    """The picker row and a card per model (filled when the indexes are ready); returns the pickers and
+    the cards' status line."""
     index_key = gr.State("")
     with gr.Row():
-        model_choice = gr.Dropdown(choices, value=checkpoint, label="Model", scale=2, elem_id="model-choice")
-        model_b_choice = gr.Dropdown([(NONE, NONE), *choices], value=NONE, label="Model B (compare)", scale=2,
-                                     elem_id="model-b-choice")
+        models = model_picker([(name, name) for name in checkpoints], [checkpoint], scale=4, elem_id="model-choice",
+                              label=f"Models (up to {MAX_MODELS} side by side; every tab shows each)")
         dataset_choice = gr.Dropdown(datasets, value=dataset, label="Dataset (VGG-SS layout)", scale=2,
                                      elem_id="dataset-choice")
         class_filter = gr.Dropdown([ALL_CLASSES], value=ALL_CLASSES, label="Class filter (or click one in Per class)",
                                    filterable=True, allow_custom_value=True, scale=2, elem_id="class-filter")
         upload = gr.UploadButton("Upload a checkpoint (.pth.tar, or .safetensors + its .json)", file_count="multiple",
                                  file_types=UPLOAD_TYPES, scale=1, elem_id="checkpoint-upload")
-    with gr.Accordion("Model card", open=False):
+    with gr.Accordion("Model cards", open=False):
         status = status_line()
+        cards, jsons, summaries = [], [], []
         with gr.Row():
-            card_view = gr.Markdown(label="Model card")
-            summary_view = gr.Markdown(label="On this dataset")
-        card_json_view = gr.JSON(label="card (JSON)")
+            for k in range(MAX_MODELS):
+                with gr.Column():
+                    cards.append(gr.Markdown(label="Model card", visible=k == 0))
+                    summaries.append(gr.Markdown(label="On this dataset", visible=k == 0))
+                    jsons.append(gr.JSON(label="card (JSON)", visible=k == 0))
 
-    def use_upload(files: list[str] | None):
+    uploaded = gr.State([])          # this session's uploads, offered after the listed checkpoints
+    picked = gr.State([checkpoint])  # the last pick of at least one model (the picker may be empty meanwhile)
+
+    def use_upload(files: list[str] | None, names: list[str], earlier: list[str]):
+        """Keep the upload, offer it, and add it to the picked models (in place of the last when full)."""
         if not files:
-            return gr.update(), gr.update()
+            return gr.update(), earlier, names
         choice = save_upload(files)
-        uploaded = [(f"uploaded: {Path(choice).name}", choice)]
-        return (gr.update(choices=choices + uploaded, value=choice),
-                gr.update(choices=[(NONE, NONE), *choices, *uploaded]))
+        resolve(choice)
+        offered = [*(u for u in earlier if u != choice), choice]
+        names = [n for n in names if n != choice][: MAX_MODELS - 1] + [choice]
+        return (gr.update(choices=[*((n, n) for n in checkpoints), *((f"uploaded: {Path(u).name}", u) for u in offered)],
+                          value=names), offered, names)
 
-    upload.upload(use_upload, upload, [model_choice, model_b_choice], api_name="upload_checkpoint")
-    index_key.change(describe, [model_choice, dataset_choice], [card_view, card_json_view, summary_view],
-                     api_name="model_card")
-    return Pickers(model_choice, model_b_choice, dataset_choice, index_key, class_filter), status
+    models.change(lambda ms: [m.name for m in ms], models, picked, show_progress="hidden", queue=False,
+                  api_name="models_picked")
+    upload.upload(use_upload, [upload, picked, uploaded], [models, uploaded, picked], api_name="upload_checkpoint")
+    index_key.change(describe, [models, dataset_choice], [*cards, *jsons, *summaries], api_name="model_cards")
+    return Pickers(models, dataset_choice, index_key, class_filter), status

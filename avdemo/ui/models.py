@@ -1,30 +1,65 @@
-"""The app's models: the picker's choices (names, never server folders), what each name stands for, and
-a small cache of loaded models (the app's only state).
+"""The app's models: the picker's choices (names, never server folders), and a ``ModelHandle`` per picked
+name, resolved once (the file found or downloaded, its content hashed) and then handed to every handler.
 
 A choice is one of: a file name under ``checkpoints/``; ``upload/<content hash>/<file name>`` for an
 uploaded checkpoint; or a checkpoint the app was started with (``register_checkpoint``): its file name,
-or its URL / ``hf://`` reference.
+or its URL / ``hf://`` / ``gdrive://`` reference.
+
+The route of a picked model: the picker's names -> ``Blocks.preprocess_data`` (inputs.py) checks them
+against the session's choices -> ``handles(names)`` returns each name's handle (``resolve`` runs once per
+name, when it is first picked or uploaded) -> the handler reads ``handle.model`` (``model_at``: loaded once,
+least recently used dropped) and ``indexes.get_index(handle, dataset)``.
 """
 from __future__ import annotations
 
 import re
+import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+import gradio as gr
 import torch
 
-from ..cache import PROJECT_ROOT, cache_root
+from ..cache import PROJECT_ROOT, cache_root, file_sha256
 from ..checkpoints import OFFICIAL_SUFFIXES, load_model
 from ..errors import AVDemoError
 from ..fetch import parse_ref, resolve_checkpoint
 from ..model import AVLocalizer
 from .inputs import shown
 
+MAX_MODELS = 4                  # models side by side: every tab has this many panels
 CHECKPOINT_DIR = PROJECT_ROOT / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.safetensors"
 UPLOAD_PREFIX = "upload/"
 _UPLOAD_CHOICE = re.compile(r"upload/([0-9a-f]{16})/([^/\\]+)")
 _STARTED_WITH: dict[str, str] = {}     # choice name -> reference, for the checkpoints given at start
+_HANDLES: dict[str, "ModelHandle"] = {}
+_HANDLES_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """A picked model, resolved: the name users see, the local file, its content digest. The loaded model
+    and its card are read through it (shared by all sessions, read-only)."""
+
+    name: str          # the picker's choice
+    path: str          # the local checkpoint file
+    digest: str        # sha256 of its content
+
+    @property
+    def model(self) -> AVLocalizer:
+        return model_at(self.path)
+
+    @property
+    def card(self) -> dict[str, Any]:
+        return self.model.card
+
+    @property
+    def label(self) -> str:
+        """A short name for a column, a trace or a panel: the file name without its folders."""
+        return Path(self.name.split("#")[0]).name
 
 
 def is_checkpoint_file(path: Path) -> bool:
@@ -85,13 +120,40 @@ def checkpoint_file(choice: str) -> str:
     return str(path)
 
 
-@lru_cache(maxsize=3)
+def resolve(name: str) -> ModelHandle:
+    """The handle of the picker choice ``name``: resolved (found or downloaded, hashed) the first time it
+    is asked for, then the same handle every time."""
+    with _HANDLES_LOCK:
+        handle = _HANDLES.get(name)
+        if handle is None or not Path(handle.path).is_file():
+            path = checkpoint_file(name)
+            handle = _HANDLES[name] = ModelHandle(name, path, file_sha256(Path(path)))
+        return handle
+
+
+def handles(names: Any) -> list[ModelHandle]:
+    """The handles of the picked models (one name, or a list of up to ``MAX_MODELS``); a clear error for
+    none, too many, or a name picked twice."""
+    names = [names] if isinstance(names, str) else list(names or [])
+    if not names:
+        raise AVDemoError("models: pick at least one model")
+    if len(names) > MAX_MODELS:
+        raise AVDemoError(f"models: at most {MAX_MODELS} side by side ({len(names)} picked)")
+    if len(set(map(str, names))) != len(names):
+        raise AVDemoError("models: a model is picked twice")
+    return [resolve(name) for name in names]
+
+
+def model_picker(choices: list[str], value: list[str], **kwargs: Any) -> gr.Dropdown:
+    """The models' picker: up to ``MAX_MODELS`` choices; handlers that take it get ``list[ModelHandle]``
+    (the app's ``Blocks`` converts the checked names with ``handles``)."""
+    dropdown = gr.Dropdown(choices, value=value, multiselect=True, max_choices=MAX_MODELS, **kwargs)
+    dropdown.converts = handles
+    return dropdown
+
+
+@lru_cache(maxsize=MAX_MODELS + 1)
 def model_at(path: str) -> AVLocalizer:
     """The model in the local file ``path``, loaded once (on the GPU when there is one) and shared by
     all sessions (read-only use only)."""
     return load_model(path, device="cuda" if torch.cuda.is_available() else "cpu")
-
-
-def get_model(choice: str) -> AVLocalizer:
-    """The model a picker choice stands for."""
-    return model_at(checkpoint_file(choice))

@@ -1,7 +1,7 @@
 """Tab 5, per class: cIoU@0.5, pointing game, class R@1 both ways and (at a confidence threshold) the
-false-positive share of each class, as a table and a bar chart, worst first (``avdemo.perclass``); on our
-data also each class's switch score, ear, eye and bridge, as a grid that shows which side fails; with a
-model B, its numbers next to A's."""
+false-positive share of each class, as a table and a bar chart, every picked model's columns side by side,
+worst first by the first model (``avdemo.perclass``); on our data also each class's switch score, ear, eye
+and bridge, as a grid per model that shows which side fails."""
 from __future__ import annotations
 
 import gradio as gr
@@ -10,25 +10,31 @@ import plotly.graph_objects as go
 
 from ..errors import AVDemoError
 from ..perclass import COLUMNS, SIDES, per_class
-from .indexes import get_index
-from .model_tab import Pickers, picked
+from .indexes import get_indexes
+from .model_tab import Pickers
+from .models import MAX_MODELS, ModelHandle
 from .status import status_line
+from .views import panel_label, panels
 
 BARS = ("cIoU@0.5", "pointing game", "R@1 audio→image", "R@1 image→audio")
 
 
-def per_class_figure(rows: list[dict]) -> go.Figure:
-    """Grouped horizontal bars per class (worst at the top), one colour per metric (and model)."""
+def per_class_figure(rows: list[dict], labels: list[str]) -> go.Figure:
+    """Grouped horizontal bars per class (worst at the top), one colour per metric and model: all of
+    ``BARS`` for one model, cIoU@0.5 and pointing game of each model for several."""
     names = [r["class"] for r in rows]
-    if f"B {BARS[0]}" in rows[0]:          # two models: their cIoU@0.5 and pointing game
-        series = [(f"A {m}", m) for m in BARS[:2]] + [(f"B {m}", f"B {m}") for m in BARS[:2]]
-    else:
-        series = [(m, m) for m in BARS]
-    fig = go.Figure([go.Bar(y=names, x=[r[key] for r in rows], name=label, orientation="h") for label, key in series])
-    fig.update_layout(barmode="group", height=max(320, 28 * len(rows) + 120), xaxis_title="%",
+    metrics = BARS if len(labels) == 1 else BARS[:2]
+    series = [(f"{label}: {m}" if len(labels) > 1 else m, column(m, label, labels)) for label in labels for m in metrics]
+    fig = go.Figure([go.Bar(y=names, x=[r[key] for r in rows], name=name, orientation="h") for name, key in series])
+    fig.update_layout(barmode="group", height=max(320, 28 * len(rows) * len(labels) + 120), xaxis_title="%",
                       yaxis=dict(autorange="reversed"), margin=dict(l=10, r=10, t=30, b=40),
                       legend=dict(orientation="h", y=1.02, x=0))
     return fig
+
+
+def column(metric: str, label: str, labels: list[str]) -> str:
+    """The table's column of ``metric`` for the model ``label``: the metric's name alone for one model."""
+    return metric if len(labels) == 1 else f"{metric} · {label}"
 
 
 def sides_figure(rows: list[dict]) -> go.Figure | None:
@@ -47,26 +53,21 @@ def sides_figure(rows: list[dict]) -> go.Figure | None:
     return fig
 
 
-def columns_of(rows: list[dict]) -> list[str]:
-    """The table's columns: ``COLUMNS``, and ``SIDES`` where the rows have them."""
-    return [*COLUMNS, *(c for c in SIDES if rows and c in rows[0])]
-
-
-def class_table(checkpoint: str, model_b: str | None, dataset: str, threshold: float | None
-                ) -> tuple[pd.DataFrame, go.Figure, go.Figure | None]:
-    """The per-class table and chart of model A on a dataset, with model B's numbers when one is picked;
-    ``threshold`` on s_A (None: no FP column)."""
-    rows = per_class(get_index(checkpoint, dataset), "s_A", threshold)
-    rows_b = per_class(get_index(model_b, dataset), "s_A", threshold) if picked(model_b) else []
-    if not rows:
+def class_table(models: list[ModelHandle], dataset: str, threshold: float | None):
+    """The per-class table of every picked model on a dataset (a column per metric and model, the first
+    model's worst classes first), its chart, and each model's which-side grid; ``threshold`` on s_A, the
+    same for every model (None: no false-positive column)."""
+    labels = [panel_label(models, k) for k in range(len(models))]
+    tables = [per_class(index, "s_A", threshold) for index in get_indexes(models, dataset)]
+    if not tables[0]:
         raise gr.Error("this dataset has no class names for its sounding pairs")
-    columns = columns_of(rows)
-    if rows_b:
-        by_class = {r["class"]: r for r in rows_b}
-        for row in rows:
-            row.update({f"B {m}": by_class[row["class"]][m] for m in BARS})
-        columns += [f"B {m}" for m in BARS]
-    return pd.DataFrame(rows, columns=columns), per_class_figure(rows), sides_figure(rows)
+    measured = [c for c in (*COLUMNS[2:], *SIDES) if c in tables[0][0]]
+    by_class = [{r["class"]: r for r in rows} for rows in tables]
+    rows = [{"class": r["class"], "pairs": r["pairs"],
+             **{column(c, label, labels): found[r["class"]].get(c) for c in measured
+                for label, found in zip(labels, by_class)}} for r in tables[0]]
+    return (pd.DataFrame(rows), per_class_figure(rows, labels),
+            *panels(models, [sides_figure(t) for t in tables], "switch, ear, eye, bridge per class (%)"))
 
 
 def clicked_class(evt: gr.SelectData) -> str:
@@ -78,23 +79,25 @@ def clicked_class(evt: gr.SelectData) -> str:
 
 
 def build_per_class_tab(pickers: Pickers) -> gr.Markdown:
-    """The tab's components and events (filled when the picked index is ready); returns its status line."""
+    """The tab's components and events (filled when the picked indexes are ready); returns its status line."""
     status = status_line()
     gr.Markdown("Click a class to filter the other tabs' galleries and lists by it (clear it in the class "
-                "filter above). Each class's sounding pairs, worst cIoU@0.5 first. *False positives at threshold*: the "
-                "class's pairs whose s_A is at least the threshold but whose map misses the object "
-                "(cIoU < 0.5).")
+                "filter above). Each class's sounding pairs, the first model's worst cIoU@0.5 first. *False "
+                "positives at threshold*: the class's pairs whose s_A is at least the threshold (the same for "
+                "every model) but whose map misses the object (cIoU below the index's threshold).")
     threshold = gr.Number(None, label="s_A threshold for the false-positive column (empty: none)", minimum=-1,
-                       maximum=1, elem_id="class-threshold")
-    table = gr.Dataframe(label="Per class", interactive=False, max_height=420, elem_id="class-table")
+                          maximum=1, elem_id="class-threshold")
+    table = gr.Dataframe(label="Per class, every model", interactive=False, max_height=420, elem_id="class-table")
     plot = gr.Plot(label="Per class (%)", elem_id="class-plot")
-    gr.Markdown("**Which side fails** (our data, model A): *switch*, how often the map's peak lands on an object "
-                "when that object's own recording plays over the same frame; *ear*, a recording's nearest "
+    gr.Markdown("**Which side fails** (our data, a grid per model): *switch*, how often the map's peak lands on an "
+                "object when that object's own recording plays over the same frame; *ear*, a recording's nearest "
                 "recording from another package has its class; *eye*, an object's nearest object in other "
                 "pictures has its class; *bridge*, a recording's nearest object, and an object's nearest "
                 "recording, have its class (ground-truth boxes, the map's own features).")
-    sides = gr.Plot(label="Switch, ear, eye, bridge per class (%)", elem_id="class-sides")
+    with gr.Row():
+        sides = [gr.Plot(label="Switch, ear, eye, bridge per class (%)", visible=n == 0, elem_id=f"class-sides-{n}")
+                 for n in range(MAX_MODELS)]
     table.select(clicked_class, None, pickers.class_filter, api_name="per_class_pick")
-    gr.on([pickers.index_key.change, pickers.model_b.change, threshold.submit], class_table,
-          [pickers.model, pickers.model_b, pickers.dataset, threshold], [table, plot, sides], api_name="per_class")
+    gr.on([pickers.index_key.change, threshold.submit], class_table, [pickers.models, pickers.dataset, threshold],
+          [table, plot, *sides], api_name="per_class")
     return status

@@ -1,12 +1,13 @@
-"""The page first, the index after: every tab that shows the index has a status line, and all of them
-follow the picked (model, dataset) pair's preparation until it is ready; then ``index_key`` changes and
-those tabs fill themselves (they listen to its ``change``), without a reload."""
+"""The page first, the indexes after: every tab that shows the indexes has a status line, and all of them
+follow the picked models' preparation on the picked dataset until every index is ready; then
+``index_key`` changes and those tabs fill themselves (they listen to its ``change``), without a reload."""
 from __future__ import annotations
 
 import gradio as gr
 
 from ..errors import AVDemoError
 from .indexes import build_status, ready_index
+from .models import ModelHandle
 
 TICK_S = 1.0      # how often a page waiting for an index asks how far it has got
 
@@ -16,21 +17,26 @@ def status_line() -> gr.Markdown:
     return gr.Markdown(visible=False, elem_classes=["index-status"])
 
 
-def watch_index(model_choice: gr.Dropdown, dataset_choice: gr.Dropdown, index_key: gr.State,
+def index_key(models: list[ModelHandle], dataset: str) -> str:
+    """What the tabs show: the picked models (by content) on the picked dataset."""
+    return " · ".join([*(f"{m.name}@{m.digest[:12]}" for m in models), dataset])
+
+
+def watch_index(models_choice: gr.Dropdown, dataset_choice: gr.Dropdown, key: gr.State,
                 lines: list[gr.Markdown]) -> None:
-    """Follow the picked pair's index: ``lines`` show its progress while it is prepared (the page asks every
-    ``TICK_S`` seconds); ``index_key`` becomes the pair's key once it is ready."""
+    """Follow the picked models' indexes: ``lines`` show their progress while they are prepared (the page
+    asks every ``TICK_S`` seconds); ``key`` becomes ``index_key`` once all of them are ready."""
     timer = gr.Timer(TICK_S)
 
-    def watch(checkpoint: str, dataset: str, key: str):
+    def watch(models: list[ModelHandle], dataset: str, current: str):
         try:
-            ready = ready_index(checkpoint, dataset) is not None
+            ready = all([ready_index(m, dataset) is not None for m in models])
         except AVDemoError as e:
-            return *[gr.update(value=f"⚠️ {e}", visible=True)] * len(lines), key, gr.Timer(active=False)
+            return *[gr.update(value=f"⚠️ {e}", visible=True)] * len(lines), current, gr.Timer(active=False)
         if not ready:
-            status = gr.update(value=build_status(checkpoint, dataset), visible=True)
-            return *[status] * len(lines), key, gr.Timer(active=True)
-        return *[gr.update(value="", visible=False)] * len(lines), f"{checkpoint} · {dataset}", gr.Timer(active=False)
+            status = gr.update(value=build_status(models, dataset), visible=True)
+            return *[status] * len(lines), current, gr.Timer(active=True)
+        return *[gr.update(value="", visible=False)] * len(lines), index_key(models, dataset), gr.Timer(active=False)
 
-    gr.on([timer.tick, model_choice.change, dataset_choice.change], watch, [model_choice, dataset_choice, index_key],
-          [*lines, index_key, timer], show_progress="hidden", concurrency_limit=None, api_name="index_status")
+    gr.on([timer.tick, models_choice.change, dataset_choice.change], watch, [models_choice, dataset_choice, key],
+          [*lines, key, timer], show_progress="hidden", concurrency_limit=None, api_name="index_status")

@@ -1,10 +1,13 @@
-"""Tab 1, heat map on a video: every frame with the sound around it, the scores over time next to the
-loudness, any frame large, and counterfactual sounds (silence, noise, another clip, an upload)."""
+"""Tab 1, heat map on a video: every frame with the sound around it, by each picked model (a panel each:
+its MP4 and its frame at the inspected time, the players locked together), the scores over time next to
+the loudness (a line style per model), and counterfactual sounds (silence, noise, another clip, an
+upload)."""
 from __future__ import annotations
 
 import shutil
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -18,17 +21,17 @@ from ..cache import file_sha256
 from ..index import default_cache_dir
 from ..videomap import (VideoMapConfig, VideoMapResult, fast_config, frame_overlay, load_result, localize_video,
                         save_result)
-from .model_tab import Pickers, picked
 from .indexes import in_background
-from .models import checkpoint_file, get_model, model_at
+from .model_tab import Pickers
+from .models import MAX_MODELS, ModelHandle, model_at, resolve
 from .status import TICK_S
-from .views import export_path
+from .views import export_path, panel_label, panels
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 LIMITS = VideoMapConfig()
 SOUNDS = ("original", "silence", "noise", "another example clip", "uploaded sound")
 CURVES = {"peak": "#d62728", "mean": "#ff7f0e", "s_A": "#1f77b4"}
-MODEL_B = "model B: "          # prefix of model B's runs in the strip (drawn dashed)
+DASHES = ("solid", "dash", "dashdot", "longdash", "dot")      # the strip's line style of each model
 ABOUT = (f"Upload a video (any container and codec FFmpeg reads) or pick an example. Each output frame is "
          f"mapped with the model's window of sound centred on it (1 s for the cpu preset, 3 s for the paper "
          f"preset; tiled around at the ends of the clip). **Limits:** videos of at most "
@@ -37,42 +40,81 @@ ABOUT = (f"Upload a video (any container and codec FFmpeg reads) or pick an exam
          f"*absolute*, and with the silence counterfactual.")
 
 
-# Run on page load (``launch(js=...)``): model A's and model B's heat-map players play, pause and seek together.
-# Each acts only where the other differs, so the partner's own events end there. Gradio replaces a player's
-# <video> when it gets a new file, so the pair is looked up again every 0.5 s.
+# Run on page load (``launch(js=...)``): the models' heat-map players play, pause and seek together. Each
+# acts on the others only where they differ, so their own events end there. Gradio replaces a player's
+# <video> when it gets a new file, so the group is looked up again every 0.5 s; a new member starts where
+# the first player is.
 LOCK_PLAYERS_JS = """
 () => {
-  const follow = (from, to) => {
-    const act = {
-      play: () => { if (to.paused) to.play().catch(() => {}); },
-      pause: () => { if (!to.paused) to.pause(); },
-      seeked: () => { if (Math.abs(to.currentTime - from.currentTime) > 0.05) to.currentTime = from.currentTime; },
-    };
-    for (const [event, run] of Object.entries(act)) {
-      from.addEventListener(event, () => { if (from.avdemoPartner === to) run(); });
-    }
+  const group = [];
+  const act = (from, to, event) => {
+    if (event === 'play' && to.paused) to.play().catch(() => {});
+    if (event === 'pause' && !to.paused) to.pause();
+    if (event === 'seeked' && Math.abs(to.currentTime - from.currentTime) > 0.05) to.currentTime = from.currentTime;
   };
   setInterval(() => {
-    const a = document.querySelector('#video-output video'), b = document.querySelector('#video-output-b video');
-    if (a && b && (a.avdemoPartner !== b || b.avdemoPartner !== a)) {
-      a.avdemoPartner = b; b.avdemoPartner = a; follow(a, b); follow(b, a);
-      b.currentTime = a.currentTime;         // the new pair starts where A is
-      if (a.paused) b.pause(); else b.play().catch(() => {});
+    const players = [...document.querySelectorAll('[id^="video-output-"] video')];
+    for (const p of players.filter((p) => !group.includes(p))) {
+      for (const event of ['play', 'pause', 'seeked']) {
+        p.addEventListener(event, () => {
+          if (!p.isConnected) return;
+          group.filter((q) => q !== p && q.isConnected).forEach((q) => act(p, q, event));
+        });
+      }
+      const first = group.find((q) => q.isConnected);
+      if (first) { p.currentTime = first.currentTime; if (!first.paused) p.play().catch(() => {}); }
+      group.push(p);
     }
   }, 500);
 }
 """
 
 
+@dataclass(frozen=True)
+class VideoControls:
+    """The tab's controls, as one value: how the maps are drawn, which frames, which sound."""
+
+    normalisation: str
+    cmap: str
+    opacity: float
+    contour: float                 # 0: no contour
+    stride: int = 1
+    sound: str = "original"        # one of SOUNDS
+    other_clip: str | None = None  # for "another example clip"
+    sound_file: str | None = None  # for "uploaded sound"
+    fast: bool = False
+
+    def config(self) -> VideoMapConfig:
+        """The controls as a ``VideoMapConfig`` (the sound chosen, the contour only when above 0)."""
+        return VideoMapConfig(stride=int(self.stride), normalisation=self.normalisation, colormap=self.cmap,
+                              opacity=float(self.opacity), contour_threshold=float(self.contour) or None,
+                              audio=paired_audio(self.sound, self.other_clip, self.sound_file))
+
+    def drawing(self, stride: int) -> VideoMapConfig:
+        """How mapped frames are drawn (no sound needed)."""
+        return VideoMapConfig(stride=stride, normalisation=self.normalisation, colormap=self.cmap,
+                              opacity=float(self.opacity), contour_threshold=float(self.contour) or None)
+
+
+Curves = dict[str, list[float]]
+
+
+@dataclass
+class VideoSession:
+    """A session's mapped video: each picked model's result (in panel order), and the curves of every
+    sound mapped over the same frames by the same models (sound heard -> model label -> curves)."""
+
+    video: str
+    stride: int
+    models: list[str]                       # the models' names, in panel order
+    labels: list[str]                       # their labels in the strip
+    results: list[VideoMapResult]
+    sound: str                              # the sound heard in the last run
+    runs: dict[str, dict[str, Curves]] = field(default_factory=dict)
+
+
 def example_clips() -> list[str]:
     return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.mp4"))]
-
-
-def video_config(normalisation: str, cmap: str, opacity: float, contour: float, stride: int = 1,
-                 audio: Any = None) -> VideoMapConfig:
-    """The controls as a config; a contour threshold of 0 means no contour."""
-    return VideoMapConfig(stride=int(stride), normalisation=normalisation, colormap=cmap, opacity=float(opacity),
-                          contour_threshold=float(contour) or None, audio=audio)
 
 
 def paired_audio(choice: str, other_clip: str | None, sound_file: str | None) -> Any:
@@ -90,17 +132,19 @@ def paired_audio(choice: str, other_clip: str | None, sound_file: str | None) ->
     return Path(sound_file)
 
 
-def strip_figure(runs: dict[str, dict[str, list[float]]], current: str, time_s: float | None) -> go.Figure:
-    """Peak, mean and s_A over time above the loudness heard; the current run solid, earlier runs of the
-    same video (other sounds) dotted; a line at the inspected time."""
+def strip_figure(runs: dict[str, dict[str, Curves]], current: str, time_s: float | None) -> go.Figure:
+    """Peak, mean and s_A over time above the loudness heard: a line style per model, the current sound
+    drawn full, earlier sounds over the same frames thin; a line at the inspected time."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06)
-    for label, run in runs.items():
-        dash, width = ("solid", 2) if label == current else ("dash", 2) if label.startswith(MODEL_B) else ("dot", 1)
-        for name, colour in CURVES.items():
-            fig.add_scatter(x=run["times_s"], y=run[name], name=f"{name} ({label})", row=1, col=1,
-                            line=dict(color=colour, dash=dash, width=width))
-        fig.add_scatter(x=run["times_s"], y=run["loudness_db"], name=f"loudness ({label})", row=2, col=1,
-                        line=dict(color="#555555", dash=dash, width=width))
+    for sound, by_model in runs.items():
+        width = 2 if sound == current else 1
+        for k, (model, run) in enumerate(by_model.items()):
+            dash, label = DASHES[k % len(DASHES)], f"{model}, {sound}"
+            for name, colour in CURVES.items():
+                fig.add_scatter(x=run["times_s"], y=run[name], name=f"{name} ({label})", row=1, col=1,
+                                opacity=1.0 if sound == current else 0.5, line=dict(color=colour, dash=dash, width=width))
+            fig.add_scatter(x=run["times_s"], y=run["loudness_db"], name=f"loudness ({label})", row=2, col=1,
+                            line=dict(color="#555555", dash=dash, width=width))
     if time_s is not None:
         fig.add_vline(x=time_s, line=dict(color="black", width=1))
     fig.update_yaxes(title_text="similarity", row=1, col=1)
@@ -110,63 +154,77 @@ def strip_figure(runs: dict[str, dict[str, list[float]]], current: str, time_s: 
     return fig
 
 
-def curves(result: VideoMapResult) -> dict[str, list[float]]:
+def curves(result: VideoMapResult) -> Curves:
     return {k: np.asarray(getattr(result, k)).round(4).tolist()
             for k in ("times_s", "peak", "mean", "s_A", "loudness_db")}
 
 
-def summary(result: VideoMapResult) -> str:
+def run_summary(result: VideoMapResult, label: str) -> str:
+    """What one model's run did: frames, time per stage, mean scores over frames, and notes."""
     duration = float(result.times_s[-1] - result.times_s[0]) + 1 / result.fps
     total = result.seconds["total"]
     split = ", ".join(f"{stage} {result.seconds[stage]:.1f}" for stage in ("decode", "audio", "model", "overlay", "encode"))
-    lines = [f"**Sound heard:** {result.audio_label}. **{len(result.times_s)} frames** mapped at "
-             f"{result.frame_size[1]}x{result.frame_size[0]}, {result.fps:.3g} fps, in {total:.1f} s "
-             f"({total / duration:.2f} s per second of video; {split} s).",
+    lines = [f"**{label}**: **{len(result.times_s)} frames** mapped at {result.frame_size[1]}x{result.frame_size[0]}, "
+             f"{result.fps:.3g} fps, in {total:.1f} s ({total / duration:.2f} s per second of video; {split} s). "
              f"Mean over frames: peak {result.peak.mean():.3f}, mean {result.mean.mean():.3f}, "
              f"s_A {result.s_A.mean():.3f}, s_L {result.s_L.mean():.3f}; S ranges over "
              f"{result.clip_range[0]:.3f}..{result.clip_range[1]:.3f} in this clip."]
     return "\n\n".join(lines + [f"*{note}*" for note in result.notes])
 
 
-def map_video(checkpoint: str, video: str | None, controls: tuple, fast: bool, progress: gr.Progress,
-              label: str = "") -> tuple[VideoMapConfig, VideoMapResult, float, np.ndarray]:
-    """``localize_video`` with the tab's controls (normalisation, colour map, opacity, contour, stride,
-    sound, other clip, sound file): (config, result, first time, its drawn frame)."""
+def map_video(model: ModelHandle, video: str, cfg: VideoMapConfig, fast: bool, progress: gr.Progress,
+              label: str = "") -> VideoMapResult:
+    """``localize_video`` by one model with the tab's settings (its fast settings when ``fast``)."""
+    if fast:
+        cfg = fast_config(cfg, model.model.pixel_mean.device)
+    return localize_video(model.model, video, cfg, progress=lambda f, message: progress(f, desc=label + message),
+                          out_path=export_path(Path(video).stem + "-heatmap", ".mp4"))
+
+
+def run(models: list[ModelHandle], video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
+        stride: int, sound: str, other_clip: str | None, sound_file: str | None, fast: bool,
+        session: VideoSession | None, progress=gr.Progress()):
+    """Map the video by every picked model in turn; returns each model's MP4 and frame, the strip, the
+    summary, the time slider and the session."""
     if not video:
         raise AVDemoError("upload a video or pick an example first")
-    *drawing, stride, sound, other_clip, sound_file = controls
-    cfg = video_config(*drawing, stride, paired_audio(sound, other_clip, sound_file))
-    model = get_model(checkpoint)
-    if fast:
-        cfg = fast_config(cfg, model.pixel_mean.device)
-    result = localize_video(model, video, cfg, progress=lambda f, message: progress(f, desc=label + message),
-                            out_path=export_path(Path(video).stem + "-heatmap", ".mp4"))
-    t, frame = frame_overlay(result, video, float(result.times_s[0]), cfg)
-    return cfg, result, t, frame
+    controls = VideoControls(normalisation, cmap, opacity, contour, stride, sound, other_clip, sound_file, fast)
+    cfg = controls.config()
+    results = [map_video(m, video, cfg, fast, progress, label=f"{panel_label(models, k)} ({k + 1}/{len(models)}): ")
+               for k, m in enumerate(models)]
+    return mapped_view(models, video, controls, results, session)
 
 
-def run(checkpoint: str, video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
-        stride: int, sound: str, other_clip: str | None, sound_file: str | None, state: dict | None,
-        fast: bool = False, progress=gr.Progress()):
-    """Map the video; returns the MP4, the strip, a summary, the time slider, the large frame, the state."""
-    cfg, result, t, frame = map_video(checkpoint, video, (normalisation, cmap, opacity, contour, stride, sound,
-                                                          other_clip, sound_file), fast, progress)
-    return mapped_view(checkpoint, video, cfg, result, t, frame, state)
+def mapped_view(models: list[ModelHandle], video: str, controls: VideoControls, results: list[VideoMapResult],
+                session: VideoSession | None):
+    """What the tab shows of a mapped video: each model's MP4 and first frame, the strip (with earlier
+    sounds over the same frames by the same models), the summary, the time slider, the new session."""
+    names, labels = [m.name for m in models], [panel_label(models, k) for k in range(len(models))]
+    same = session is not None and (session.video, session.stride, session.models) == (video, controls.stride, names)
+    sound = results[0].audio_label
+    runs = dict(session.runs) if same else {}
+    runs[sound] = {label: curves(r) for label, r in zip(labels, results)}
+    session = VideoSession(video, int(controls.stride), names, labels, results, sound, runs)
+    first = float(results[0].times_s[0])
+    frames = [frame_overlay(r, video, first, controls.drawing(session.stride))[1] for r in results]
+    times = results[0].times_s
+    slider = gr.update(minimum=first, maximum=float(times[-1]), value=first,
+                       step=round(float(np.min(np.diff(times))), 4) if len(times) > 1 else 0.1)
+    summary = "\n\n".join(run_summary(r, label) for r, label in zip(results, labels))
+    return (*panels(models, [str(r.video_path) for r in results], "heat map (with the sound heard)"),
+            *panels(models, frames, "frame at the chosen time"), strip_figure(runs, sound, first),
+            f"**Sound heard:** {sound}.\n\n{summary}", slider, session)
 
 
-def mapped_view(checkpoint: str, video: str, cfg: VideoMapConfig, result: VideoMapResult, t: float,
-                frame: np.ndarray, state: dict | None):
-    """What the tab shows of a mapped video: the MP4, the strip (with earlier runs of the same frames), a
-    summary, the time slider, the large frame, and the new state."""
-    same_frames = state and (state["video"], state["stride"], state["checkpoint"]) == (video, cfg.stride, checkpoint)
-    runs = dict(state["runs"]) if same_frames else {}
-    runs[result.audio_label] = curves(result)
-    state = {"video": video, "stride": cfg.stride, "checkpoint": checkpoint, "result": result,
-             "label": result.audio_label, "runs": runs}
-    slider = gr.update(minimum=float(result.times_s[0]), maximum=float(result.times_s[-1]), value=t,
-                       step=round(float(np.min(np.diff(result.times_s))), 4) if len(result.times_s) > 1 else 0.1)
-    return (str(result.video_path), strip_figure(runs, result.audio_label, t), summary(result), slider,
-            frame, state)
+def show_frame(time_s: float, normalisation: str, cmap: str, opacity: float, contour: float,
+               session: VideoSession | None):
+    """Each model's mapped frame nearest ``time_s``, drawn with the current controls; and the strip."""
+    if session is None:
+        return *[gr.skip()] * MAX_MODELS, gr.skip()     # nothing mapped yet: controls just set the next run
+    drawing = VideoControls(normalisation, cmap, opacity, contour).drawing(session.stride)
+    shown = [frame_overlay(r, session.video, float(time_s), drawing) for r in session.results]
+    frames = [frame for _, frame in shown] + [gr.skip()] * (MAX_MODELS - len(shown))
+    return *frames, strip_figure(session.runs, session.sound, shown[0][0])
 
 
 def example_folder(checkpoint_path: str, clip: Path) -> Path:
@@ -193,48 +251,13 @@ def map_example(checkpoint_path: str, clip: Path) -> VideoMapResult:
     return load_result(folder)
 
 
-def run_b(model_b: str | None, video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
-          stride: int, sound: str, other_clip: str | None, sound_file: str | None, fast: bool, state: dict | None,
-          progress=gr.Progress()):
-    """After ``run``: the same video mapped by model B (its MP4, its frame at the slider's time, its curves
-    dashed in the strip); hidden without a model B."""
-    hidden = gr.update(value=None, visible=False)
-    if not picked(model_b) or not state:
-        return hidden, hidden, gr.skip(), state
-    _, result, t, frame = map_video(model_b, video, (normalisation, cmap, opacity, contour, stride, sound,
-                                                     other_clip, sound_file), fast, progress, label=MODEL_B)
-    runs = {**state["runs"], MODEL_B + result.audio_label: curves(result)}
-    state = {**state, "result_b": result, "runs": runs}
-    return (gr.update(value=str(result.video_path), visible=True), gr.update(value=frame, visible=True),
-            strip_figure(runs, state["label"], t), state)
-
-
-def show_frame_b(time_s: float, normalisation: str, cmap: str, opacity: float, contour: float, state: dict | None):
-    """Model B's mapped frame at the same time as A's (after ``show_frame``)."""
-    if not state or "result_b" not in state:
-        return gr.skip()
-    _, frame = frame_overlay(state["result_b"], state["video"], float(time_s),
-                             video_config(normalisation, cmap, opacity, contour, state["stride"]))
-    return frame
-
-
-def show_frame(time_s: float, normalisation: str, cmap: str, opacity: float, contour: float, state: dict | None):
-    """The mapped frame nearest ``time_s``, large, drawn with the current controls; and the strip."""
-    if not state:
-        return gr.skip(), gr.skip()                     # nothing mapped yet: controls just set the next run
-    t, frame = frame_overlay(state["result"], state["video"], float(time_s),
-                             video_config(normalisation, cmap, opacity, contour, state["stride"]))
-    return frame, strip_figure(state["runs"], state["label"], t)
-
-
 def build_video_tab(pickers: Pickers) -> None:
     """The tab's components and events (call inside ``with gr.Tab(...)``); the first example clip is mapped
-    by the picked model in the background and shown as soon as it is ready (unless the user mapped
+    by the first picked model in the background and shown as soon as it is ready (unless the user mapped
     something first)."""
-    model_choice, model_b_choice = pickers.model, pickers.model_b
     examples = example_clips()
     gr.Markdown(ABOUT)
-    state = gr.State(None)
+    session = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
             video_in = gr.Video(label="Video", sources=["upload"], height=300, elem_id="video-input")
@@ -262,43 +285,38 @@ def build_video_tab(pickers: Pickers) -> None:
                                     "the peak cell moves in some frames")
             go_button = gr.Button("Map the video", variant="primary")
         with gr.Column(scale=1):
-            video_out = gr.Video(label="Heat map (with the sound heard)", interactive=False, height=300,
-                                 elem_id="video-output")
             info = gr.Markdown(label="Summary")
-            video_b = gr.Video(label="Model B's heat map", interactive=False, height=300, visible=False,
-                               elem_id="video-output-b")
-    strip = gr.Plot(label="Scores over time and loudness (model B dashed)")
+    videos, frames = [], []
     with gr.Row():
-        time_s = gr.Slider(0, 1, value=0, step=0.04, label="Inspect the frame at (s)", scale=1)
-        frame = gr.Image(label="Frame at the chosen time", type="numpy", interactive=False, scale=2)
-        frame_b = gr.Image(label="Model B, same frame", type="numpy", interactive=False, scale=2, visible=False)
+        for k in range(MAX_MODELS):
+            videos.append(gr.Video(label="Heat map (with the sound heard)", interactive=False, height=300,
+                                   visible=k == 0, elem_id=f"video-output-{k}"))
+    strip = gr.Plot(label="Scores over time and loudness (a line style per model)")
+    time_s = gr.Slider(0, 1, value=0, step=0.04, label="Inspect the frame at (s)")
+    with gr.Row():
+        for k in range(MAX_MODELS):
+            frames.append(gr.Image(label="Frame at the chosen time", type="numpy", interactive=False, visible=k == 0,
+                                   elem_id=f"video-frame-{k}"))
 
     if examples:
-        checkpoint, clip = model_choice.value, Path(examples[0])
-        job = in_background(("example", checkpoint_file(checkpoint), clip.name), map_example,
-                            checkpoint_file(checkpoint), clip)
+        first, clip = resolve(pickers.models.value[0]), Path(examples[0])
+        job = in_background(("example", first.path, clip.name), map_example, first.path, clip)
         timer = gr.Timer(TICK_S)
 
-        def show_example(video: str | None, state: dict | None):
+        def show_example(video: str | None, current: VideoSession | None):
             """The example mapped, once ready, unless this session picked or mapped a video already."""
-            if video or state is not None or (job.done() and job.exception() is not None):
-                return *[gr.skip()] * 7, gr.Timer(active=False)
+            if video or current is not None or (job.done() and job.exception() is not None):
+                return *[gr.skip()] * (2 * MAX_MODELS + 5), gr.Timer(active=False)
             if not job.done():
-                return *[gr.skip()] * 7, gr.Timer(active=True)
-            result = job.result()
-            t, frame = frame_overlay(result, clip, float(result.times_s[0]), LIMITS)
-            view = mapped_view(checkpoint, str(clip), LIMITS, result, t, frame, None)
-            return str(clip), *view, gr.Timer(active=False)
+                return *[gr.skip()] * (2 * MAX_MODELS + 5), gr.Timer(active=True)
+            return str(clip), *mapped_view([first], str(clip), VideoControls(LIMITS.normalisation, LIMITS.colormap, LIMITS.opacity, 0),
+                                           [job.result()], None), gr.Timer(active=False)
 
-        timer.tick(show_example, [video_in, state], [video_in, video_out, strip, info, time_s, frame, state, timer],
+        timer.tick(show_example, [video_in, session], [video_in, *videos, *frames, strip, info, time_s, session, timer],
                    show_progress="hidden", api_name="video_example")
 
     drawing = [normalisation, cmap, opacity, contour]
-    mapping = [video_in, *drawing, stride, sound, other_clip, sound_file]
-    go_button.click(run, [model_choice, *mapping, state, fast], [video_out, strip, info, time_s, frame, state],
-                    api_name="localize_video"
-                    ).then(run_b, [model_b_choice, *mapping, fast, state], [video_b, frame_b, strip, state],
-                           api_name="localize_video_b")
+    go_button.click(run, [pickers.models, video_in, *drawing, stride, sound, other_clip, sound_file, fast, session],
+                    [*videos, *frames, strip, info, time_s, session], api_name="localize_video")
     gr.on([time_s.release, normalisation.change, cmap.change, opacity.release, contour.release], show_frame,
-          [time_s, *drawing, state], [frame, strip], api_name="video_frame"
-          ).then(show_frame_b, [time_s, *drawing, state], frame_b, api_name="video_frame_b")
+          [time_s, *drawing, session], [*frames, strip], api_name="video_frame")

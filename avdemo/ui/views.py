@@ -1,5 +1,6 @@
-"""Pictures and files the analysis tabs show for indexed samples: heat-map thumbnails, sample cards,
-score lines, and exported tables and cards (written where Gradio's cache cleaning deletes them)."""
+"""What the tabs show, shared by all of them: one panel per picked model (``panels``), heat-map
+thumbnails and sample cards of indexed samples, score and summary lines, positions in listed rows, and
+exported tables and cards (written where Gradio's cache cleaning deletes them)."""
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,10 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from ..benchmarks import read_frame
+from ..compare import headline_numbers
 from ..errors import AVDemoError
 from .inputs import shown
+from .models import MAX_MODELS, ModelHandle
 from ..index import SampleIndex
 from ..metrics import median_binarise
 from ..model import upsample_maps
@@ -26,6 +29,34 @@ from ..overlay import normalise, overlay, sample_card
 CMAP = "jet"
 OPACITY = 0.5
 ALL_CLASSES = "(all classes)"      # the class filter cleared
+
+
+def panels(models: list[ModelHandle], values: list[Any], title: str = "") -> list[Any]:
+    """The outputs of one component per model panel (``MAX_MODELS`` of them): each picked model's value,
+    shown and labelled "<model>: <title>"; the panels past the picked models hidden and emptied."""
+    shown_ = [gr.update(value=v, visible=True, **({"label": f"{m.label}: {title}"} if title else {}))
+              for m, v in zip(models, values)]
+    return shown_ + [gr.update(value=None, visible=False)] * (MAX_MODELS - len(shown_))
+
+
+def panel_label(models: list[ModelHandle], k: int) -> str:
+    """The name of model ``k`` in a combined table or figure: its short label, numbered when two picked
+    models share one."""
+    labels = [m.label for m in models]
+    return labels[k] if labels.count(labels[k]) == 1 else f"{k + 1}. {labels[k]}"
+
+
+def summary_markdown(index: SampleIndex, title: str = "On this dataset") -> str:
+    """The index's headline numbers (``compare.headline_numbers``), a line per kind."""
+    summary = index.info["summary"]
+    numbers = headline_numbers(summary)
+    groups: dict[str, list[str]] = {}
+    for name, value in numbers.items():
+        kind = "localization" if " R@" not in name and "FP" not in name and "ROC" not in name else \
+            "retrieval" if " R@" in name else "false positives"
+        groups.setdefault(kind, []).append(f"{name} {value:.1f}")
+    lines = [f"**{title}** ({summary['n_sounding']} sounding, {summary['n_non_sounding']} non-sounding pairs)"]
+    return "\n".join(lines + [f"- {kind}: " + ", ".join(items) for kind, items in groups.items()])
 
 
 def class_choices(index: SampleIndex) -> list[str]:
@@ -130,6 +161,18 @@ def clicked_rank(evt: gr.SelectData) -> int:
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise AVDemoError("pick: no gallery picture was clicked (the event carries no picture's position)")
     return index + 1
+
+
+def clicked_row(panel: int):
+    """The handler of a click on model ``panel``'s gallery: the clicked item's 1-based position in the
+    combined list of all models' rows (``rows``: each row names its model's number, ``"model #"``)."""
+    def run(rows: list[dict[str, Any]] | None, evt: gr.SelectData) -> int:
+        rank = clicked_rank(evt)
+        start = next((k for k, row in enumerate(rows or []) if row["model #"] == panel + 1), None)
+        if start is None:
+            raise AVDemoError(f"pick: model {panel + 1} has no listed rows")
+        return start + rank
+    return run
 
 
 def export_path(stem: str, suffix: str) -> Path:
