@@ -28,8 +28,8 @@ from appdata import AppData, start_app, stop_app  # noqa: E402
 
 from avdemo.index import default_cache_dir, ensure_index, index_folder_name  # noqa: E402
 
-TABS = {"Retrieval": "#retrieval-search", "Embedding space": "#embedding-plot .js-plotly-plot",
-        "False positives": "#fp-plot .js-plotly-plot", "Heat map on a video": "#video-input"}
+TABS = {"Retrieval": "#retrieval-search", "Embedding space": "#embedding-plot-0 .js-plotly-plot",
+        "False positives": "#fp-plot-0 .js-plotly-plot", "Heat map on a video": "#video-input"}
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -61,7 +61,7 @@ def map_video(url: str, checkpoint: str, video: Path, pid: int) -> None:
     client = Client(url, verbose=False, download_files=False)
     start = time.perf_counter()
     info = client.predict(checkpoint, handle_file(str(video)), "frame", "jet", 0.5, 0.0, 1, "original", None, None,
-                          api_name="/localize_video")[2]
+                          api_name="/localize_video")[9]
     print(f"{'video tab: ' + video.name:48s} {time.perf_counter() - start:7.2f} s; peak memory "
           f"{memory_mib(pid, 'VmHWM'):.0f} MiB, after it {memory_mib(pid, 'VmRSS'):.0f} MiB", flush=True)
     print("  " + info.splitlines()[0], flush=True)
@@ -69,21 +69,24 @@ def map_video(url: str, checkpoint: str, video: Path, pid: int) -> None:
 
 def in_process(checkpoint: str, data: str, repeats: int) -> None:
     """The events' functions called directly: the server's compute, without HTTP and queue."""
+    from avdemo.negatives import ORDERINGS
     from avdemo.ui import embedding_tab, false_positive_tab, retrieval_tab
-    from avdemo.ui.indexes import model_and_index
+    from avdemo.ui.indexes import dataset_choices, get_index
+    from avdemo.ui.models import register_checkpoint, resolve
 
-    _, index = model_and_index(checkpoint, data)
+    models, data = [resolve(register_checkpoint(checkpoint))], dataset_choices(data)[0]     # by name, as the page
+    index = get_index(models[0], data)
     sample = int(index.gallery[0])
-    retrieval_tab.search(checkpoint, data, "sound → pictures", "indexed sample", sample, None, None, 8)   # warm-up
+    retrieval_tab.search(models, data, "sound → pictures", "indexed sample", sample, None, None, 8)   # warm-up
     report("in process: retrieve, sound -> 8 pictures", timed(lambda: retrieval_tab.search(
-        checkpoint, data, "sound → pictures", "indexed sample", sample, None, None, 8), repeats))
+        models, data, "sound → pictures", "indexed sample", sample, None, None, 8), repeats))
     report("in process: retrieve, picture -> 8 sounds", timed(lambda: retrieval_tab.search(
-        checkpoint, data, "picture → sounds", "indexed sample", sample, None, None, 8), repeats))
+        models, data, "picture → sounds", "indexed sample", sample, None, None, 8), repeats))
     report("in process: embedding sample (card, neighbours, plot)", timed(lambda: embedding_tab.show_sample(
-        checkpoint, data, sample, "class", True, True), repeats))
+        models, data, sample, "class", True, True), repeats))
     threshold = false_positive_tab.threshold_slider(index, "top25")["value"]
     report("in process: false positives at a threshold", timed(lambda: false_positive_tab.analyse(
-        checkpoint, data, "top25", threshold, false_positive_tab.VIEWS[0]), repeats))
+        models, data, "top25", ORDERINGS[0], None, threshold), repeats))
 
 
 def through_server(url: str, checkpoint: str, data: str, sample: int, repeats: int) -> None:
@@ -98,10 +101,11 @@ def through_server(url: str, checkpoint: str, data: str, sample: int, repeats: i
     report("server round trip: retrieve, sound -> 8 pictures", timed(lambda: retrieve("sound → pictures"), repeats))
     report("server round trip: retrieve, picture -> 8 sounds", timed(lambda: retrieve("picture → sounds"), repeats))
     report("server round trip: embedding sample", timed(lambda: client.predict(
-        checkpoint, data, sample, "class", True, True, api_name="/embedding_sample"), repeats))
-    slider = client.predict(checkpoint, data, "top25", "non-sounding, most confident first", api_name="/fp_measure")[0]
+        checkpoint, data, sample, "class", True, True, "(all classes)", api_name="/embedding_sample"), repeats))
+    first = "non-sounding, most confident first"
+    slider = client.predict(checkpoint, data, "top25", first, "(all classes)", api_name="/fp_measure")[0]
     report("server round trip: false positives at a threshold", timed(lambda: client.predict(
-        checkpoint, data, "top25", slider["value"], "non-sounding, most confident first", api_name="/fp_analyse"),
+        checkpoint, data, "top25", first, "(all classes)", slider["value"], 0, 0, 0, api_name="/fp_analyse"),
         repeats))
 
 
@@ -155,12 +159,14 @@ def main() -> None:
         pid = app.process.pid
         print(f"{'app memory at rest':48s} {memory_mib(pid, 'VmRSS'):7.0f} MiB", flush=True)
         try:
-            through_server(app.url, checkpoint, data, int(index.gallery[0]), args.repeats)
+            from avdemo.ui.indexes import dataset_choices
+            names = Path(checkpoint).name, dataset_choices(data)[0]   # the pickers' names, never server paths
+            through_server(app.url, *names, int(index.gallery[0]), args.repeats)
             print(f"{'app memory after the analysis calls':48s} {memory_mib(pid, 'VmRSS'):7.0f} MiB", flush=True)
             if not args.no_browser:
                 tab_switches(app.url, max(3, args.repeats // 4))
             if args.video:
-                map_video(app.url, checkpoint, args.video.resolve(), pid)
+                map_video(app.url, names[0], args.video.resolve(), pid)
         finally:
             stop_app(app)
 

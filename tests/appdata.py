@@ -112,3 +112,27 @@ def stop_app(app: RunningApp) -> int:
     except subprocess.TimeoutExpired:
         app.process.kill()
         return app.process.wait()
+
+
+@dataclass(frozen=True)
+class ThreeModels:
+    """Three models to pick side by side: the test's tiny one, the shipped default, and a file in the
+    authors' released layout (a random reference model, uploaded by each test that picks it); each one's
+    index of the test split, in that order."""
+
+    authors_file: Path
+    indexes: list
+
+
+def three_models(data: AppData, base: Path) -> ThreeModels:
+    """The authors'-layout file written and the three indexes built (into the app's index cache, so that
+    the app finds them ready)."""
+    from test_checkpoints import RefModel, released_checkpoint
+
+    from avdemo.index import ensure_index
+
+    torch.manual_seed(1)
+    authors = base / "authors_tiny.pth.tar"
+    released_checkpoint(RefModel().eval(), authors)
+    files = [data.checkpoint, ROOT / "checkpoints" / "default.safetensors", authors]
+    return ThreeModels(authors, [ensure_index(f, data.split, cache_dir=data.index_dir, progress=False) for f in files])

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
-from appdata import ROOT, app_data, files_in, start_app, stop_app
+from appdata import ROOT, app_data, files_in, start_app, stop_app, three_models
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -29,13 +29,14 @@ from avdemo.perclass import SIDES, per_class
 from avdemo.ui.embedding_tab import ALL_CLASSES
 from avdemo.media import frame_at, write_mp4
 
-ENDPOINTS = {"/upload_checkpoint", "/model_card", "/retrieve", "/retrieval_pick", "/retrieval_result",
+ENDPOINTS = {"/upload_checkpoint", "/model_cards", "/retrieve", "/retrieval_pick_1", "/retrieval_result",
              "/retrieval_export_csv", "/retrieval_export_json", "/retrieval_refresh", "/embedding_plot",
-             "/embedding_sample", "/embedding_pick_image", "/embedding_pick_sound", "/embedding_export_card",
-             "/embedding_refresh", "/fp_measure", "/fp_analyse", "/fp_pick", "/fp_card", "/fp_export_csv",
+             "/embedding_sample", "/embedding_pick_image_1", "/embedding_pick_sound_1", "/embedding_export_card",
+             "/embedding_refresh", "/fp_measure", "/fp_analyse", "/fp_pick_1", "/fp_card", "/fp_export_csv",
              "/fp_export_json", "/fp_export_card", "/localize_video", "/video_frame", "/per_class", "/compare",
-             "/compare_pick", "/compare_card", "/compare_export_csv", "/compare_export_json", "/retrieve_b",
-             "/embedding_plot_b", "/localize_video_b", "/video_frame_b"}
+             "/compare_pick", "/compare_card", "/compare_export_csv", "/compare_export_json", "/compare_numbers",
+             "/retrieval_pick_3", "/embedding_pick_image_3", "/fp_pick_3"}
+PANELS = 4                     # avdemo.ui.models.MAX_MODELS: each tab's outputs per model
 SOUND_TO_PICTURES, PICTURE_TO_SOUNDS = "sound → pictures", "picture → sounds"
 NON_SOUNDING_FIRST, LOWEST_CIOU_FIRST, FALSE_POSITIVES = ("non-sounding, most confident first",
                                                          "sounding, lowest cIoU first",
@@ -71,9 +72,24 @@ def client(app):
 
 
 @pytest.fixture
-def ask(data) -> tuple[str, str]:
-    """The model and dataset pickers' values: by name, never a server path."""
-    return data.checkpoint.name, data.split.name
+def ask(data) -> tuple[list[str], str]:
+    """The models' and dataset pickers' values (one model): by name, never a server path."""
+    return [data.checkpoint.name], data.split.name
+
+
+@pytest.fixture(scope="module")
+def models3(data, tmp_path_factory):
+    """The tiny model, the shipped default and an authors'-layout file, with their indexes (built here)."""
+    return three_models(data, tmp_path_factory.mktemp("three"))
+
+
+@pytest.fixture
+def three(client, data, models3) -> list[str]:
+    """Three models picked in the client's session: the authors'-layout file uploaded; their names."""
+    update = client.predict([handle_file(str(models3.authors_file))], api_name="/upload_checkpoint")
+    names = [data.checkpoint.name, "default.safetensors", update["value"][-1]]
+    assert update["value"] == [data.checkpoint.name, names[2]]     # the upload joins the picked models
+    return names
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -123,6 +139,18 @@ def as_served(frame: np.ndarray) -> np.ndarray:
     return pixels(io.BytesIO(buffer.getvalue()))
 
 
+def shown(update: dict, label: str | None = None):
+    """The value of a model panel's output, checked to be shown (and labelled with its model)."""
+    assert update["visible"], update
+    if label is not None:
+        assert update["label"].startswith(label + ":"), update
+    return update["value"]
+
+
+def hidden(updates: list[dict]) -> bool:
+    return all(u["visible"] is False for u in updates)
+
+
 def caption_sample(item: dict) -> int:
     return int(re.match(r"#(\d+) ", item["caption"]).group(1))
 
@@ -145,22 +173,36 @@ def test_every_event_of_the_tabs_is_a_named_endpoint_called_here(client):
 
 
 def test_model_card_and_dataset_numbers(client, ask, index):
-    card, card_json, summary = client.predict(*ask, api_name="/model_card")
+    out = client.predict(*ask, api_name="/model_cards")
+    cards, jsons, summaries = out[:PANELS], out[PANELS:2 * PANELS], out[2 * PANELS:]
+    card, card_json, summary = shown(cards[0]), shown(jsons[0]), shown(summaries[0])
+    assert hidden(cards[1:] + jsons[1:] + summaries[1:])
     assert "custom (64 px frames, 0.5 s of 8000 Hz audio" in card and "tiny test model" in card
     assert card_json["config"]["image_size"] == 64
     loc = index.info["summary"]["localization"]
-    assert f"cIoU@0.5 {loc['ciou_success']:.1f} %" in summary and "16 sounding, 16 non-sounding" in summary
+    assert f"cIoU@0.5 {loc['ciou_success']:.1f}" in summary and "16 sounding, 16 non-sounding" in summary
+
+
+def test_three_models_cards_each_with_its_own_numbers(client, three, ask, models3):
+    out = client.predict(three, ask[1], api_name="/model_cards")
+    cards, summaries = out[:PANELS], out[2 * PANELS:]
+    assert "tiny test model" in shown(cards[0]) and "default.safetensors" in shown(cards[1])
+    assert "authors_tiny.pth.tar" in shown(cards[2]) and hidden([cards[3], summaries[3]])
+    for summary, index in zip(summaries, models3.indexes):
+        assert f"cIoU@0.5 {index.info['summary']['localization']['ciou_success']:.1f}" in shown(summary)
 
 
 def test_retrieval_by_an_indexed_sound_ranks_k_pictures_by_s_A(client, ask, index):
-    gallery, table, partner, picture, sound = client.predict(
+    *panels, table, about, picture, sound = client.predict(
         *ask, SOUND_TO_PICTURES, "indexed sample", 3, None, None, 5, api_name="/retrieve")
+    gallery, partner = shown(panels[0]), shown(panels[PANELS])
+    assert hidden(panels[1:PANELS] + panels[PANELS + 1:])
     assert len(gallery) == 5 and all(Image.open(item["image"]).size == (224, 224) for item in gallery)
     sims = index.image_emb[index.gallery] @ index.audio_emb[3]
     best = index.gallery[np.argsort(-sims, kind="stable")[:5]]
-    assert [row[1] for row in table["data"]] == best.tolist()
-    np.testing.assert_allclose([row[5] for row in table["data"]], np.sort(sims)[::-1][:5], atol=1e-4)
-    assert f"ranks **{1 + (sims > sims[3]).sum()}** of 16" in partner
+    assert [row[3] for row in table["data"]] == best.tolist() and {row[0] for row in table["data"]} == {1}
+    np.testing.assert_allclose([row[7] for row in table["data"]], np.sort(sims)[::-1][:5], atol=1e-4)
+    assert f"ranks **{1 + (sims > sims[3]).sum()}** of 16" in partner and about.startswith(f"**#3 {index.ids[3]}**")
     assert Path(sound).name == index.audio_paths[3].name and Path(picture).name == index.image_paths[3].name
     heard, info = client.predict(*ask, 2, api_name="/retrieval_result")
     assert Path(heard).name == index.audio_paths[best[1]].name and f"#{best[1]} " in info
@@ -168,14 +210,34 @@ def test_retrieval_by_an_indexed_sound_ranks_k_pictures_by_s_A(client, ask, inde
     assert [int(r["sample"]) for r in csv.DictReader(open(exported))] == best.tolist()
 
 
+def test_three_models_rank_the_same_query_each_from_its_own_index(client, three, ask, models3):
+    *panels, table, about, picture, sound = client.predict(
+        three, ask[1], SOUND_TO_PICTURES, "indexed sample", 3, None, None, 4, api_name="/retrieve")
+    assert hidden([panels[3], panels[PANELS + 3]])
+    for n, index in enumerate(models3.indexes):
+        sims = index.image_emb[index.gallery] @ index.audio_emb[3]
+        best = index.gallery[np.argsort(-sims, kind="stable")[:4]]
+        gallery = shown(panels[n], Path(three[n]).name)
+        assert [item["caption"].split(". ", 1)[1].split("  ")[0].rstrip(" ✓✗") for item in gallery] == \
+            [str(index.class_names[i]) for i in best]
+        assert [row[3] for row in table["data"] if row[0] == n + 1] == best.tolist()
+        assert f"ranks **{1 + (sims > sims[3]).sum()}** of 16" in shown(panels[PANELS + n])
+    assert select(client, "/retrieval_pick_3", 1) == 10                # model 3's second picture: row 4 + 4 + 2
+    heard, info = client.predict(three, ask[1], 10, api_name="/retrieval_result")
+    assert info.startswith("authors_tiny.pth.tar, result 2: ")
+    recall = client.predict(three, ask[1], api_name="/retrieval_refresh")[1]
+    assert recall["headers"][:4] == ["metric", "tiny.safetensors", "default.safetensors", "authors_tiny.pth.tar"]
+
+
 def test_a_click_on_a_retrieval_result_plays_it_and_the_json_export_has_the_table(client, ask, index):
-    _, table, *_ = client.predict(*ask, SOUND_TO_PICTURES, "indexed sample", 6, None, None, 4, api_name="/retrieve")
+    *_, table, _, _, _ = client.predict(*ask, SOUND_TO_PICTURES, "indexed sample", 6, None, None, 4,
+                                         api_name="/retrieve")
     sims = index.image_emb[index.gallery] @ index.audio_emb[6]
     best = index.gallery[np.argsort(-sims, kind="stable")[:4]]
-    assert select(client, "/retrieval_pick", 2) == 3                   # the third picture: result 3
+    assert select(client, "/retrieval_pick_1", 2) == 3                 # the third picture: result 3
     heard, info = client.predict(*ask, 3, api_name="/retrieval_result")
     assert Path(heard).name == index.audio_paths[best[2]].name
-    assert info.startswith(f"Result 3: **#{best[2]} {index.ids[best[2]]}**")
+    assert info.startswith(f"tiny.safetensors, result 3: **#{best[2]} {index.ids[best[2]]}**")
     rows = json.load(open(client.predict(api_name="/retrieval_export_json")))
     assert [list(r.values()) for r in rows] == table["data"]          # what the table showed, as JSON
     assert [r["rank"] for r in rows] == [1, 2, 3, 4] and [r["sample"] for r in rows] == best.tolist()
@@ -190,14 +252,15 @@ def test_changing_the_model_or_dataset_resets_the_retrieval_tab(client, ask, ind
         client.predict(api_name="/retrieval_export_json")             # a new session has nothing to export
     client.predict(*ask, SOUND_TO_PICTURES, "indexed sample", 5, None, None, 3, api_name="/retrieve")
     assert len(json.load(open(client.predict(api_name="/retrieval_export_json")))) == 3
-    picker, recall, gallery = client.predict(*ask, api_name="/retrieval_refresh")
+    picker, recall, *panels = client.predict(*ask, api_name="/retrieval_refresh")
     order = np.concatenate([np.flatnonzero(index.sounding), np.flatnonzero(~index.sounding)])
     assert picker["choices"] == [[index.label(int(i)), int(i)] for i in order]       # sounding pairs first
-    assert picker["value"] == order[0] and gallery == []
+    assert picker["value"] == order[0] and shown(panels[0]) == [] and hidden(panels[1:PANELS])
     r = index.info["summary"]["retrieval"]
-    for level, direction, name in (("instance", "audio_to_image", "sound → picture"),
-                                   ("class", "image_to_audio", "picture → sound")):
-        assert f"| {level}, {name} | " + " | ".join(f"{v:.1f}" for v in r[level][direction].values()) in recall
+    rows = {row[0]: row[1] for row in recall["data"]}
+    for level, direction, name in (("instance", "audio_to_image", "audio→image"), ("class", "image_to_audio", "image→audio")):
+        for k in (1, 5, 10):
+            assert rows[f"{level} R@{k} {name}"] == round(r[level][direction][f"R@{k}"], 1)
     with pytest.raises(Exception, match="search first"):
         client.predict(api_name="/retrieval_export_json")             # the old results are gone
 
@@ -205,24 +268,33 @@ def test_changing_the_model_or_dataset_resets_the_retrieval_tab(client, ask, ind
 def test_retrieval_by_uploaded_sound_and_picture(client, ask, index, tmp_path):
     wav, rate = read_wav(index.audio_paths[7])
     sf.write(tmp_path / "query.wav", wav, rate)
-    gallery, table, partner, *_ = client.predict(
+    *panels, table, about, _, _ = client.predict(
         *ask, SOUND_TO_PICTURES, "upload", None, handle_file(str(tmp_path / "query.wav")), None, 4,
         api_name="/retrieve")
     sims = index.image_emb[index.gallery] @ index.audio_emb[7]
-    assert [row[1] for row in table["data"]] == index.gallery[np.argsort(-sims, kind="stable")[:4]].tolist()
-    assert "no partner" in partner and len(gallery) == 4
+    assert [row[3] for row in table["data"]] == index.gallery[np.argsort(-sims, kind="stable")[:4]].tolist()
+    assert "no partner" in shown(panels[PANELS]) and len(shown(panels[0])) == 4 and "uploaded" in about
     Image.fromarray(read_frame(index.image_paths[2])).save(tmp_path / "query.png")
-    gallery, table, *_ = client.predict(
+    *panels, table, _, _, _ = client.predict(
         *ask, PICTURE_TO_SOUNDS, "upload", None, None, handle_file(str(tmp_path / "query.png")), 6,
         api_name="/retrieve")
     sims = index.audio_emb[index.gallery] @ index.image_emb[2]
-    assert len(gallery) == 6
-    np.testing.assert_allclose([row[5] for row in table["data"]], np.sort(sims)[::-1][:6], atol=1e-3)
+    assert len(shown(panels[0])) == 6
+    np.testing.assert_allclose([row[7] for row in table["data"]], np.sort(sims)[::-1][:6], atol=1e-3)
+
+
+def embedding_sample(client, ask, *args):
+    """The embedding tab's outputs for a chosen sample, grouped: plots, cards, sound, info, image and
+    sound neighbours (per panel lists)."""
+    out = client.predict(*ask, *args, api_name="/embedding_sample")
+    return (out[:PANELS], out[PANELS:2 * PANELS], out[2 * PANELS], out[2 * PANELS + 1],
+            out[2 * PANELS + 2:3 * PANELS + 2], out[3 * PANELS + 2:])
 
 
 def test_embedding_sample_shows_its_card_sound_and_neighbours(client, ask, index):
-    plot, card, sound, info, images, sounds = client.predict(*ask, 4, "ciou", True, True, ALL_CLASSES,
-                                                             api_name="/embedding_sample")
+    plots, cards, sound, info, images, sounds = embedding_sample(client, ask, 4, "ciou", True, True, ALL_CLASSES)
+    plot, card, images, sounds = shown(plots[0]), shown(cards[0]), shown(images[0]), shown(sounds[0])
+    assert hidden(plots[1:] + cards[1:])
     assert Image.open(card).width > Image.open(card).height
     assert Path(sound).name == index.audio_paths[4].name and info.startswith(f"**#4 {index.ids[4]}**")
     assert len(images) == len(sounds) == 8
@@ -239,18 +311,37 @@ def test_embedding_sample_shows_its_card_sound_and_neighbours(client, ask, index
     assert Image.open(png).format == "PNG" and Image.open(png).size == Image.open(card).size
 
 
+def test_three_models_embedding_spaces_and_cards_come_from_their_own_indexes(client, three, ask, models3):
+    plots, cards, _, _, images, _ = embedding_sample(client, [three, ask[1]], 5, "modality", False, True, ALL_CLASSES)
+    assert hidden([plots[3], cards[3]])
+    for n, index in enumerate(models3.indexes):
+        traces, _ = figure(shown(plots[n], Path(three[n]).name))
+        dots = next(t for t in markers(traces) if t["name"] == "image")
+        np.testing.assert_allclose(np.c_[dots["x"], dots["y"]], index.umap_image[dots["customdata"]], rtol=1e-6)
+        star = next(t for t in traces if t["name"] == "#5")
+        np.testing.assert_allclose(np.c_[star["x"], star["y"]], [index.umap_image[5], index.umap_audio[5]], rtol=1e-6)
+    assert select(client, "/embedding_pick_image_3", 0) == caption_sample(shown(images[2])[0])
+    assert not np.array_equal(pixels(shown(cards[0])), pixels(shown(cards[1])))     # each model's own map
+    png = client.predict(three, ask[1], 5, api_name="/embedding_export_card")
+    assert Image.open(png).height == sum(Image.open(shown(c)).height for c in cards[:3])   # the three cards
+
+
 def test_a_click_on_a_neighbour_selects_that_sample(client, ask, index):
-    _, _, _, _, images, sounds = client.predict(*ask, 9, "class", True, True, ALL_CLASSES,
-                                                api_name="/embedding_sample")
-    assert select(client, "/embedding_pick_image", 2) == caption_sample(images[2])
-    assert select(client, "/embedding_pick_sound", 5) == caption_sample(sounds[5])
-    assert select(client, "/embedding_pick_sound", 0) == caption_sample(sounds[0])
+    _, _, _, _, images, sounds = embedding_sample(client, ask, 9, "class", True, True, ALL_CLASSES)
+    images, sounds = shown(images[0]), shown(sounds[0])
+    assert select(client, "/embedding_pick_image_1", 2) == caption_sample(images[2])
+    assert select(client, "/embedding_pick_sound_1", 5) == caption_sample(sounds[5])
+    assert select(client, "/embedding_pick_sound_1", 0) == caption_sample(sounds[0])
+
+
+def plot_of(client, ask, *args):
+    """Model 1's embedding plot, as (traces, layout)."""
+    return figure(shown(client.predict(*ask, *args, api_name="/embedding_plot")[0]))
 
 
 def test_embedding_plot_has_every_image_and_sound_coloured_as_asked(client, ask, index):
     n, images = len(index), len(np.unique(index.thumb_row))
-    traces, layout = figure(client.predict(*ask, None, "modality", True, True, ALL_CLASSES,
-                                           api_name="/embedding_plot"))
+    traces, layout = plot_of(client, ask, None, "modality", True, True, ALL_CLASSES)
     points = markers(traces)
     names = {"circle": "image", "diamond": "sound", "x": "non-sounding sound"}
     assert {t["name"] for t in points} == set(names.values())
@@ -270,7 +361,7 @@ def test_embedding_plot_has_every_image_and_sound_coloured_as_asked(client, ask,
 
     focus = index.class_names[index.gallery[0]]       # a class highlighted: its pairs joined, others faded
     members = np.flatnonzero(index.class_names == focus)
-    traces, layout = figure(client.predict(*ask, None, "class", True, True, focus, api_name="/embedding_plot"))
+    traces, layout = plot_of(client, ask, None, "class", True, True, focus)
     pairs = [t for t in traces if t["name"] == "pairs"]
     assert len(pairs) == 1 and len(pairs[0]["x"]) == 3 * len(members) and np.isnan(pairs[0]["x"][2::3]).all()
     np.testing.assert_allclose(pairs[0]["x"][0::3], index.umap_image[members, 0], rtol=1e-6)
@@ -278,8 +369,7 @@ def test_embedding_plot_has_every_image_and_sound_coloured_as_asked(client, ask,
         np.testing.assert_array_equal(t["marker"]["opacity"] == 1, index.class_names[t["customdata"]] == focus)
     assert f"class {focus} highlighted" in layout["title"]["text"]
 
-    traces, layout = figure(client.predict(*ask, None, "kind", False, False, ALL_CLASSES,
-                                           api_name="/embedding_plot"))
+    traces, layout = plot_of(client, ask, None, "kind", False, False, ALL_CLASSES)
     points = markers(traces)
     sounding = np.flatnonzero(index.sounding)
     assert {t["name"] for t in points} == {"sounding"} and not [t for t in traces if t["name"] == "pairs"]
@@ -287,7 +377,7 @@ def test_embedding_plot_has_every_image_and_sound_coloured_as_asked(client, ask,
         == sounding.tolist()
     assert layout["title"]["text"].startswith(f"UMAP of {len(sounding)} pairs")
 
-    traces, _ = figure(client.predict(*ask, None, "ciou", False, True, ALL_CLASSES, api_name="/embedding_plot"))
+    traces, _ = plot_of(client, ask, None, "ciou", False, True, ALL_CLASSES)
     cious = index.scores["ciou"]
     grey = np.concatenate([t["customdata"] for t in markers(traces) if t["name"] == "undefined"])
     assert sorted(grey) == np.flatnonzero(np.isnan(cious)).tolist()             # no cIoU: drawn grey
@@ -301,27 +391,39 @@ def test_embedding_plot_has_every_image_and_sound_coloured_as_asked(client, ask,
 
 def test_changing_the_model_or_dataset_redraws_the_embedding_tab(client, ask, index):
     client.predict(*ask, 4, "class", True, True, ALL_CLASSES, api_name="/embedding_sample")
-    picker, plot, focus = client.predict(*ask, "kind", True, False, api_name="/embedding_refresh")
+    picker, *plots, focus = client.predict(*ask, "kind", True, False, api_name="/embedding_refresh")
+    plot = shown(plots[0])
+    assert hidden(plots[1:])
     assert focus["value"] == ALL_CLASSES and focus["choices"][1:] == [[c, c] for c in sorted(set(index.class_names) - {""})]
     order = np.concatenate([np.flatnonzero(index.sounding), np.flatnonzero(~index.sounding)])
     assert picker["value"] is None and picker["choices"] == [[index.label(int(i)), int(i)] for i in order]
     traces, _ = figure(plot)
     assert not [t for t in traces if t["name"].startswith("#")]                 # no sample starred
     assert {t["name"] for t in markers(traces)} == {"sounding"}                 # the colouring asked
-    same, _ = figure(client.predict(*ask, None, "kind", True, False, ALL_CLASSES, api_name="/embedding_plot"))
+    same, _ = plot_of(client, ask, None, "kind", True, False, ALL_CLASSES)
     assert [(t["name"], len(t["x"])) for t in traces] == [(t["name"], len(t["x"])) for t in same]
 
 
+def fp_outputs(out: list) -> tuple[list, list, list, dict, dict]:
+    """The false-positive tab's outputs after the sliders: plots, rate lines, galleries (per panel), the
+    rates table and the listed samples' table."""
+    return out[:PANELS], out[PANELS:2 * PANELS], out[2 * PANELS:3 * PANELS], out[3 * PANELS], out[3 * PANELS + 1]
+
+
 def test_false_positive_numbers_match_the_metrics(client, ask, index):
-    slider, plot, stats, gallery, table = client.predict(*ask, "s_A", NON_SOUNDING_FIRST, api_name="/fp_measure")
+    out = client.predict(*ask, "s_A", NON_SOUNDING_FIRST, ALL_CLASSES, api_name="/fp_measure")
+    sliders, (plots, lines, galleries, rates, table) = out[:PANELS], fp_outputs(out[PANELS:])
+    slider, plot, stats, gallery = sliders[0], shown(plots[0]), shown(lines[0]), shown(galleries[0])
+    assert hidden(sliders[1:] + plots[1:] + galleries[1:])
     conf = index.confidence("s_A")
     fp = M.false_positive_metrics(conf, index.sounding, index.scores["ciou"])
     assert slider["value"] == round(fp["best_threshold"], 4) and slider["step"] == 0.0001   # 4 decimals shown
     assert slider["minimum"] <= conf.min() < slider["minimum"] + 1e-4
     assert slider["maximum"] - 1e-4 < conf.max() <= slider["maximum"]
-    assert f"AP {fp['AP']:.2f} · max-F1 {fp['max_F1']:.2f}" in stats
+    assert f"AP {fp['AP']:.2f}, max-F1 {fp['max_F1']:.2f}" in stats
+    assert rates["data"][0][:3] == ["tiny.safetensors", round(fp["AP"], 2), round(fp["max_F1"], 2)]
     worst = np.flatnonzero(~index.sounding)[np.argsort(-conf[~index.sounding], kind="stable")]
-    assert [row[0] for row in table["data"]] == worst.tolist() and len(gallery) == 16
+    assert [row[2] for row in table["data"]] == worst.tolist() and len(gallery) == 16
     traces, layout = figure(plot)
     histograms = {t["name"]: np.sort(t["x"]) for t in traces if t["type"] == "histogram"}
     kinds = ["sounding"] + sorted(set(index.kinds[~index.sounding]))
@@ -330,9 +432,9 @@ def test_false_positive_numbers_match_the_metrics(client, ask, index):
     for name, values in expected.items():
         np.testing.assert_allclose(histograms[name], values, rtol=1e-6)
     assert [s["x0"] for s in layout["shapes"]] == pytest.approx([slider["value"]] * 2)   # the threshold marked
-    plot, stats, gallery, table = client.predict(*ask, "s_A", slider["minimum"], LOWEST_CIOU_FIRST,
-                                                 api_name="/fp_analyse")
-    assert "false-positive rate **100.0 %**" in stats and len(gallery) == 16
+    plots, lines, galleries, rates, table = fp_outputs(client.predict(
+        *ask, "s_A", LOWEST_CIOU_FIRST, ALL_CLASSES, slider["minimum"], 0, 0, 0, api_name="/fp_analyse"))
+    assert "false-positive rate **100.0 %**" in shown(lines[0]) and len(shown(galleries[0])) == 16
     rows = json.load(open(client.predict(api_name="/fp_export_json")))
     assert [r["cIoU"] for r in rows] == sorted(r["cIoU"] for r in rows) and len(rows) == 16
     card, sound, info = client.predict(*ask, 1, api_name="/fp_card")
@@ -344,8 +446,9 @@ def test_false_positive_numbers_match_the_metrics(client, ask, index):
 def test_false_positives_at_a_threshold_the_csv_export_and_a_click_on_one(client, ask, index):
     conf, cious = index.confidence("s_A"), index.scores["ciou"]
     threshold = float(np.sort(conf)[len(conf) // 2])                  # half the samples are confident
-    client.predict(*ask, "s_A", NON_SOUNDING_FIRST, api_name="/fp_measure")   # s_A chosen: the slider's range
-    _, stats, gallery, table = client.predict(*ask, "s_A", threshold, FALSE_POSITIVES, api_name="/fp_analyse")
+    client.predict(*ask, "s_A", NON_SOUNDING_FIRST, ALL_CLASSES, api_name="/fp_measure")   # the slider's range
+    _, lines, galleries, rates, table = fp_outputs(client.predict(
+        *ask, "s_A", FALSE_POSITIVES, ALL_CLASSES, threshold, 0, 0, 0, api_name="/fp_analyse"))
     confident = conf >= threshold
     well_placed = index.sounding & (np.nan_to_num(cious, nan=-1.0) >= 0.5)
     false_positives = np.flatnonzero(confident & ~well_placed)        # SLAVC: confident, and silent or misplaced
@@ -353,9 +456,9 @@ def test_false_positives_at_a_threshold_the_csv_export_and_a_click_on_one(client
     assert len(false_positives) > 2
     rows = list(csv.DictReader(open(client.predict(api_name="/fp_export_csv"))))
     assert [int(r["sample"]) for r in rows] == false_positives.tolist()
-    assert [row[0] for row in table["data"]] == false_positives.tolist()
-    assert [caption_sample(item) for item in gallery] == false_positives[:24].tolist()
-    assert {r["outcome"] for r in rows} == {"FP"}
+    assert [row[2] for row in table["data"]] == false_positives.tolist()
+    assert [caption_sample(item) for item in shown(galleries[0])] == false_positives[:24].tolist()
+    assert {r["outcome"] for r in rows} == {"FP"} and {r["model"] for r in rows} == {"tiny.safetensors"}
     for r in rows:
         i = int(r["sample"])
         assert (r["id"], r["kind"]) == (index.ids[i], index.kinds[i])
@@ -364,29 +467,57 @@ def test_false_positives_at_a_threshold_the_csv_export_and_a_click_on_one(client
             assert r["cIoU"] == "" and not index.sounding[i]
         else:
             assert float(r["cIoU"]) == pytest.approx(cious[i], abs=1e-4) and cious[i] < 0.5
+    named = dict(zip(rates["headers"], rates["data"][0]))
     for kind in sorted(set(index.kinds[~index.sounding])):
-        assert f"{kind} {100 * confident[index.kinds == kind].mean():.1f} %" in stats
-    assert f"sounding pairs confident {100 * confident[index.sounding].mean():.1f} %" in stats
-    assert select(client, "/fp_pick", 2) == 3                          # the third picture: position 3
+        assert named[f"FPR {kind} %"] == round(100 * confident[index.kinds == kind].mean(), 1)
+    assert named["confident %"] == round(100 * confident[index.sounding].mean(), 1)
+    assert select(client, "/fp_pick_1", 2) == 3                        # the third picture: position 3
     card, sound, info = client.predict(*ask, 3, api_name="/fp_card")
     i = false_positives[2]
     assert Path(sound).name == index.audio_paths[i].name and info.startswith(f"**#{i} {index.ids[i]}**")
 
 
+def test_three_models_false_positives_each_at_its_own_threshold(client, three, ask, models3):
+    out = client.predict(three, ask[1], "s_A", NON_SOUNDING_FIRST, ALL_CLASSES, api_name="/fp_measure")
+    sliders, (plots, lines, galleries, rates, table) = out[:PANELS], fp_outputs(out[PANELS:])
+    assert hidden([sliders[3], plots[3], galleries[3]])
+    for n, index in enumerate(models3.indexes):
+        fp = M.false_positive_metrics(index.confidence("s_A"), index.sounding, index.scores["ciou"])
+        assert sliders[n]["value"] == round(fp["best_threshold"], 4) and sliders[n]["visible"]
+        assert rates["data"][n][:3] == [Path(three[n]).name, round(fp["AP"], 2), round(fp["max_F1"], 2)]
+        traces, _ = figure(shown(plots[n]))
+        recall = next(t for t in traces if t["name"] == "recall")
+        np.testing.assert_allclose(recall["y"], 100 * np.asarray(fp["curves"]["recall"]), atol=1e-6)
+    assert [row[0] for row in table["data"]] == [1] * 16 + [2] * 16 + [3] * 16
+    assert select(client, "/fp_pick_3", 0) == 33                       # model 3's first listed sample
+    card, _, info = client.predict(three, ask[1], 33, api_name="/fp_card")
+    assert info.startswith(f"**#{table['data'][32][2]} ")
+
+
+def map_video(client, models, clip: Path, *controls) -> tuple[list, list, dict, str, dict]:
+    """``/localize_video``'s outputs grouped: videos and frames (per panel), strip, summary, slider."""
+    out = client.predict(models, handle_file(str(clip)), *controls, api_name="/localize_video")
+    return out[:PANELS], out[PANELS:2 * PANELS], *out[2 * PANELS:]
+
+
+def video_file(value) -> str:
+    return value["video"]["path"] if isinstance(value, dict) else value
+
+
 def test_video_heat_map_is_an_mp4_with_sound_and_every_frame(client, data, index, tmp_path):
     clip = make_clip(index, tmp_path)
-    video, strip, info, slider, large = client.predict(
-        data.checkpoint.name, handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "original", None, None,
-        api_name="/localize_video")
-    with av.open(video) as container:
+    controls = ("clip", "jet", 0.5, 0.0, 1, "original", None, None)
+    videos, frames, strip, info, slider = map_video(client, data.checkpoint.name, clip, *controls)
+    assert hidden(videos[1:] + frames[1:])
+    with av.open(video_file(shown(videos[0]))) as container:
         assert container.streams.audio and container.streams.video
         assert sum(1 for _ in container.decode(video=0)) == 20
-    assert "**Sound heard:** original. **20 frames** mapped at 224x224, 10 fps" in info
-    assert Image.open(large).size == (224, 224)
+    assert "**Sound heard:** original." in info and "**20 frames** mapped at 224x224, 10 fps" in info
+    assert Image.open(shown(frames[0])).size == (224, 224)
     assert (slider["minimum"], slider["maximum"], slider["value"]) == pytest.approx((0.0, 1.9, 0.0))
     traces, layout = figure(strip)
-    assert [t["name"] for t in traces] == ["peak (original)", "mean (original)", "s_A (original)",
-                                           "loudness (original)"]
+    label = "tiny.safetensors, original"
+    assert [t["name"] for t in traces] == [f"peak ({label})", f"mean ({label})", f"s_A ({label})", f"loudness ({label})"]
     for t in traces:
         np.testing.assert_allclose(t["x"], np.arange(20) / 10, atol=1e-3)
         assert len(t["y"]) == 20
@@ -394,36 +525,53 @@ def test_video_heat_map_is_an_mp4_with_sound_and_every_frame(client, data, index
     assert [s["x0"] for s in layout["shapes"]] == [0.0, 0.0]             # the inspected time marked
 
     # Fast mode: the same frames, scores close to the exact pipeline's.
-    _, fast_strip, fast_info, *_ = client.predict(
-        data.checkpoint.name, handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "original", None, None, True,
-        api_name="/localize_video")
+    _, _, fast_strip, fast_info, _ = map_video(client, data.checkpoint.name, clip, *controls, True)
     assert "**20 frames** mapped" in fast_info
     fast_traces, _ = figure(fast_strip)
     np.testing.assert_allclose(fast_traces[0]["y"], traces[0]["y"], atol=0.1)         # peak over time
 
-    # The silence counterfactual on the same video: its curves drawn solid, the original's kept, dotted.
-    _, strip, info, *_ = client.predict(
-        data.checkpoint.name, handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "silence", None, None,
-        api_name="/localize_video")
+    # The silence counterfactual on the same video: its curves drawn full, the original's kept, thin.
+    _, _, strip, info, _ = map_video(client, data.checkpoint.name, clip, "clip", "jet", 0.5, 0.0, 1, "silence",
+                                     None, None)
     assert "**Sound heard:** silence." in info
     traces, _ = figure(strip)
-    dash = {t["name"]: t["line"]["dash"] for t in traces}
-    assert dash == {**{f"{c} (original)": "dot" for c in ("peak", "mean", "s_A", "loudness")},
-                    **{f"{c} (silence)": "solid" for c in ("peak", "mean", "s_A", "loudness")}}
-    silent = next(t for t in traces if t["name"] == "loudness (silence)")
+    width = {t["name"]: t["line"]["width"] for t in traces}
+    curves = ("peak", "mean", "s_A", "loudness")
+    assert width == {**{f"{c} (tiny.safetensors, original)": 1 for c in curves},
+                     **{f"{c} (tiny.safetensors, silence)": 2 for c in curves}}
+    silent = next(t for t in traces if t["name"] == "loudness (tiny.safetensors, silence)")
     assert max(silent["y"]) < -60
+
+
+def test_three_models_map_the_same_video_side_by_side(client, three, index, tmp_path):
+    clip = make_clip(index, tmp_path)
+    videos, frames, strip, info, _ = map_video(client, three, clip, "clip", "jet", 0.5, 0.0, 1, "original", None, None)
+    assert hidden([videos[3], frames[3]])
+    for n in range(3):
+        with av.open(video_file(shown(videos[n], Path(three[n]).name))) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 20
+        assert f"**{Path(three[n]).name}**: **20 frames**" in info
+    pictures = [pixels(shown(f)) for f in frames[:3]]
+    assert not np.array_equal(pictures[0], pictures[1]) and not np.array_equal(pictures[1], pictures[2])
+    traces, _ = figure(strip)
+    dashes = {t["name"]: t["line"]["dash"] for t in traces if t["name"].startswith("peak")}
+    assert dashes == {"peak (tiny.safetensors, original)": "solid", "peak (default.safetensors, original)": "dash",
+                      "peak (authors_tiny.pth.tar, original)": "dashdot"}
+    *later, strip = client.predict(1.0, "clip", "jet", 0.5, 0.0, api_name="/video_frame")
+    assert all(not np.array_equal(pixels(f), p) for f, p in zip(later[:3], pictures))   # another time, another frame
+    assert [s["x0"] for s in figure(strip)[1]["shapes"]] == pytest.approx([1.0, 1.0])
 
 
 def test_video_frame_controls_draw_as_documented(client, data, index, tmp_path):
     assert client.predict(1.0, "frame", "jet", 0.5, 0.0, api_name="/video_frame") == (
-        {"__type__": "update"}, {"__type__": "update"})                # nothing mapped yet: nothing changes
+        ({"__type__": "update"},) * (PANELS + 1))                      # nothing mapped yet: nothing changes
     clip = make_clip(index, tmp_path)
-    *_, info, _, _ = client.predict(data.checkpoint.name, handle_file(str(clip)), "frame", "jet", 0.5, 0.0, 1,
-                                    "original", None, None, api_name="/localize_video")
+    _, _, _, info, _ = map_video(client, data.checkpoint.name, clip, "frame", "jet", 0.5, 0.0, 1, "original", None,
+                                 None)
     lo, hi = map(float, re.search(r"S ranges over ([\d.]+)\.\.([\d.]+) in this clip", info).groups())
 
     def frame(time_s: float, normalisation: str, cmap: str, opacity: float, contour: float = 0.0):
-        large, strip = client.predict(time_s, normalisation, cmap, opacity, contour, api_name="/video_frame")
+        large, *_, strip = client.predict(time_s, normalisation, cmap, opacity, contour, api_name="/video_frame")
         traces, layout = figure(strip)
         assert [s["x0"] for s in layout["shapes"]] == pytest.approx([time_s] * 2)   # the inspected time marked
         return pixels(large)
@@ -462,15 +610,14 @@ def test_an_uploaded_checkpoint_is_offered_by_name_and_a_broken_one_is_refused(a
             client.predict([handle_file(str(data.checkpoint)), handle_file(str(tmp_path / name / "tiny.json"))],
                            api_name="/upload_checkpoint")
         assert (files_in(uploads) if uploads.exists() else set()) == before
-    update, update_b = client.predict([handle_file(str(data.checkpoint)),
-                                       handle_file(str(data.checkpoint.with_suffix(".json")))],
-                                      api_name="/upload_checkpoint")
-    choice = update["value"]
+    update = client.predict([handle_file(str(data.checkpoint)), handle_file(str(data.checkpoint.with_suffix(".json")))],
+                            api_name="/upload_checkpoint")
+    choice = update["value"][-1]
+    assert update["value"] == [data.checkpoint.name, choice]            # picked beside the model already picked
     assert re.fullmatch(r"upload/[0-9a-f]{16}/tiny\.safetensors", choice)      # a name, not a server folder
     assert ["uploaded: tiny.safetensors", choice] in update["choices"]
-    assert ["uploaded: tiny.safetensors", choice] in update_b["choices"] and "value" not in update_b  # B: offered
-    assert all(not c[1].startswith("/") for c in update["choices"] + update_b["choices"])
-    card, _, _ = client.predict(choice, ask[1], api_name="/model_card")
+    assert all(not c[1].startswith("/") for c in update["choices"])
+    card = shown(client.predict([choice], ask[1], api_name="/model_cards")[0])
     assert "custom (64 px frames" in card
     kept = files_in(uploads)
     (tmp_path / "broken.pth.tar").write_bytes(b"not a checkpoint")
@@ -479,7 +626,13 @@ def test_an_uploaded_checkpoint_is_offered_by_name_and_a_broken_one_is_refused(a
     assert files_in(uploads) == kept                                   # the broken file was not kept
     for bad in ("/etc/passwd", "../data_cache/x.safetensors", "upload/0123456789abcdef/../../x.pth"):
         with pytest.raises(Exception, match="is not one of the choices"):
-            client.predict(bad, ask[1], api_name="/model_card")
+            client.predict([ask[0][0], bad], ask[1], api_name="/model_cards")
+    with pytest.raises(Exception, match="pick at least one model"):
+        client.predict([], ask[1], api_name="/model_cards")
+    with pytest.raises(Exception, match="a model is picked twice"):
+        client.predict([choice, choice], ask[1], api_name="/model_cards")
+    with pytest.raises(Exception, match="at most 4 side by side"):
+        client.predict([ask[0][0], choice, "default.safetensors", ask[0][0], choice], ask[1], api_name="/model_cards")
 
 
 def test_two_sessions_at_once_get_their_own_results(app, ask):
@@ -488,8 +641,8 @@ def test_two_sessions_at_once_get_their_own_results(app, ask):
 
     def session(k: int) -> None:
         sample, n = queries[k]
-        _, table, *_ = clients[k].predict(*ask, SOUND_TO_PICTURES, "indexed sample", sample, None, None, n,
-                                          api_name="/retrieve")
+        *_, table, _, _, _ = clients[k].predict(*ask, SOUND_TO_PICTURES, "indexed sample", sample, None, None, n,
+                                                api_name="/retrieve")
         _, info = clients[k].predict(*ask, n, api_name="/retrieval_result")
         answers[k] = (table["data"], info)
 
@@ -502,7 +655,7 @@ def test_two_sessions_at_once_get_their_own_results(app, ask):
         c.close()
     for k, (sample, n) in queries.items():
         rows, info = answers[k]
-        assert len(rows) == n and f"Result {n}: **#{rows[-1][1]} " in info
+        assert len(rows) == n and f"result {n}: **#{rows[-1][3]} " in info
 
 
 @pytest.fixture
@@ -520,8 +673,8 @@ def test_the_sessions_temporary_files_are_deleted_when_the_app_stops(own_app, as
     client = Client(app.url, verbose=False, download_files=False)      # file outputs as the server's paths
     wav, rate = read_wav(index.audio_paths[7])
     sf.write(tmp_path / "query.wav", wav, rate)
-    gallery, *_ = client.predict(*ask, SOUND_TO_PICTURES, "upload", None, handle_file(str(tmp_path / "query.wav")),
-                                 None, 4, api_name="/retrieve")
+    gallery = client.predict(*ask, SOUND_TO_PICTURES, "upload", None, handle_file(str(tmp_path / "query.wav")),
+                             None, 4, api_name="/retrieve")[0]["value"]
     exported = client.predict(api_name="/retrieval_export_json")
     card = client.predict(*ask, 4, api_name="/embedding_export_card")
     client.close()
@@ -536,13 +689,14 @@ def test_the_sessions_temporary_files_are_deleted_when_the_app_stops(own_app, as
     assert [p for p in left if not (p.parent == app.temp_dir and p.stat().st_size == 0)] == []
 
 
-def test_the_per_class_table_and_chart_with_and_without_model_b(client, ask, index, data):
-    table, plot, sides = client.predict(ask[0], "(none)", ask[1], None, api_name="/per_class")
+def test_the_per_class_table_and_chart_of_one_model(client, ask, index):
+    table, plot, *sides = client.predict(*ask, None, api_name="/per_class")
     rows = per_class(index)
     assert table["headers"][:6] == ["class", "pairs", "cIoU@0.5", "pointing game", "R@1 audio→image",
                                     "R@1 image→audio"]
     assert table["headers"][7:] == list(SIDES)                          # our data: switch, ear, eye, bridge
-    grid, _ = figure(sides)
+    assert hidden(sides[1:])
+    grid, _ = figure(shown(sides[0]))
     assert list(grid[0]["x"]) == list(SIDES) and list(grid[0]["y"]) == [r["class"] for r in rows]
     np.testing.assert_array_equal(np.array(grid[0]["z"], dtype=float),
                                   np.array([[np.nan if r[c] is None else r[c] for c in SIDES] for r in rows]))
@@ -551,102 +705,47 @@ def test_the_per_class_table_and_chart_with_and_without_model_b(client, ask, ind
     traces, _ = figure(plot)
     assert [t["name"] for t in traces] == ["cIoU@0.5", "pointing game", "R@1 audio→image", "R@1 image→audio"]
     assert list(traces[0]["y"]) == [r["class"] for r in rows]
-    table, plot, _ = client.predict(ask[0], "default.safetensors", ask[1], 0.5, api_name="/per_class")
-    other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
-                         progress=False)
-    b_rows = {r["class"]: r for r in per_class(other, "s_A", 0.5)}
-    column = table["headers"].index("B cIoU@0.5")
-    assert [r[column] for r in table["data"]] == [b_rows[r[0]]["cIoU@0.5"] for r in table["data"]]
-    assert [t["name"] for t in figure(plot)[0]] == ["A cIoU@0.5", "A pointing game", "B cIoU@0.5", "B pointing game"]
 
 
-def test_comparing_two_models_lists_their_disagreements_both_ways(client, ask, index, data):
-    with pytest.raises(Exception, match="pick a second model"):
-        client.predict(ask[0], "(none)", ask[1], "ciou", "B fixes A", api_name="/compare")
-    other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
-                         progress=False)
+def test_the_per_class_table_of_three_models_has_a_column_per_model(client, three, ask, models3):
+    table, plot, *sides = client.predict(three, ask[1], 0.5, api_name="/per_class")
+    labels = [Path(name).name for name in three]
+    assert hidden(sides[3:]) and all(s["visible"] for s in sides[:3])
+    order = [r["class"] for r in per_class(models3.indexes[0], "s_A", 0.5)]
+    assert [r[0] for r in table["data"]] == order                      # the first model's worst first
+    for label, index in zip(labels, models3.indexes):
+        by_class = {r["class"]: r for r in per_class(index, "s_A", 0.5)}
+        for metric in ("cIoU@0.5", "false positives at threshold"):
+            column = table["headers"].index(f"{metric} · {label}")
+            assert [r[column] for r in table["data"]] == [by_class[c][metric] for c in order]
+    assert [t["name"] for t in figure(plot)[0]] == [f"{label}: {m}" for label in labels
+                                                    for m in ("cIoU@0.5", "pointing game")]
+
+
+def test_comparing_models_lists_the_disagreements_of_the_two_picked_both_ways(client, three, ask, models3):
+    numbers, side_a, side_b = client.predict(three, ask[1], api_name="/compare_numbers")
+    assert (side_a["value"], side_b["value"]) == (1, 2) and [c[1] for c in side_a["choices"]] == [1, 2, 3]
+    labels = [Path(name).name for name in three]
+    assert numbers["headers"] == ["metric", *labels, f"{labels[1]} - {labels[0]}", f"{labels[2]} - {labels[0]}"]
+    assert numbers["data"] == [list(r.values()) for r in summary_rows(models3.indexes, labels)]
+    with pytest.raises(Exception, match="pick at least two models"):
+        client.predict(*ask, 1, 2, "ciou", "B fixes A", ALL_CLASSES, api_name="/compare")
+    with pytest.raises(Exception, match="two different models"):
+        client.predict(three, ask[1], 2, 2, "ciou", "B fixes A", ALL_CLASSES, api_name="/compare")
+    first, third = models3.indexes[0], models3.indexes[2]
     for direction in ("B fixes A", "B breaks A"):
-        numbers, gallery, table, headline = client.predict(ask[0], "default.safetensors", ask[1], "ciou", direction,
-                                                           api_name="/compare")
-        expected = disagreements(index, other, "ciou", direction)
+        _, gallery, table, headline = client.predict(three, ask[1], 1, 3, "ciou", direction, ALL_CLASSES,
+                                                     api_name="/compare")
+        expected = disagreements(first, third, "ciou", direction)
         assert [r[0] for r in table["data"]] == expected.samples.tolist()
-        assert f"{len(expected.samples)} samples" in headline
+        assert f"{len(expected.samples)} samples" in headline and "B = **authors_tiny.pth.tar**" in headline
         assert [caption_sample(item) for item in gallery] == expected.samples[:24].tolist()
-    assert numbers["data"] == [list(r.values()) for r in summary_rows(index, other)]
     rows = json.load(open(client.predict(api_name="/compare_export_json")))
     assert [r["sample"] for r in rows] == expected.samples.tolist()
     assert [int(r["sample"]) for r in csv.DictReader(open(client.predict(api_name="/compare_export_csv")))] == \
         expected.samples.tolist()
     if len(expected.samples) >= 2:
         assert select(client, "/compare_pick", 1) == 2
-        card_a, card_b, about = client.predict(ask[0], "default.safetensors", ask[1], 2, api_name="/compare_card")
-        # same height side by side; the width follows each card's caption text
+        card_a, card_b, about = client.predict(three, ask[1], 1, 3, 2, api_name="/compare_card")
         assert about.startswith(f"**#{expected.samples[1]} ") and pixels(card_a).shape[0] == pixels(card_b).shape[0]
         assert not np.array_equal(pixels(card_a), pixels(card_b))             # two models, two maps
-
-
-def test_false_positives_of_model_b_next_to_a(client, ask, data):
-    other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
-                         progress=False)
-    slider, plot, stats, *_ = client.predict(*ask, "s_A", NON_SOUNDING_FIRST, "default.safetensors",
-                                             api_name="/fp_measure")
-    fp_b = M.false_positive_metrics(other.confidence("s_A"), other.sounding, other.scores["ciou"])
-    assert f"**Model B:** AP {fp_b['AP']:.2f} · max-F1 {fp_b['max_F1']:.2f}" in stats
-    traces, _ = figure(plot)
-    dotted = {t["name"]: t for t in traces if t.get("line", {}).get("dash") == "dot"}
-    assert set(dotted) == {"recall (B)", "precision (B)", "false-positive rate (B)"}
-    np.testing.assert_allclose(dotted["recall (B)"]["y"], 100 * np.asarray(fp_b["curves"]["recall"]), atol=1e-6)
-    _, stats, *_ = client.predict(*ask, "s_A", slider["value"], NON_SOUNDING_FIRST, "(none)", api_name="/fp_analyse")
-    assert "Model B" not in stats
-
-
-def test_model_b_ranks_the_same_query_beside_model_a(client, ask, data):
-    other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
-                         progress=False)
-    update, info = client.predict("default.safetensors", ask[1], SOUND_TO_PICTURES, "indexed sample", 3, None,
-                                   None, 5, api_name="/retrieve_b")
-    gallery, info = update["value"], info["value"]                   # shown, with B's results
-    assert update["visible"]
-    sims = other.image_emb[other.gallery] @ other.audio_emb[3]
-    best = other.gallery[np.argsort(-sims, kind="stable")[:5]]
-    assert [item["caption"].split(".")[0] for item in gallery] == ["1", "2", "3", "4", "5"]
-    assert [item["caption"].split(". ", 1)[1].split("  ")[0].rstrip(" ✓✗") for item in gallery] == \
-        [str(other.class_names[i]) for i in best]
-    assert f"ranks **{1 + (sims > sims[3]).sum()}** of 16" in info and info.startswith("**Model B**")
-    update, info = client.predict("(none)", ask[1], SOUND_TO_PICTURES, "indexed sample", 3, None, None, 5,
-                                  api_name="/retrieve_b")
-    assert not update["visible"] and not info["visible"]             # no model B: hidden
-
-
-def test_model_b_embedding_space_is_drawn_from_its_own_index(client, ask, data):
-    other = ensure_index(ROOT / "checkpoints" / "default.safetensors", data.split, cache_dir=data.index_dir,
-                         progress=False)
-    update = client.predict("default.safetensors", ask[1], 5, "modality", False, True, ALL_CLASSES,
-                            api_name="/embedding_plot_b")
-    assert update["visible"] and "default.safetensors" in update["label"]
-    traces, _ = figure(update["value"])
-    images = next(t for t in markers(traces) if t["name"] == "image")
-    np.testing.assert_allclose(np.c_[images["x"], images["y"]], other.umap_image[images["customdata"]], rtol=1e-6)
-    star = next(t for t in traces if t["name"] == "#5")
-    np.testing.assert_allclose(np.c_[star["x"], star["y"]], [other.umap_image[5], other.umap_audio[5]], rtol=1e-6)
-    update = client.predict("(none)", ask[1], None, "modality", False, True, ALL_CLASSES, api_name="/embedding_plot_b")
-    assert not update["visible"]
-
-
-def test_model_b_maps_the_same_video_beside_model_a(client, data, index, tmp_path):
-    clip = make_clip(index, tmp_path)
-    args = (handle_file(str(clip)), "clip", "jet", 0.5, 0.0, 1, "original", None, None)
-    _, _, _, _, frame_a = client.predict(data.checkpoint.name, *args, api_name="/localize_video")
-    video_b, frame_b, strip = client.predict("default.safetensors", *args, False, api_name="/localize_video_b")
-    assert video_b["visible"] and frame_b["visible"]
-    with av.open(video_b["value"]["video"]["path"] if isinstance(video_b["value"], dict) else video_b["value"]) as c:
-        assert sum(1 for _ in c.decode(video=0)) == 20
-    traces, _ = figure(strip)
-    dashes = {t["name"]: t["line"]["dash"] for t in traces}
-    assert dashes["peak (original)"] == "solid" and dashes["peak (model B: original)"] == "dash"
-    assert not np.array_equal(pixels(frame_a), pixels(frame_b["value"]))          # two models, two maps
-    later = client.predict(1.0, "clip", "jet", 0.5, 0.0, api_name="/video_frame_b")
-    assert pixels(later).shape == pixels(frame_b["value"]).shape and not np.array_equal(
-        pixels(later), pixels(frame_b["value"]))                                     # another time, another frame
-    video_b, frame_b, _ = client.predict("(none)", *args, False, api_name="/localize_video_b")
-    assert not video_b["visible"] and not frame_b["visible"]

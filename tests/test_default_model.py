@@ -116,11 +116,12 @@ def test_python_app_py_without_arguments_serves_the_default_checkpoint(tmp_path)
         config = json.loads(get(url + "config"))
         props = {c["props"]["elem_id"]: c["props"] for c in config["components"] if c.get("props", {}).get("elem_id")}
         model = props["model-choice"]
-        assert model["value"] == "default.safetensors"
+        assert model["value"] == ["default.safetensors"]
         assert model["choices"][0] == ["default.safetensors", "default.safetensors"]
         assert props["dataset-choice"]["value"] == split.name                  # a name, never a server folder
         client = Client(url, verbose=False, download_files=False)             # the card, once the index is ready
-        card, _, summary = client.predict("default.safetensors", split.name, api_name="/model_card")
+        out = client.predict(["default.safetensors"], split.name, api_name="/model_cards")
+        card, summary = out[0]["value"], out[8]["value"]
         assert "**File:** `default.safetensors`" in card and "**Preset:** lite" in card and "On this dataset" in summary
         indexes = [p.name.split("-")[0] for p in (tmp_path / "index").iterdir() if p.name != "examples"]
         assert indexes == ["default"]                                          # indexed there

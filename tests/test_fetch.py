@@ -383,7 +383,7 @@ def test_the_app_picker_offers_a_hub_checkpoint_by_its_reference(server, cache, 
     server.files["/lab/ssl/resolve/v2/tiny.json"] = (card, "application/json")
     ref = "hf://lab/ssl/tiny.safetensors@v2"           # what AVDEMO_CHECKPOINT holds on a Space
     assert models.register_checkpoint(ref) == ref and ref in models.checkpoint_choices()
-    assert models.get_model(ref).card["notes"] == "served"
+    assert models.resolve(ref).card["notes"] == "served"
     local = tmp_path / "elsewhere" / "mine.safetensors"
     local.parent.mkdir()
     local.write_bytes(weights)
