@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .benchmarks import BOX_BENCHMARKS, BenchmarkSample, check_files, read_frame
 from .cache import cache_root, file_sha256
-from .checkpoints import load_model
+from .checkpoints import card_path, load_model
 from .fetch import resolve_checkpoint
 from .errors import AVDemoError
 from .evaluate import behaviour, detect_benchmark, load_benchmark, run_model, score
@@ -83,6 +83,12 @@ class SampleIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def ciou_threshold(self) -> float:
+        """The cIoU a pair needs to count as localized, the model's when the index was built (0.5 for
+        indexes that predate the setting)."""
+        return float(self.info.get("ciou_threshold", 0.5))
+
     def confidence(self, measure: str) -> np.ndarray:
         """(N,) confidence that something visible is sounding: ``s_A``, ``top25`` or ``peak`` of the map."""
         if measure not in CONFIDENCES:
@@ -127,7 +133,7 @@ def index_folder_name(checkpoint: Path, root: Path) -> str:
     checkpoint, root = Path(checkpoint), Path(root).resolve()
     ckpt = hashlib.sha256(FORMAT.encode())
     ckpt.update(file_sha256(checkpoint).encode())
-    card = checkpoint.with_suffix(".json")
+    card = card_path(checkpoint)
     if checkpoint.suffix == ".safetensors" and card.is_file():
         ckpt.update(card.read_bytes())
     data = hashlib.sha256(str(root).encode())

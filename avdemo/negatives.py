@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import false_positive_metrics, roc_auc
+from .metrics import ciou_success, false_positive_metrics, roc_auc
 
 VIEWS = ("non-sounding, most confident first", "sounding, lowest cIoU first", "false positives at the threshold")
 
@@ -55,7 +55,7 @@ def outcomes(confidence: np.ndarray, sounding: np.ndarray, cious: np.ndarray, th
     """(N,) "TP", "FP", "FN" or "TN" of each sample at ``threshold``."""
     confident = np.asarray(confidence) >= threshold
     sounding = np.asarray(sounding, dtype=bool)
-    good = sounding & (np.nan_to_num(np.asarray(cious, dtype=np.float64), nan=-np.inf) >= ciou_threshold)
+    good = ciou_success(cious, sounding, ciou_threshold)
     return np.where(confident, np.where(good, "TP", "FP"), np.where(sounding, "FN", "TN"))
 
 
