@@ -166,7 +166,8 @@ def compute_samples(model: AVLocalizer, samples: list[BenchmarkSample], batch_si
     return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
-def summarize(arrays: dict[str, np.ndarray], samples: list[BenchmarkSample], ciou_threshold: float) -> dict[str, Any]:
+def split_metrics(arrays: dict[str, np.ndarray], samples: list[BenchmarkSample],
+                  ciou_threshold: float) -> dict[str, Any]:
     """Split-level numbers: localization of the sounding pairs, retrieval among them (class and instance
     level, both directions), and false-positive AP / max-F1 / ROC-AUC for each confidence measure."""
     sounding = np.array([s.sounding for s in samples])
@@ -274,7 +275,7 @@ def write_index(folder: Path, arrays: dict[str, np.ndarray], samples: list[Bench
         faiss.write_index(make_searcher(arrays["audio_emb"][gallery]), str(tmp / "audio.faiss"))
         rel = lambda p: os.path.relpath(p, root)
         info = {**info, "format": FORMAT, "root": str(root),
-                "summary": summarize(arrays, samples, info.get("ciou_threshold", 0.5)),
+                "summary": split_metrics(arrays, samples, info.get("ciou_threshold", 0.5)),
                 "samples": [{"id": s.id, "class": s.class_name, "kind": s.kind, "group": _group(s, root.name),
                              "sounding": s.sounding, "image": rel(s.image_path), "audio": rel(s.audio_path),
                              "boxes": s.boxes, "mask": _mask(s)} for s in samples]}

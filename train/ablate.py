@@ -75,7 +75,7 @@ def media_columns(results: dict[str, list[dict[str, float]]]) -> dict[str, str]:
             **{f"pointing ({group})": f"{prefix}{group}.pointing_game" for group in groups}}
 
 
-def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
+def mean_std_by_variant(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
     """variant -> column -> [mean, std] over seeds (nan where a run lacks the metric); the columns that
     no run has (the switch test on data other than ours) are left out."""
     table = {}
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except AVDemoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    table = summarise(results)
+    table = mean_std_by_variant(results)
     text = markdown(table, args.seeds, args.steps)
     atomic_write(args.out, lambda p: p.write_text(text))
     atomic_write(args.out.with_suffix(".json"), lambda p: p.write_text(json.dumps(

@@ -20,7 +20,7 @@ from typing import Any
 from avdemo.config import AudioConfig, ModelConfig, preset
 from avdemo.errors import AVDemoError
 
-VIEWS = ("original", "augmented", "neighbour")
+TRAIN_VIEWS = ("original", "augmented", "neighbour")
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,8 @@ class TrainConfig:
                                        # oneDNN has bf16 kernels (AVX-512/AMX; on AVX2-only CPUs it is slower)
     seed: int = 0
     # the method
-    image_views: tuple[str, ...] = VIEWS
-    audio_views: tuple[str, ...] = VIEWS
+    image_views: tuple[str, ...] = TRAIN_VIEWS
+    audio_views: tuple[str, ...] = TRAIN_VIEWS
     loss_localization: bool = True     # InfoNCE terms with s_L
     loss_alignment: bool = True        # InfoNCE terms with s_A (the model then has the alignment head)
     temperature: float = 0.07
@@ -126,8 +126,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("image_views", "audio_views"):
             views = getattr(self, name)
-            if not views or any(v not in VIEWS for v in views) or len(set(views)) != len(views):
-                raise AVDemoError(f"{name} must be a non-empty subset of {VIEWS}; got {views}")
+            if not views or any(v not in TRAIN_VIEWS for v in views) or len(set(views)) != len(views):
+                raise AVDemoError(f"{name} must be a non-empty subset of {TRAIN_VIEWS}; got {views}")
         if not (self.loss_localization or self.loss_alignment):
             raise AVDemoError("at least one of loss_localization and loss_alignment must be on")
         if self.direction not in ("image_to_audio", "symmetric"):
@@ -201,10 +201,10 @@ CPU = TrainConfig(audio_aug=AudioAugConfig(max_shift_s=1.0), steps=300, batch_si
 ORIGINAL_ONLY = {"image_views": ("original",), "audio_views": ("original",)}
 ABLATIONS: dict[str, dict[str, Any]] = {
     "single_positive": {**ORIGINAL_ONLY, "loss_alignment": False},
-    "aug_views": {"image_views": VIEWS[:2], "audio_views": VIEWS[:2], "loss_alignment": False},
+    "aug_views": {"image_views": TRAIN_VIEWS[:2], "audio_views": TRAIN_VIEWS[:2], "loss_alignment": False},
     "neighbours": {"loss_alignment": False},
     "alignment": {**ORIGINAL_ONLY, "loss_alignment": True},
-    "full": {"image_views": VIEWS, "audio_views": VIEWS, "loss_alignment": True},
+    "full": {"image_views": TRAIN_VIEWS, "audio_views": TRAIN_VIEWS, "loss_alignment": True},
 }
 
 
@@ -225,7 +225,7 @@ LITE = dataclasses.replace(CPU, model=preset("lite"), visual_init="imagenet", vi
 # the last three add to it a finer map (192 px frames: 12x12), the augmented image view (every view of
 # the method), or fine-tune the trunk (batch norms frozen, a tenth of the lr: ``lite_finetuned``);
 # ``lite_symmetric`` changes ``lite_finetuned``'s InfoNCE direction: each audio also picks its image.
-FINETUNED = {"image_views": ("original", "neighbour"), "audio_views": VIEWS, "neighbour_features": "imagenet",
+FINETUNED = {"image_views": ("original", "neighbour"), "audio_views": TRAIN_VIEWS, "neighbour_features": "imagenet",
              "visual_trunk": "frozen_bn", "trunk_lr_ratio": 0.1}
 # Second-phase rows start from the shipped default (``init_from``). ``SILENT_DISTRACTORS`` is a training
 # split whose distractors are all silent objects (``python -m avdemo.data build --out
@@ -239,11 +239,12 @@ VISION_ABLATIONS: dict[str, dict[str, Any]] = {
     "lite_frozen_pairs": {**ORIGINAL_ONLY, "audio_aug": CPU.audio_aug, "extra_negatives": 0},
     "lite_frozen_audio_aug": {"extra_negatives": 0},
     "lite": {},
-    "lite_imagenet_neighbours": {"image_views": ("original", "neighbour"), "audio_views": VIEWS,
+    "lite_imagenet_neighbours": {"image_views": ("original", "neighbour"), "audio_views": TRAIN_VIEWS,
                                  "neighbour_features": "imagenet"},
     "lite_finer_map": {"model": dataclasses.replace(preset("lite"), image_size=192),
-                       "image_views": ("original", "neighbour"), "audio_views": VIEWS, "neighbour_features": "imagenet"},
-    "lite_all_views": {"image_views": VIEWS, "audio_views": VIEWS, "neighbour_features": "imagenet"},
+                       "image_views": ("original", "neighbour"), "audio_views": TRAIN_VIEWS,
+                       "neighbour_features": "imagenet"},
+    "lite_all_views": {"image_views": TRAIN_VIEWS, "audio_views": TRAIN_VIEWS, "neighbour_features": "imagenet"},
     "lite_finetuned": FINETUNED,
     "lite_symmetric": {**FINETUNED, "direction": "symmetric"},
     # a second phase: the shipped default trained further with its own recipe, or with one change

@@ -39,7 +39,7 @@ from avdemo.checkpoints import git_commit, load_model, save_model
 from avdemo.config import ModelConfig
 from avdemo.errors import AVDemoError
 from avdemo.evaluate import card_test_metrics, evaluate, full_report, load_benchmark
-from avdemo.model import AVLocalizer
+from avdemo.model import AVLocalizer, bf16_is_fast
 
 from .augment import ImageAugment
 from .config import TrainConfig
@@ -80,11 +80,8 @@ def setup_distributed(device: str) -> Dist:
 
 
 def use_bf16(amp: str, device: torch.device) -> bool:
-    """bf16 autocast for ``amp="auto"``: on GPUs, and on CPUs where oneDNN has bf16 convolutions; on
-    AVX2-only CPUs bf16 convolutions fall back to a reference kernel about 5x slower than float32."""
-    if amp != "auto":
-        return amp == "bf16"
-    return device.type == "cuda" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    """Whether to train under bf16 autocast: ``amp`` "bf16" or "off", or "auto" = where it is fast."""
+    return bf16_is_fast(device) if amp == "auto" else amp == "bf16"
 
 
 def freeze_visual_trunk(model: AVLocalizer, mode: str) -> list[nn.Module]:
