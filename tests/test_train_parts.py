@@ -17,7 +17,7 @@ from train.config import (ABLATIONS, PRESETS, AudioAugConfig, TrainConfig, ablat
                           load_config)
 from train.data import TrainBatchSampler
 from train.losses import multi_positive_loss, side_by_side, switch_loss
-from train.loop import lr_factor
+from train.model_setup import lr_factor
 from train.views import EmbeddingBank, NeighbourTable, audio_views, augment_window, knn
 
 TINY = PRESETS["tiny"]
@@ -310,7 +310,7 @@ def test_negative_windows_are_half_silence_half_noise_and_seeded():
 def test_metric_log_without_tensorboard_writes_the_csv_and_says_how_to_get_events(tmp_path, monkeypatch, capsys):
     import sys
 
-    from train.loop import MetricLog
+    from train.metric_log import MetricLog
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)       # as if it were not installed
     log = MetricLog(tmp_path, resume_step=None)

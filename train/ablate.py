@@ -21,7 +21,8 @@ from avdemo.errors import AVDemoError
 from avdemo.evaluate import PICTURE_NOT_SEEN
 
 from .config import ABLATIONS, VISION_ABLATIONS, ablation, load_config
-from .loop import flatten, train
+from .loop import train
+from .validation import flatten
 
 BOTH_UNSEEN = "switch.by_media.picture not seen, recording not seen."
 COLUMNS = {  # column title -> key of the flattened test report; the switch test first
