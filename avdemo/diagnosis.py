@@ -32,7 +32,7 @@ from .metrics import GT_SIZE, gt_map_from_boxes
 from .model import AVLocalizer
 from .switch import scene_config, stable_rng, training_media
 
-MEASURES = ("ear", "eye", "sound_to_object", "object_to_sound")
+NEIGHBOUR_MEASURES = ("ear", "eye", "sound_to_object", "object_to_sound")
 TIE = 1e-6             # cosine similarities closer than this count as equal
 
 
@@ -61,7 +61,8 @@ class Side:
     chance: np.ndarray       # (Q,)
     seen: np.ndarray | None  # (Q,) bool, None when training's media are unknown
 
-    def summary(self) -> dict[str, Any]:
+    def percentages(self) -> dict[str, Any]:
+        """n, and the hit share and chance in percent (overall, and over the media training never saw)."""
         out = {"n": len(self.hits), "hits": _pct(self.hits), "chance": _pct(self.chance)}
         if self.seen is not None:
             out["not_seen"] = {"n": int((~self.seen).sum()), "hits": _pct(self.hits[~self.seen]),
@@ -98,7 +99,7 @@ def diagnose_features(objects: np.ndarray, object_cats: list[str], object_scene:
                                                         np.ones((len(oc), len(sc)), bool)), oc, object_seen),
     }
     report: dict[str, Any] = {"n_objects": len(oc), "n_recordings": len(sc),
-                              **{name: side.summary() for name, side in sides.items()}}
+                              **{name: side.percentages() for name, side in sides.items()}}
     per_class: dict[str, dict[str, float]] = defaultdict(dict)
     for name, side in sides.items():
         for c in sorted(set(side.categories)):

@@ -30,7 +30,7 @@ from .cache import atomic_write
 from .checkpoints import card_path, load_model
 from .config import FAMILIES
 from .data.catalog import load_catalog
-from .diagnosis import MEASURES as DIAGNOSIS_MEASURES, diagnose
+from .diagnosis import NEIGHBOUR_MEASURES, diagnose
 from .errors import AVDemoError
 from .fetch import read_card
 from .metrics import (GT_SIZE, adaptive_ciou, ciou, ciou_auc, false_positive_metrics, group_auc, group_success_rate,
@@ -302,7 +302,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{'Ear / eye / bridge (category 1-NN)':<30}{'hits':>9}{'chance':>9}{'unseen':>9}")
         lines += [row(name.replace("_to_", " -> "), dg[name]["hits"], dg[name]["chance"],
                       *([dg[name]["not_seen"]["hits"]] if "not_seen" in dg[name] else []))
-                  for name in DIAGNOSIS_MEASURES]
+                  for name in NEIGHBOUR_MEASURES]
     return "\n".join(lines)
 
 

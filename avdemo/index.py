@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .benchmarks import BOX_BENCHMARKS, BenchmarkSample, check_files, read_frame
 from .cache import cache_root, file_sha256
-from .checkpoints import load_model
+from .checkpoints import card_path, load_model
 from .fetch import resolve_checkpoint
 from .errors import AVDemoError
 from .evaluate import behaviour, detect_benchmark, load_benchmark, run_model, score
@@ -82,11 +82,9 @@ class SampleIndex:
 
     @property
     def ciou_threshold(self) -> float:
-        """The cIoU a sounding pair's map needs to count as localized, as this index was built with."""
+        """The cIoU a pair needs to count as localized, the model's when the index was built (0.5 for
+        indexes that predate the setting)."""
         return float(self.info.get("ciou_threshold", 0.5))
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
     def confidence(self, measure: str) -> np.ndarray:
         """(N,) confidence that something visible is sounding: ``s_A``, ``top25`` or ``peak`` of the map."""
@@ -132,7 +130,7 @@ def index_folder_name(checkpoint: Path, root: Path) -> str:
     checkpoint, root = Path(checkpoint), Path(root).resolve()
     ckpt = hashlib.sha256(FORMAT.encode())
     ckpt.update(file_sha256(checkpoint).encode())
-    card = checkpoint.with_suffix(".json")
+    card = card_path(checkpoint)
     if checkpoint.suffix == ".safetensors" and card.is_file():
         ckpt.update(card.read_bytes())
     data = hashlib.sha256(str(root).encode())
@@ -165,7 +163,8 @@ def compute_samples(model: AVLocalizer, samples: list[BenchmarkSample], batch_si
     return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
-def summarize(arrays: dict[str, np.ndarray], samples: list[BenchmarkSample], ciou_threshold: float) -> dict[str, Any]:
+def split_metrics(arrays: dict[str, np.ndarray], samples: list[BenchmarkSample],
+                  ciou_threshold: float) -> dict[str, Any]:
     """Split-level numbers: localization of the sounding pairs, retrieval among them (class and instance
     level, both directions), and false-positive AP / max-F1 / ROC-AUC for each confidence measure."""
     sounding = np.array([s.sounding for s in samples])
@@ -273,7 +272,7 @@ def write_index(folder: Path, arrays: dict[str, np.ndarray], samples: list[Bench
         faiss.write_index(make_searcher(arrays["audio_emb"][gallery]), str(tmp / "audio.faiss"))
         rel = lambda p: os.path.relpath(p, root)
         info = {**info, "format": FORMAT, "root": str(root),
-                "summary": summarize(arrays, samples, info.get("ciou_threshold", 0.5)),
+                "summary": split_metrics(arrays, samples, info.get("ciou_threshold", 0.5)),
                 "samples": [{"id": s.id, "class": s.class_name, "kind": s.kind, "group": _group(s, root.name),
                              "sounding": s.sounding, "image": rel(s.image_path), "audio": rel(s.audio_path),
                              "boxes": s.boxes, "mask": _mask(s)} for s in samples]}

@@ -107,9 +107,16 @@ def pointing_game(pred_maps: np.ndarray, gt_maps: np.ndarray) -> np.ndarray:
     return gt[np.arange(len(gt)), peak] > 0
 
 
+def ciou_success(cious: np.ndarray, sounding: np.ndarray | None = None, ciou_threshold: float = 0.5) -> np.ndarray:
+    """(N,) bool: the pair is localized, cIoU >= ``ciou_threshold`` (a NaN cIoU is a miss); with
+    ``sounding`` (N,) bool, non-sounding pairs are never localized. The one definition of success."""
+    good = np.nan_to_num(np.asarray(cious, dtype=np.float64), nan=-np.inf) >= ciou_threshold
+    return good if sounding is None else good & np.asarray(sounding, dtype=bool)
+
+
 def success_rate(cious: np.ndarray, threshold: float = 0.5) -> float:
     """Percent of samples with cIoU >= threshold (the number papers call "cIoU")."""
-    return 100.0 * float(np.mean(np.asarray(cious) >= threshold))
+    return 100.0 * float(np.mean(ciou_success(cious, ciou_threshold=threshold)))
 
 
 def ciou_auc(cious: np.ndarray) -> float:
@@ -126,7 +133,7 @@ def group_success_rate(cious: np.ndarray, groups: np.ndarray, threshold: float =
     _, group_of = np.unique(np.asarray(groups), return_inverse=True)
     worst = np.full(group_of.max() + 1, np.inf)
     np.minimum.at(worst, group_of, np.asarray(cious, dtype=np.float64))
-    return 100.0 * float(np.mean(worst >= threshold))
+    return 100.0 * float(np.mean(ciou_success(worst, ciou_threshold=threshold)))
 
 
 def group_auc(cious: np.ndarray, groups: np.ndarray) -> float:
@@ -191,7 +198,7 @@ def false_positive_metrics(confidence: np.ndarray, sounding: np.ndarray, cious: 
     non-sounding samples that are confident."""
     conf = np.asarray(confidence, dtype=np.float64)
     sounding = np.asarray(sounding, dtype=bool)
-    good = sounding & (np.nan_to_num(np.asarray(cious, dtype=np.float64), nan=-np.inf) >= ciou_threshold)
+    good = ciou_success(cious, sounding, ciou_threshold)
     thresholds = np.unique(conf)[::-1]                                       # high -> low
 
     def confident(mask):   # how many of ``mask`` have conf >= each threshold

@@ -50,6 +50,13 @@ def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=True)[:, 0]
 
 
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds the towers up on ``device``: on GPUs, and on CPUs whose oneDNN has bf16
+    convolutions (AVX-512 / AMX); on AVX2-only CPUs they fall back to a reference kernel about 5x slower
+    than float32."""
+    return device.type == "cuda" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def fold_batch_norms(module: nn.Module) -> nn.Module:
     """An inference copy of ``module`` with each BatchNorm2d folded into the Conv2d registered just before it
     (every block here applies its BN to that conv's output): the same outputs to float rounding, one pass

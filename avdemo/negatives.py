@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import false_positive_metrics, roc_auc
+from .metrics import ciou_success, false_positive_metrics, roc_auc
 
-VIEWS = ("non-sounding, most confident first", "sounding, lowest cIoU first", "false positives at the threshold")
+ORDERINGS = ("non-sounding, most confident first", "sounding, lowest cIoU first", "false positives at the threshold")
 
 
 @dataclass
@@ -28,7 +28,8 @@ class ThresholdStats:
     detected: float                 # sounding pairs that are confident, whatever their cIoU
 
 
-def summary(confidence: np.ndarray, sounding: np.ndarray, cious: np.ndarray, ciou_threshold: float = 0.5) -> dict:
+def detection_summary(confidence: np.ndarray, sounding: np.ndarray, cious: np.ndarray,
+                      ciou_threshold: float = 0.5) -> dict:
     """AP, max-F1 (percent), the best-F1 threshold and ROC-AUC of sounding vs non-sounding, and the curves."""
     fp = false_positive_metrics(confidence, sounding, cious, ciou_threshold)
     return {**fp, "roc_auc": roc_auc(confidence, sounding)}
@@ -36,7 +37,7 @@ def summary(confidence: np.ndarray, sounding: np.ndarray, cious: np.ndarray, cio
 
 def at_threshold(confidence: np.ndarray, sounding: np.ndarray, kinds: np.ndarray, curves: dict,
                  threshold: float) -> ThresholdStats:
-    """Rates at ``threshold``, read from ``curves`` (``summary(...)["curves"]``: precision, recall and
+    """Rates at ``threshold``, read from ``curves`` (``detection_summary(...)["curves"]``: precision, recall and
     fpr at every distinct confidence, high to low) so that they agree with AP and max-F1."""
     confidence, sounding, kinds = np.asarray(confidence), np.asarray(sounding, dtype=bool), np.asarray(kinds)
     thresholds = np.asarray(curves["thresholds"])
@@ -55,29 +56,26 @@ def outcomes(confidence: np.ndarray, sounding: np.ndarray, cious: np.ndarray, th
     """(N,) "TP", "FP", "FN" or "TN" of each sample at ``threshold``."""
     confident = np.asarray(confidence) >= threshold
     sounding = np.asarray(sounding, dtype=bool)
-    good = sounding & (np.nan_to_num(np.asarray(cious, dtype=np.float64), nan=-np.inf) >= ciou_threshold)
+    good = ciou_success(cious, sounding, ciou_threshold)
     return np.where(confident, np.where(good, "TP", "FP"), np.where(sounding, "FN", "TN"))
 
 
-def worst_first(confidence: np.ndarray, sounding: np.ndarray, cious: np.ndarray, view: str,
+def worst_first(confidence: np.ndarray, sounding: np.ndarray, cious: np.ndarray, ordering: str,
                 threshold: float | None = None, ciou_threshold: float = 0.5) -> np.ndarray:
-    """Sample indices of a ``VIEWS`` entry, worst first: the most confident non-sounding pairs; the
+    """Sample indices in an ``ORDERINGS`` entry's order, worst first: the most confident non-sounding pairs; the
     sounding pairs of lowest cIoU (the more confident first among equals); or every false positive at
     ``threshold`` (confident, and non-sounding or mislocalized), most confident first."""
     confidence, sounding = np.asarray(confidence, dtype=np.float64), np.asarray(sounding, dtype=bool)
     cious = np.asarray(cious, dtype=np.float64)
-    if view == VIEWS[0]:
+    if ordering == ORDERINGS[0]:
         keep = np.flatnonzero(~sounding)
         return keep[np.argsort(-confidence[keep], kind="stable")]
-    if view == VIEWS[1]:
+    if ordering == ORDERINGS[1]:
         keep = np.flatnonzero(sounding)
         return keep[np.lexsort((-confidence[keep], cious[keep]))]
-    if view == VIEWS[2]:
+    if ordering == ORDERINGS[2]:
         if threshold is None:
-            raise ValueError("the false-positive view needs a threshold")
+            raise ValueError("the false-positive ordering needs a threshold")
         keep = np.flatnonzero(outcomes(confidence, sounding, cious, threshold, ciou_threshold) == "FP")
         return keep[np.argsort(-confidence[keep], kind="stable")]
-    raise ValueError(f"unknown view {view!r}; use one of {VIEWS}")
-
-
-ORDERINGS, detection_summary = VIEWS, summary    # TODO(merge): the names of branch rules
+    raise ValueError(f"unknown ordering {ordering!r}; use one of {ORDERINGS}")

@@ -1,7 +1,7 @@
 """Heat maps on a whole video: every output frame with the audio window centred on it, as an MP4.
 
 Streaming, so that no more than a batch of frames is ever in memory:
-1. analyse: decode frames (every ``stride``-th, longest side <= ``max_side``), cut the model-length
+1. map: decode frames (every ``stride``-th, longest side <= ``max_side``), cut the model-length
    audio window centred on each frame's time, run ``model.localize`` (BN folded into the convs) in
    batches, keep the low-res maps and scores;
 2. draw: upsample each frame's map, normalise (per frame, per clip or absolute), colour, blend, and
@@ -26,13 +26,13 @@ import torch
 from .audio import audio_windows, to_model_rate
 from .errors import AVDemoError
 from .media import VideoInfo, frame_at, iter_frames, probe, read_audio, scaled_size, write_mp4
-from .model import AVLocalizer, fold_batch_norms, upsample_maps
+from .model import AVLocalizer, bf16_is_fast, fold_batch_norms, upsample_maps
 from .overlay import NORMALISATIONS, normalise, overlay, value_range
 
 # None: the video's own sound; "silence" / "noise"; a path to another clip or sound file; (wav, rate).
 AudioChoice = Union[None, str, Path, tuple]
 Progress = Callable[[float, str], None]
-ANALYSE_SHARE = 0.8          # fraction of the progress bar for pass 1 (the model dominates)
+MAP_SHARE = 0.8              # fraction of the progress bar for pass 1 (the model dominates)
 
 
 @dataclass(frozen=True)
@@ -178,9 +178,8 @@ PRECISIONS = ("float32", "bfloat16")
 
 def fast_config(cfg: VideoMapConfig, device: torch.device) -> VideoMapConfig:
     """``cfg`` with the fast settings: the shared audio pass, and bfloat16 where ``device`` runs it fast
-    (GPUs, and CPUs whose oneDNN has bf16 kernels: AVX-512 / AMX; elsewhere bf16 is slower than float32)."""
-    bf16 = device.type == "cuda" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return replace(cfg, audio_pass="shared", precision="bfloat16" if bf16 else "float32")
+    (``avdemo.model.bf16_is_fast``)."""
+    return replace(cfg, audio_pass="shared", precision="bfloat16" if bf16_is_fast(device) else "float32")
 
 
 def shared_audio_vectors(model: AVLocalizer, wav: torch.Tensor, centres_s: np.ndarray, mode: str) -> torch.Tensor:
@@ -218,8 +217,8 @@ def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int) -> Iterator[
         yield times, np.stack(batch)
 
 
-def analysed_batches(model: AVLocalizer, path: Path, wav_model: torch.Tensor, cfg: VideoMapConfig,
-                     times: StageTimes) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+def mapped_batches(model: AVLocalizer, path: Path, wav_model: torch.Tensor, cfg: VideoMapConfig,
+                   times: StageTimes) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Pass 1, batch by batch: every ``stride``-th frame (B, H, W, 3) with its centred audio window, and
     their times, maps and scores."""
     acfg, side = model.cfg.audio, model.cfg.map_size
@@ -280,7 +279,7 @@ def render(frames: Iterator[tuple[float, np.ndarray]], maps_lowres: np.ndarray, 
             drawn = draw(frame, maps_lowres[i - 1], cfg, clip_range)
         yield drawn
         if i % 10 == 0:
-            progress(ANALYSE_SHARE + (1 - ANALYSE_SHARE) * i / n, f"drawing and encoding {i}/{n}")
+            progress(MAP_SHARE + (1 - MAP_SHARE) * i / n, f"drawing and encoding {i}/{n}")
     if i != n:
         raise AVDemoError(f"the video gave {i} frames on the second read but {n} on the first")
 
@@ -317,11 +316,11 @@ def localize_video(model: AVLocalizer, video_path: str | Path, cfg: VideoMapConf
         progress(0.0, "reading the video")
         stats: dict = {}
         expected = max(1, -(-info.n_frames // cfg.stride))
-        batches = analysed_batches(fold_batch_norms(model), path, wav_model, cfg, times)
+        batches = mapped_batches(fold_batch_norms(model), path, wav_model, cfg, times)
         fps = info.fps / cfg.stride
         inside = lambda: sum(times.get(k, 0.0) for k in ("decode", "audio", "model", "overlay"))
         if cfg.normalisation == "clip":       # its range is known only once every frame is mapped: two passes
-            for _ in collected(batches, stats, expected, ANALYSE_SHARE, progress):
+            for _ in collected(batches, stats, expected, MAP_SHARE, progress):
                 pass
             mapped = np.concatenate(stats["maps_lowres"])
             frames_out = render(iter_frames(path, cfg.stride, cfg.max_side), mapped, cfg, value_range(mapped),

@@ -31,7 +31,7 @@ from appdata import AppData, start_app, stop_app  # noqa: E402
 
 from avdemo.index import default_cache_dir, ensure_index, index_folder_name  # noqa: E402
 
-DIRECTIONS = ("sound → pictures", "picture → sounds")
+SEARCH_DIRECTIONS = ("sound → pictures", "picture → sounds")
 
 
 def report(name: str, seconds: list[float]) -> None:
@@ -59,7 +59,7 @@ def one_client(url: str, model: str, dataset: str, samples: list[int], repeats: 
     from gradio_client import Client
 
     client = Client(url, verbose=False, download_files=False)
-    retrieve(client, model, dataset, DIRECTIONS[0], samples[0])          # the first search ever
+    retrieve(client, model, dataset, SEARCH_DIRECTIONS[0], samples[0])          # the first search ever
     time.sleep(settle)
     floor = []
     for _ in range(repeats):
@@ -68,8 +68,8 @@ def one_client(url: str, model: str, dataset: str, samples: list[int], repeats: 
         floor.append(time.perf_counter() - start)
     report("1 client: an event that does nothing (the floor)", floor)
     report("1 client: the same sound again -> 8 pictures",
-           [retrieve(client, model, dataset, DIRECTIONS[0], samples[0]) for _ in range(repeats)])
-    for d, direction in enumerate(DIRECTIONS):
+           [retrieve(client, model, dataset, SEARCH_DIRECTIONS[0], samples[0]) for _ in range(repeats)])
+    for d, direction in enumerate(SEARCH_DIRECTIONS):
         fresh = samples[1 + d * repeats:1 + (d + 1) * repeats]
         report(f"1 client: {repeats} new queries, {direction.replace('→', '->')}",
                [retrieve(client, model, dataset, direction, s) for s in fresh])
@@ -88,7 +88,7 @@ def many_clients(url: str, model: str, dataset: str, samples: list[int], clients
         start.wait()
         for j in range(per_client):
             sample = samples[c * per_client + j]
-            seconds.append(retrieve(connected[c], model, dataset, DIRECTIONS[j % 2], sample))
+            seconds.append(retrieve(connected[c], model, dataset, SEARCH_DIRECTIONS[j % 2], sample))
 
     threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
     wall = time.perf_counter()

@@ -33,10 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avdemo.cache import atomic_write  # noqa: E402
 from avdemo.model import AVLocalizer  # noqa: E402
-from train.config import ABLATIONS, VISION_ABLATIONS, VIEWS, ablation, load_config  # noqa: E402
-from train.loop import Trainer, use_bf16  # noqa: E402
+from train.config import ABLATIONS, VISION_ABLATIONS, TRAIN_VIEWS, ablation, load_config  # noqa: E402
+from train.loop import Trainer  # noqa: E402
+from train.model_setup import use_bf16  # noqa: E402
 
-VARIANTS = {"1x1 (original pair)": VIEWS[:1], "2x2 (+ augmented)": VIEWS[:2], "3x3 (full method)": VIEWS}
+VARIANTS = {"1x1 (original pair)": TRAIN_VIEWS[:1], "2x2 (+ augmented)": TRAIN_VIEWS[:2],
+            "3x3 (full method)": TRAIN_VIEWS}
 
 
 def write_synthetic(root: Path, n: int, image_side: int, seconds: float) -> None:

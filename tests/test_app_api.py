@@ -25,7 +25,7 @@ from avdemo import metrics as M
 from avdemo.benchmarks import read_frame, read_wav
 from avdemo.compare import disagreements, summary_rows
 from avdemo.index import ensure_index, load_index
-from avdemo.perclass import SIDES, per_class
+from avdemo.perclass import COLUMNS, SIDES, per_class
 from avdemo.ui.embedding_tab import ALL_CLASSES
 from avdemo.media import frame_at, write_mp4
 
@@ -692,8 +692,7 @@ def test_the_sessions_temporary_files_are_deleted_when_the_app_stops(own_app, as
 def test_the_per_class_table_and_chart_of_one_model(client, ask, index):
     table, plot, *sides = client.predict(*ask, None, api_name="/per_class")
     rows = per_class(index)
-    assert table["headers"][:6] == ["class", "pairs", "cIoU@0.5", "pointing game", "R@1 audio→image",
-                                    "R@1 image→audio"]
+    assert table["headers"][:7] == list(COLUMNS)
     assert table["headers"][7:] == list(SIDES)                          # our data: switch, ear, eye, bridge
     assert hidden(sides[1:])
     grid, _ = figure(shown(sides[0]))
@@ -701,9 +700,9 @@ def test_the_per_class_table_and_chart_of_one_model(client, ask, index):
     np.testing.assert_array_equal(np.array(grid[0]["z"], dtype=float),
                                   np.array([[np.nan if r[c] is None else r[c] for c in SIDES] for r in rows]))
     assert [r[0] for r in table["data"]] == [r["class"] for r in rows]
-    assert [r[2] for r in table["data"]] == [r["cIoU@0.5"] for r in rows]
+    assert [r[2] for r in table["data"]] == [r["cIoU success"] for r in rows]
     traces, _ = figure(plot)
-    assert [t["name"] for t in traces] == ["cIoU@0.5", "pointing game", "R@1 audio→image", "R@1 image→audio"]
+    assert [t["name"] for t in traces] == ["cIoU success", "pointing game", "R@1 audio→image", "R@1 image→audio"]
     assert list(traces[0]["y"]) == [r["class"] for r in rows]
 
 
@@ -715,11 +714,11 @@ def test_the_per_class_table_of_three_models_has_a_column_per_model(client, thre
     assert [r[0] for r in table["data"]] == order                      # the first model's worst first
     for label, index in zip(labels, models3.indexes):
         by_class = {r["class"]: r for r in per_class(index, "s_A", 0.5)}
-        for metric in ("cIoU@0.5", "false positives at threshold"):
+        for metric in ("cIoU success", "false positives at threshold"):
             column = table["headers"].index(f"{metric} · {label}")
             assert [r[column] for r in table["data"]] == [by_class[c][metric] for c in order]
     assert [t["name"] for t in figure(plot)[0]] == [f"{label}: {m}" for label in labels
-                                                    for m in ("cIoU@0.5", "pointing game")]
+                                                    for m in ("cIoU success", "pointing game")]
 
 
 def test_comparing_models_lists_the_disagreements_of_the_two_picked_both_ways(client, three, ask, models3):

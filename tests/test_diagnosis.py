@@ -9,7 +9,7 @@ import pytest
 
 from avdemo.benchmarks import load_vggss
 from avdemo.data.splits import build_split
-from avdemo.diagnosis import MEASURES, box_pooled_features, diagnose, diagnose_features, nearest_category_hits
+from avdemo.diagnosis import NEIGHBOUR_MEASURES, box_pooled_features, diagnose, diagnose_features, nearest_category_hits
 
 
 def _case(informative: bool, rng=np.random.default_rng(0)):
@@ -42,13 +42,13 @@ def test_nearest_category_hits_ties_share_the_credit_and_exclude_disallowed_cand
 
 def test_features_that_name_the_category_score_100_on_every_measure():
     report = diagnose_features(**_case(informative=True))
-    assert all(report[m]["hits"] == 100.0 for m in MEASURES)
-    assert all(row == {m: 100.0 for m in MEASURES} for row in report["per_class"].values())
+    assert all(report[m]["hits"] == 100.0 for m in NEIGHBOUR_MEASURES)
+    assert all(row == {m: 100.0 for m in NEIGHBOUR_MEASURES} for row in report["per_class"].values())
 
 
 def test_features_that_say_nothing_score_chance_on_every_measure():
     report = diagnose_features(**_case(informative=False))
-    for m in MEASURES:
+    for m in NEIGHBOUR_MEASURES:
         assert report[m]["hits"] == pytest.approx(report[m]["chance"], abs=0.01)
     assert report["ear"]["chance"] == pytest.approx(100 * 2 / 12, abs=0.01)        # 2 of the 12 other-package
     assert report["object_to_sound"]["chance"] == pytest.approx(100 / 6, abs=0.01)
@@ -67,6 +67,6 @@ def test_diagnose_runs_a_model_on_a_built_split(tmp_path, tiny_model):
     folder = build_split("test", 12, tmp_path, seed=4, workers=1, progress=False)
     report = diagnose(tiny_model, load_vggss(folder))
     assert report["n_objects"] >= 12 and report["n_recordings"] > 12
-    for m in MEASURES:
+    for m in NEIGHBOUR_MEASURES:
         assert 0 <= report[m]["hits"] <= 100 and 0 < report[m]["chance"] < 100
     assert set(report["per_class"]) >= {s["class"] for s in json.loads((folder / "vggss.json").read_text())}

@@ -21,7 +21,7 @@ def random_set():
 
 def test_rates_at_a_threshold_equal_direct_counts(random_set):
     confidence, sounding, kinds, cious = random_set
-    curves = N.summary(confidence, sounding, cious)["curves"]
+    curves = N.detection_summary(confidence, sounding, cious)["curves"]
     for t in (0.05, 0.37, 0.5, 0.815, 1.1):
         s = N.at_threshold(confidence, sounding, kinds, curves, t)
         confident = confidence >= t
@@ -37,28 +37,28 @@ def test_rates_at_a_threshold_equal_direct_counts(random_set):
 
 def test_a_threshold_above_every_confidence_finds_nothing(random_set):
     confidence, sounding, kinds, cious = random_set
-    s = N.at_threshold(confidence, sounding, kinds, N.summary(confidence, sounding, cious)["curves"], 5.0)
+    s = N.at_threshold(confidence, sounding, kinds, N.detection_summary(confidence, sounding, cious)["curves"], 5.0)
     assert (s.fpr, s.recall, s.precision, s.detected) == (0.0, 0.0, 100.0, 0.0)
 
 
 def test_summary_is_the_metrics_module_plus_roc_auc(random_set):
     confidence, sounding, _, cious = random_set
-    s = N.summary(confidence, sounding, cious)
+    s = N.detection_summary(confidence, sounding, cious)
     fp = M.false_positive_metrics(confidence, sounding, cious)
     assert (s["AP"], s["max_F1"], s["best_threshold"]) == (fp["AP"], fp["max_F1"], fp["best_threshold"])
     assert s["roc_auc"] == M.roc_auc(confidence, sounding)
 
 
-def test_worst_first_views_on_a_hand_made_set():
+def test_worst_first_orderings_on_a_hand_made_set():
     confidence = np.array([0.9, 0.2, 0.8, 0.5, 0.7, 0.1])
     sounding = np.array([True, True, False, True, False, False])
     cious = np.array([0.3, 0.3, np.nan, 0.9, np.nan, np.nan])
-    assert N.worst_first(confidence, sounding, cious, N.VIEWS[0]).tolist() == [2, 4, 5]
-    assert N.worst_first(confidence, sounding, cious, N.VIEWS[1]).tolist() == [0, 1, 3]   # ties: confident first
-    assert N.worst_first(confidence, sounding, cious, N.VIEWS[2], threshold=0.6).tolist() == [0, 2, 4]
+    assert N.worst_first(confidence, sounding, cious, N.ORDERINGS[0]).tolist() == [2, 4, 5]
+    assert N.worst_first(confidence, sounding, cious, N.ORDERINGS[1]).tolist() == [0, 1, 3]   # ties: confident first
+    assert N.worst_first(confidence, sounding, cious, N.ORDERINGS[2], threshold=0.6).tolist() == [0, 2, 4]
     assert N.outcomes(confidence, sounding, cious, 0.6).tolist() == ["FP", "FN", "FP", "FN", "FP", "TN"]
     assert N.outcomes(confidence, sounding, cious, 0.5).tolist()[3] == "TP"
-    with pytest.raises(ValueError, match="unknown view"):
+    with pytest.raises(ValueError, match="unknown ordering"):
         N.worst_first(confidence, sounding, cious, "best first")
 
 
@@ -68,6 +68,6 @@ def test_a_sounding_sample_at_exactly_the_ciou_threshold_is_a_true_positive():
     sounding = np.array([True, True, False, True])
     cious = np.array([0.5, 0.5 - 1e-9, np.nan, 0.5])
     assert N.outcomes(confidence, sounding, cious, 0.6).tolist() == ["TP", "FP", "FP", "FN"]
-    assert N.worst_first(confidence, sounding, cious, N.VIEWS[2], threshold=0.6).tolist() == [1, 2]
+    assert N.worst_first(confidence, sounding, cious, N.ORDERINGS[2], threshold=0.6).tolist() == [1, 2]
     assert N.outcomes(confidence, sounding, [0.45, 0.4, np.nan, 0.45], 0.6, ciou_threshold=0.45).tolist()[:2] == \
         ["TP", "FP"]

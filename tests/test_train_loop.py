@@ -26,8 +26,9 @@ from train.__main__ import main as train_main
 from train.ablate import main as ablate_main
 from train.config import PRESETS
 from train.data import ViewDataset
-from train.loop import Trainer, flatten, train
+from train.loop import Trainer, train
 from train.plot import main as plot_main
+from train.validation import flatten
 from train.views import cached_side
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,11 +13,11 @@ import torch
 from avdemo.audio import audio_windows
 from avdemo.config import AudioConfig
 from avdemo.errors import AVDemoError
-from train.config import (ABLATIONS, PRESETS, AudioAugConfig, ablation, apply_overrides,
+from train.config import (ABLATIONS, PRESETS, AudioAugConfig, TrainConfig, ablation, apply_overrides,
                           load_config)
 from train.data import TrainBatchSampler
 from train.losses import multi_positive_loss, side_by_side, switch_loss
-from train.loop import lr_factor
+from train.model_setup import lr_factor
 from train.views import EmbeddingBank, NeighbourTable, audio_views, augment_window, knn
 
 TINY = PRESETS["tiny"]
@@ -257,6 +257,16 @@ def test_ablation_presets_switch_the_documented_parts():
     assert dataclasses.replace(full, out_dir="x") == dataclasses.replace(PRESETS["cpu"], out_dir="x")
 
 
+def test_default_preset_is_the_shipped_models_recorded_training_config():
+    """Every setting of the card's ``train_config`` but where that run lived (data root, output paths)."""
+    card = json.loads((Path(__file__).resolve().parents[1] / "checkpoints" / "default.json").read_text())
+    places = {"data_root": None, "out_dir": "x", "final_path": None}
+    shipped = dataclasses.replace(TrainConfig.from_dict(card["provenance"]["train_config"]), **places)
+    assert dataclasses.replace(PRESETS["default"], **places) == shipped
+    assert PRESETS["default"] == dataclasses.replace(ablation(PRESETS["lite"], "lite_finetuned"), steps=1250,
+                                                     seed=1, val_split=None, out_dir="runs/default")
+
+
 def test_shuffled_audio_control_gives_every_sounding_image_another_clips_audio():
     from avdemo.benchmarks import BenchmarkSample
     from avdemo.evaluate import shuffled_audio
@@ -300,7 +310,7 @@ def test_negative_windows_are_half_silence_half_noise_and_seeded():
 def test_metric_log_without_tensorboard_writes_the_csv_and_says_how_to_get_events(tmp_path, monkeypatch, capsys):
     import sys
 
-    from train.loop import MetricLog
+    from train.metric_log import MetricLog
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)       # as if it were not installed
     log = MetricLog(tmp_path, resume_step=None)

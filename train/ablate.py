@@ -21,7 +21,8 @@ from avdemo.errors import AVDemoError
 from avdemo.evaluate import PICTURE_NOT_SEEN
 
 from .config import ABLATIONS, VISION_ABLATIONS, ablation, load_config
-from .loop import flatten, train
+from .loop import train
+from .validation import flatten
 
 BOTH_UNSEEN = "switch.by_media.picture not seen, recording not seen."
 COLUMNS = {  # column title -> key of the flattened test report; the switch test first
@@ -75,7 +76,7 @@ def media_columns(results: dict[str, list[dict[str, float]]]) -> dict[str, str]:
             **{f"pointing ({group})": f"{prefix}{group}.pointing_game" for group in groups}}
 
 
-def summarise(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
+def mean_std_by_variant(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
     """variant -> column -> [mean, std] over seeds (nan where a run lacks the metric); the columns that
     no run has (the switch test on data other than ours) are left out."""
     table = {}
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except AVDemoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    table = summarise(results)
+    table = mean_std_by_variant(results)
     text = markdown(table, args.seeds, args.steps)
     atomic_write(args.out, lambda p: p.write_text(text))
     atomic_write(args.out.with_suffix(".json"), lambda p: p.write_text(json.dumps(

@@ -1,9 +1,11 @@
 """Training configuration: one dataclass of plain values, named presets, and ``key=value`` overrides.
 
 Presets
-- ``lite``: the default model's recipe (ImageNet EfficientNet-Lite0 trunk, frozen; audio augmentation;
-  extra negatives; see ``LITE``); ``cpu``: the full method for the ``cpu`` model (the paper's ResNet-18s)
-  on the embedded benchmark; ``paper``: the authors' setting on VGGSound-style data (GPUs); ``tiny``: tests.
+- ``default``: the shipped model's recipe (``checkpoints/default.json``): ``lite`` changed as the
+  ``lite_finetuned`` ablation row, 1,250 steps, seed 1, no validation split; ``lite``: the base of the
+  pretrained-vision ablation (ImageNet EfficientNet-Lite0 trunk, frozen; audio augmentation; extra
+  negatives; see ``LITE``); ``cpu``: the full method for the ``cpu`` model (the paper's ResNet-18s) on the
+  embedded benchmark; ``paper``: the authors' setting on VGGSound-style data (GPUs); ``tiny``: tests.
 - The pretrained-vision ablation (``VISION_ABLATIONS``) changes ``lite`` one part at a time.
 - Ablations on top of ``cpu`` (see ``ABLATIONS``): ``single_positive`` (original pair, s_L only, as the
   localization-only baselines), ``aug_views`` (+ augmented views), ``neighbours`` (+ conceptually similar
@@ -20,7 +22,7 @@ from typing import Any
 from avdemo.config import AudioConfig, ModelConfig, preset
 from avdemo.errors import AVDemoError
 
-VIEWS = ("original", "augmented", "neighbour")
+TRAIN_VIEWS = ("original", "augmented", "neighbour")
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,8 @@ class TrainConfig:
                                        # oneDNN has bf16 kernels (AVX-512/AMX; on AVX2-only CPUs it is slower)
     seed: int = 0
     # the method
-    image_views: tuple[str, ...] = VIEWS
-    audio_views: tuple[str, ...] = VIEWS
+    image_views: tuple[str, ...] = TRAIN_VIEWS
+    audio_views: tuple[str, ...] = TRAIN_VIEWS
     loss_localization: bool = True     # InfoNCE terms with s_L
     loss_alignment: bool = True        # InfoNCE terms with s_A (the model then has the alignment head)
     temperature: float = 0.07
@@ -126,8 +128,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("image_views", "audio_views"):
             views = getattr(self, name)
-            if not views or any(v not in VIEWS for v in views) or len(set(views)) != len(views):
-                raise AVDemoError(f"{name} must be a non-empty subset of {VIEWS}; got {views}")
+            if not views or any(v not in TRAIN_VIEWS for v in views) or len(set(views)) != len(views):
+                raise AVDemoError(f"{name} must be a non-empty subset of {TRAIN_VIEWS}; got {views}")
         if not (self.loss_localization or self.loss_alignment):
             raise AVDemoError("at least one of loss_localization and loss_alignment must be on")
         if self.direction not in ("image_to_audio", "symmetric"):
@@ -201,15 +203,15 @@ CPU = TrainConfig(audio_aug=AudioAugConfig(max_shift_s=1.0), steps=300, batch_si
 ORIGINAL_ONLY = {"image_views": ("original",), "audio_views": ("original",)}
 ABLATIONS: dict[str, dict[str, Any]] = {
     "single_positive": {**ORIGINAL_ONLY, "loss_alignment": False},
-    "aug_views": {"image_views": VIEWS[:2], "audio_views": VIEWS[:2], "loss_alignment": False},
+    "aug_views": {"image_views": TRAIN_VIEWS[:2], "audio_views": TRAIN_VIEWS[:2], "loss_alignment": False},
     "neighbours": {"loss_alignment": False},
     "alignment": {**ORIGINAL_ONLY, "loss_alignment": True},
-    "full": {"image_views": VIEWS, "audio_views": VIEWS, "loss_alignment": True},
+    "full": {"image_views": TRAIN_VIEWS, "audio_views": TRAIN_VIEWS, "loss_alignment": True},
 }
 
 
-# lite: the default model's recipe, picked by the ablation below (same samples per row; README has the
-# table). The ImageNet EfficientNet-Lite0 trunk stays frozen (its 8x8 map is projected to the shared
+# lite: the base of the ablation below that picked the default's recipe (same samples per row; README has
+# the table). The ImageNet EfficientNet-Lite0 trunk stays frozen (its 8x8 map is projected to the shared
 # space by a learned 1x1 convolution); the audio tower hears an augmented view too (shifted, re-pitched,
 # band-limited, mixed, noised); silence and noise windows are extra negatives.
 LITE_AUDIO_AUG = AudioAugConfig(max_shift_s=1.0, gain_db=6.0, pitch_semitones=1.5, bandlimit_p=0.3, noise_p=0.3,
@@ -221,12 +223,15 @@ LITE = dataclasses.replace(CPU, model=preset("lite"), visual_init="imagenet", vi
 
 # The pretrained-vision ablation, as changes to ``lite``: ``scratch_resnet18`` is the previous default's
 # recipe (the paper's ResNet-18 from scratch, original pairs, s_L + s_A); then the frozen ImageNet trunk on
-# original pairs, each later row adding one part (``lite_imagenet_neighbours`` is the default's recipe);
-# the last three add to it a finer map (192 px frames: 12x12), the augmented image view (every view of
-# the method), or fine-tune the trunk (batch norms frozen, a tenth of the lr: ``lite_finetuned``);
+# original pairs, each later row adding one part up to ``lite_imagenet_neighbours``; the last three add
+# to it a finer map (192 px frames: 12x12), the augmented image view (every view of the method), or
+# fine-tune the trunk (batch norms frozen, a tenth of the lr: ``lite_finetuned``, the default's recipe);
 # ``lite_symmetric`` changes ``lite_finetuned``'s InfoNCE direction: each audio also picks its image.
-FINETUNED = {"image_views": ("original", "neighbour"), "audio_views": VIEWS, "neighbour_features": "imagenet",
-             "visual_trunk": "frozen_bn", "trunk_lr_ratio": 0.1}
+FINETUNED = {"image_views": ("original", "neighbour"), "audio_views": TRAIN_VIEWS,
+             "neighbour_features": "imagenet", "visual_trunk": "frozen_bn", "trunk_lr_ratio": 0.1}
+# default: the shipped model's recipe, as its card records it (``lite_finetuned`` trained for 1,250 steps
+# of 48 with seed 1, without a validation split: the last weights are kept).
+DEFAULT = dataclasses.replace(LITE, **FINETUNED, steps=1250, seed=1, val_split=None, out_dir="runs/default")
 # Second-phase rows start from the shipped default (``init_from``). ``SILENT_DISTRACTORS`` is a training
 # split whose distractors are all silent objects (``python -m avdemo.data build --out
 # data_cache/embedded_silent --val 0 --test 0 --openset 0 --scene silent_share=1.0``), so that no training
@@ -239,11 +244,12 @@ VISION_ABLATIONS: dict[str, dict[str, Any]] = {
     "lite_frozen_pairs": {**ORIGINAL_ONLY, "audio_aug": CPU.audio_aug, "extra_negatives": 0},
     "lite_frozen_audio_aug": {"extra_negatives": 0},
     "lite": {},
-    "lite_imagenet_neighbours": {"image_views": ("original", "neighbour"), "audio_views": VIEWS,
+    "lite_imagenet_neighbours": {"image_views": ("original", "neighbour"), "audio_views": TRAIN_VIEWS,
                                  "neighbour_features": "imagenet"},
     "lite_finer_map": {"model": dataclasses.replace(preset("lite"), image_size=192),
-                       "image_views": ("original", "neighbour"), "audio_views": VIEWS, "neighbour_features": "imagenet"},
-    "lite_all_views": {"image_views": VIEWS, "audio_views": VIEWS, "neighbour_features": "imagenet"},
+                       "image_views": ("original", "neighbour"), "audio_views": TRAIN_VIEWS,
+                       "neighbour_features": "imagenet"},
+    "lite_all_views": {"image_views": TRAIN_VIEWS, "audio_views": TRAIN_VIEWS, "neighbour_features": "imagenet"},
     "lite_finetuned": FINETUNED,
     "lite_symmetric": {**FINETUNED, "direction": "symmetric"},
     # a second phase: the shipped default trained further with its own recipe, or with one change
@@ -264,6 +270,7 @@ def ablation(base: TrainConfig, name: str) -> TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
+    "default": DEFAULT,
     "cpu": CPU,
     "lite": LITE,
     "tiny": TrainConfig(model=TINY_MODEL, steps=4, batch_size=8, warmup_steps=2, num_workers=0,

@@ -11,10 +11,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from avdemo.audio import to_model_rate
@@ -24,7 +25,8 @@ from avdemo.errors import AVDemoError
 
 from .config import TrainConfig
 from .augment import augment_frame, frame_transform, resize_square
-from .views import NeighbourTable, audio_views
+from .distributed import Dist
+from .views import NeighbourTable, audio_views, cached_side
 
 
 @dataclass(frozen=True)
@@ -154,3 +156,23 @@ class TrainBatchSampler(Sampler):
                 image_nn, audio_nn = self.neighbours.pick(i, rng) if self.neighbours is not None else (-1, -1)
                 batch.append((i, image_nn, audio_nn, item_seed))
             yield batch
+
+
+class TrainData(NamedTuple):
+    clips: list[Clip]
+    store: ClipStore
+    sampler: TrainBatchSampler
+    loader: DataLoader           # (images or cached frames, audio windows, sample indices) per batch
+
+
+def build_data(cfg: TrainConfig, place: Dist, images_on_device: bool) -> TrainData:
+    """This process's training data: the clips of the training split, decoded (and cached when
+    ``cfg.cache_frames``), and their batches in the sampler's order."""
+    clips = list_clips(cfg.split_dir(cfg.train_split), cfg.train_ids)
+    store = ClipStore(clips, cached_side(cfg.model.image_size, cfg.image_aug), cfg.model.audio, cfg.cache_frames,
+                      progress=place.is_main)
+    sampler = TrainBatchSampler(len(store), cfg.batch_size, cfg.seed, place.rank, place.world)
+    loader = DataLoader(ViewDataset(store, cfg, images_on_device), batch_sampler=sampler,
+                        num_workers=cfg.num_workers, pin_memory=place.device.type == "cuda",
+                        persistent_workers=cfg.num_workers > 0, generator=torch.Generator())
+    return TrainData(clips, store, sampler, loader)

@@ -1,4 +1,4 @@
-"""Tab 5, per class: cIoU@0.5, pointing game, class R@1 both ways and (at a confidence threshold) the
+"""Tab 5, per class: cIoU success, pointing game, class R@1 both ways and (at a confidence threshold) the
 false-positive share of each class, as a table and a bar chart, every picked model's columns side by side,
 worst first by the first model (``avdemo.perclass``); on our data also each class's switch score, ear, eye
 and bridge, as a grid per model that shows which side fails."""
@@ -16,12 +16,12 @@ from .models import MAX_MODELS, ModelHandle
 from .status import status_line
 from .views import panel_label, panels
 
-BARS = ("cIoU@0.5", "pointing game", "R@1 audio→image", "R@1 image→audio")
+BARS = COLUMNS[2:6]        # cIoU success, pointing game, R@1 both ways
 
 
 def per_class_figure(rows: list[dict], labels: list[str]) -> go.Figure:
     """Grouped horizontal bars per class (worst at the top), one colour per metric and model: all of
-    ``BARS`` for one model, cIoU@0.5 and pointing game of each model for several."""
+    ``BARS`` for one model, cIoU success and pointing game of each model for several."""
     names = [r["class"] for r in rows]
     metrics = BARS if len(labels) == 1 else BARS[:2]
     series = [(f"{label}: {m}" if len(labels) > 1 else m, column(m, label, labels)) for label in labels for m in metrics]
@@ -82,7 +82,7 @@ def build_per_class_tab(pickers: Pickers) -> gr.Markdown:
     """The tab's components and events (filled when the picked indexes are ready); returns its status line."""
     status = status_line()
     gr.Markdown("Click a class to filter the other tabs' galleries and lists by it (clear it in the class "
-                "filter above). Each class's sounding pairs, the first model's worst cIoU@0.5 first. *False "
+                "filter above). Each class's sounding pairs, the first model's worst cIoU success first. *False "
                 "positives at threshold*: the class's pairs whose s_A is at least the threshold (the same for "
                 "every model) but whose map misses the object (cIoU below the index's threshold).")
     threshold = gr.Number(None, label="s_A threshold for the false-positive column (empty: none)", minimum=-1,
