@@ -80,6 +80,9 @@ class SampleIndex:
     image_search: faiss.Index     # z_v of the gallery (inner product)
     audio_search: faiss.Index     # z_a of the gallery
 
+    def __len__(self) -> int:
+        return len(self.ids)
+
     @property
     def ciou_threshold(self) -> float:
         """The cIoU a pair needs to count as localized, the model's when the index was built (0.5 for

@@ -79,7 +79,9 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     page.click("#model-choice input")
     page.get_by_role("option", name="default.safetensors").click()
     page.keyboard.press("Escape")
-    page.set_input_files("#checkpoint-upload input[type=file]", str(models.authors_file))
+    with page.expect_file_chooser() as chooser:
+        page.click("#checkpoint-upload")
+    chooser.value.set_files(str(models.authors_file))
     page.wait_for_function("() => document.querySelector('#model-choice').innerText.includes('authors_tiny.pth.tar')")
     assert [t.strip() for t in page.locator("#model-choice .token").all_inner_texts()] == \
         ["tiny.safetensors", "default.safetensors", "uploaded: authors_tiny.pth.tar"]
