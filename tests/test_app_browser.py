@@ -126,6 +126,7 @@ def test_every_tab_runs_its_action_in_chromium(browser, app, tmp_path):
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
     for n in range(3):
+        page.locator(f"#embedding-card-{n}").scroll_into_view_if_needed()      # lazy pictures load when seen
         page.wait_for_selector(f"#embedding-card-{n} img")
         page.wait_for_function(f"() => document.querySelectorAll('#embedding-image-neighbours-{n} img').length === 8")
     page.screenshot(path=str(ARTIFACTS / "tab3-embedding.png"), full_page=True)

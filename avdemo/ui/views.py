@@ -47,16 +47,15 @@ def panel_label(models: list[ModelHandle], k: int) -> str:
 
 
 def summary_markdown(index: SampleIndex, title: str = "On this dataset") -> str:
-    """The index's headline numbers (``compare.headline_numbers``), a line per kind."""
+    """The index's headline numbers (``compare.headline_numbers``), a line per kind of number."""
     summary = index.info["summary"]
-    numbers = headline_numbers(summary)
+    kind = lambda name: "retrieval" if " R@" in name else "false positives" if "FP" in name or "ROC" in name \
+        else "localization"
     groups: dict[str, list[str]] = {}
-    for name, value in numbers.items():
-        kind = "localization" if " R@" not in name and "FP" not in name and "ROC" not in name else \
-            "retrieval" if " R@" in name else "false positives"
-        groups.setdefault(kind, []).append(f"{name} {value:.1f}")
+    for name, value in headline_numbers(summary).items():
+        groups.setdefault(kind(name), []).append(f"{name} {value:.1f}")
     lines = [f"**{title}** ({summary['n_sounding']} sounding, {summary['n_non_sounding']} non-sounding pairs)"]
-    return "\n".join(lines + [f"- {kind}: " + ", ".join(items) for kind, items in groups.items()])
+    return "\n".join(lines + [f"- {k}: " + ", ".join(items) for k, items in groups.items()])
 
 
 def class_choices(index: SampleIndex) -> list[str]:
