@@ -6,8 +6,7 @@ The page asks ``ready_index`` (never waits) and shows ``build_status`` while it 
 handlers ask ``get_index``, which waits for it."""
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,13 +16,11 @@ from ..errors import AVDemoError
 from ..index import SampleIndex, ensure_index
 from ..model import AVLocalizer
 from .inputs import shown
-from .models import checkpoint_file, get_model, model_at
+from .guards import BUILDS, HEAVY_RATE, LIMITS
+from .models import checkpoint_file, get_model, model_at, uploads_dir
 
 EMBEDDED_SPLITS = ("test", "val", "openset")
 _DATASETS: dict[str, Path] = {}    # name shown to users -> resolved folder
-_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")   # one job at a time, in order
-_JOBS: dict[tuple, Future] = {}      # (what, ...) -> its result, e.g. ("index", checkpoint file, folder)
-_JOBS_LOCK = threading.Lock()
 
 
 def _name(folder: Path, embedded: Path) -> str:
@@ -65,27 +62,40 @@ def _prepare(path: str, folder: Path) -> SampleIndex:
 
     if folder.parent == default_root().resolve() and not (folder / "vggss.json").is_file():
         ensure_split(folder.name, folder.parent)
-    return ensure_index(path, folder, model=model_at(path))
+    return ensure_index(path, folder, model=model_at(path), max_pairs=upload_pairs(path))
 
 
-def in_background(key: tuple, fn: Callable[..., Any], *args: Any) -> Future:
-    """The job ``key`` (``fn(*args)``), queued once behind the others; a failed one is tried again."""
-    with _JOBS_LOCK:
-        job = _JOBS.get(key)
-        if job is None or (job.done() and job.exception() is not None):
-            job = _JOBS[key] = _BUILDER.submit(fn, *args)
-    return job
+def upload_pairs(path: str) -> int | None:
+    """How many pairs an index of the checkpoint file ``path`` covers: a subset for an upload
+    (``AVDEMO_UPLOAD_INDEX_PAIRS``; 0 is all of them), the whole dataset otherwise."""
+    return (LIMITS.upload_index_pairs or None) if Path(path).is_relative_to(uploads_dir()) else None
 
 
-def _job(checkpoint: str, dataset: str) -> Future:
-    path, folder = checkpoint_file(checkpoint), dataset_folder(dataset)
-    return in_background(("index", path, str(folder)), _prepare, path, folder)
+def in_background(key: tuple, fn: Callable[..., Any], *args: Any, owner: str = "app") -> Future:
+    """The job ``key`` (``fn(*args)``), queued once for ``owner`` (a visitor's new job counts against their
+    rate limit; ``guards.BUILDS`` serves visitors in turn); a failed or cancelled one is tried again."""
+    admit = None if owner == "app" else lambda: HEAVY_RATE.check(owner)
+    return BUILDS.submit(key, fn, *args, owner=owner, admit=admit)
 
 
-def ready_index(checkpoint: str, dataset: str) -> SampleIndex | None:
+def _key(checkpoint: str, dataset: str) -> tuple:
+    return "index", checkpoint_file(checkpoint), str(dataset_folder(dataset))
+
+
+def _job(checkpoint: str, dataset: str, owner: str = "app") -> Future:
+    key = _key(checkpoint, dataset)
+    return in_background(key, _prepare, key[1], Path(key[2]), owner=owner)
+
+
+def cancel_index(checkpoint: str, dataset: str, owner: str) -> bool:
+    """Cancel ``owner``'s preparation of the index of ``dataset`` under ``checkpoint``; whether one was."""
+    return BUILDS.cancel(_key(checkpoint, dataset), owner)
+
+
+def ready_index(checkpoint: str, dataset: str, owner: str = "app") -> SampleIndex | None:
     """The index of ``dataset`` under ``checkpoint`` when it is ready; else None, its preparation queued
-    (a failed preparation raises its error)."""
-    job = _job(checkpoint, dataset)
+    for ``owner`` (a failed preparation raises its error)."""
+    job = _job(checkpoint, dataset, owner)
     return job.result() if job.done() else None
 
 
@@ -104,7 +114,12 @@ def build_status(checkpoint: str, dataset: str) -> str:
     bars = [bar for bar in list(getattr(tqdm, "_instances", [])) if bar.total and not bar.disable]
     stages = ", ".join(f"{bar.desc or 'working'} {bar.n}/{bar.total} ({100 * bar.n / bar.total:.0f} %)"
                        for bar in bars)
-    return (f"⏳ Preparing the **{dataset}** index of **{checkpoint}** in the background (the first time: "
+    place = BUILDS.position(_key(checkpoint, dataset))
+    if place:                                       # waiting behind other builds: their bars are not this one's
+        stages = f"number {place} in the build queue (one build at a time, visitors in turn)"
+    pairs = upload_pairs(checkpoint_file(checkpoint))
+    subset = f" (an uploaded model: at most {pairs} pairs of the dataset, evenly spaced)" if pairs else ""
+    return (f"⏳ Preparing the **{dataset}** index of **{checkpoint}**{subset} in the background (the first time: "
             f"minutes): {stages or 'starting'}. This tab fills itself when it is ready; the video tab works "
             f"meanwhile.")
 

@@ -17,6 +17,7 @@ from ..checkpoints import OFFICIAL_SUFFIXES, card_path, load_model
 from ..config import PRESETS, ModelConfig
 from ..errors import AVDemoError
 from ..index import SampleIndex
+from .guards import MODELS, UPLOAD_RATE, upload_store, visitor
 from .indexes import get_index
 from .models import get_model, upload_choice, uploads_dir
 from .status import status_line
@@ -47,6 +48,7 @@ def save_upload(paths: list[str]) -> str:
         if len(cards) != 1:
             raise AVDemoError(f"{weights[0].name} needs its model card: upload the .json file next to it too")
         files[card_path(weights[0]).name] = cards[0]
+    upload_store().check_sizes(files.values())              # limits: the per-file cap
     digest = hashlib.sha256("".join(file_sha256(p) for p in files.values()).encode()).hexdigest()
     target = uploads_dir() / digest[:16] / weights[0].name
     if not target.is_file():
@@ -55,6 +57,7 @@ def save_upload(paths: list[str]) -> str:
         try:
             for name, source in files.items():
                 shutil.copyfile(source, staging / name)
+            MODELS.check(str(staging / weights[0].name))   # limits: refused before loading when too large
             load_model(staging / weights[0].name)          # raises AVDemoError: nothing is kept
             staging.rename(target.parent)
         except OSError:
@@ -62,6 +65,7 @@ def save_upload(paths: list[str]) -> str:
                 raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+    upload_store().added(target.parent)                    # limits: marked used; old uploads removed
     return upload_choice(target)
 
 
@@ -131,6 +135,8 @@ def describe(checkpoint: str, dataset: str) -> tuple[str, dict, str]:
     index: SampleIndex = get_index(checkpoint, dataset)
     shown = {k: v for k, v in model.card.items() if k != "path"}       # no server paths in the page
     summary = summary_markdown(index.info["summary"])
+    if part := index.info.get("subset"):                   # limits: an upload's index covers a subset
+        summary += f"\n- an uploaded model: indexed on {part['pairs']} of the dataset's {part['of']} pairs"
     if switch := index.info.get("switch"):
         summary += "\n- " + switch_markdown(switch)
     return card_markdown(model.card), json.loads(json.dumps(shown, default=str)), summary
@@ -171,9 +177,10 @@ def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[st
             summary_view = gr.Markdown(label="On this dataset")
         card_json_view = gr.JSON(label="card (JSON)")
 
-    def use_upload(files: list[str] | None):
+    def use_upload(files: list[str] | None, request: gr.Request):
         if not files:
             return gr.update(), gr.update()
+        UPLOAD_RATE.check(visitor(request))                # limits: uploads per visitor
         choice = save_upload(files)
         uploaded = [(f"uploaded: {Path(choice).name}", choice)]
         return (gr.update(choices=choices + uploaded, value=choice),

@@ -8,16 +8,14 @@ or its URL / ``hf://`` reference.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 
-import torch
-
-from ..cache import PROJECT_ROOT, cache_root
-from ..checkpoints import OFFICIAL_SUFFIXES, load_model
+from ..cache import PROJECT_ROOT
+from ..checkpoints import OFFICIAL_SUFFIXES
 from ..errors import AVDemoError
 from ..fetch import parse_ref, resolve_checkpoint
 from ..model import AVLocalizer
+from .guards import MODELS, upload_store
 from .inputs import shown
 
 CHECKPOINT_DIR = PROJECT_ROOT / "checkpoints"
@@ -33,7 +31,7 @@ def is_checkpoint_file(path: Path) -> bool:
 
 def uploads_dir() -> Path:
     """Uploaded checkpoints, one folder per content hash, in the cache folder."""
-    return cache_root() / "uploads"
+    return upload_store().root
 
 
 def upload_choice(path: Path) -> str:
@@ -77,7 +75,7 @@ def checkpoint_file(choice: str) -> str:
         return str(resolve_checkpoint(_STARTED_WITH[name]))
     path = None
     if match := _UPLOAD_CHOICE.fullmatch(name):
-        path = uploads_dir() / match[1] / match[2]
+        path = upload_store().use(f"{match[1]}/{match[2]}")      # limits: marked used; removed ones named
     elif name and "/" not in name and "\\" not in name and not name.startswith("."):
         path = CHECKPOINT_DIR / name
     if path is None or not path.is_file() or not is_checkpoint_file(path):
@@ -85,11 +83,10 @@ def checkpoint_file(choice: str) -> str:
     return str(path)
 
 
-@lru_cache(maxsize=3)
 def model_at(path: str) -> AVLocalizer:
     """The model in the local file ``path``, loaded once (on the GPU when there is one) and shared by
-    all sessions (read-only use only)."""
-    return load_model(path, device="cuda" if torch.cuda.is_available() else "cpu")
+    all sessions (read-only use only); a bounded number of them stay loaded (``guards.MODELS``)."""
+    return MODELS.get(path)
 
 
 def get_model(choice: str) -> AVLocalizer:

@@ -19,6 +19,7 @@ from ..index import default_cache_dir
 from ..videomap import (VideoMapConfig, VideoMapResult, fast_config, frame_overlay, load_result, localize_video,
                         save_result)
 from .model_tab import Pickers, picked
+from .guards import HEAVY, HEAVY_RATE, visitor
 from .indexes import in_background
 from .models import checkpoint_file, get_model, model_at
 from .status import TICK_S
@@ -147,8 +148,9 @@ def map_video(checkpoint: str, video: str | None, controls: tuple, fast: bool, p
 
 def run(checkpoint: str, video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
         stride: int, sound: str, other_clip: str | None, sound_file: str | None, state: dict | None,
-        fast: bool = False, progress=gr.Progress()):
+        fast: bool = False, progress=gr.Progress(), request: gr.Request = None):
     """Map the video; returns the MP4, the strip, a summary, the time slider, the large frame, the state."""
+    HEAVY_RATE.check(visitor(request))                      # limits: video mappings per visitor
     cfg, result, t, frame = map_video(checkpoint, video, (normalisation, cmap, opacity, contour, stride, sound,
                                                           other_clip, sound_file), fast, progress)
     return mapped_view(checkpoint, video, cfg, result, t, frame, state)
@@ -296,9 +298,9 @@ def build_video_tab(pickers: Pickers) -> None:
     drawing = [normalisation, cmap, opacity, contour]
     mapping = [video_in, *drawing, stride, sound, other_clip, sound_file]
     go_button.click(run, [model_choice, *mapping, state, fast], [video_out, strip, info, time_s, frame, state],
-                    api_name="localize_video"
+                    api_name="localize_video", **HEAVY      # limits: one mapping at a time, in its own queue
                     ).then(run_b, [model_b_choice, *mapping, fast, state], [video_b, frame_b, strip, state],
-                           api_name="localize_video_b")
+                           api_name="localize_video_b", **HEAVY)
     gr.on([time_s.release, normalisation.change, cmap.change, opacity.release, contour.release], show_frame,
           [time_s, *drawing, state], [frame, strip], api_name="video_frame"
           ).then(show_frame_b, [time_s, *drawing, state], frame_b, api_name="video_frame_b")
