@@ -1,12 +1,14 @@
 """The uploads folder under a budget: one folder per upload (``<root>/<content hash>/<file>``), a cap on
 each file and on the folder's total size (least recently used uploads go first), and an age limit for
 uploads nobody used. An upload goes with what was derived from it (its indexes and mapped example clips
-under the index folder), except what a protected checkpoint (the app's default model) shares with it.
+under the index folder), except what a protected checkpoint (the app's default model) shares with it
+(the same bytes give the same full-dataset indexes and examples).
 Removed uploads are remembered, so that their users are told what happened."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -21,6 +23,7 @@ from .limits import Limits
 MB = 2**20
 USED = ".used"                  # in an upload's folder: its time of last use is this file's mtime
 EVICTED = ".evicted.json"       # in the root: {"<hash>/<file>": why it was removed}
+SUBSET = re.compile(r"-p\d+$")   # an index of a subset of a dataset: an upload's own, never the default model's
 
 
 def derived_prefixes(checkpoint: Path) -> tuple[str, str]:
@@ -123,11 +126,12 @@ class UploadStore:
     def remove(self, folder: Path, why: str) -> list[str]:
         """Remove the upload in ``folder`` and what was derived from it; returns its keys."""
         weights = [p for p in folder.iterdir() if p.is_file() and p.suffix != ".json" and p.name != USED]
-        shared = {prefix for p in self._protected if p.is_file() for prefix in derived_prefixes(p)}
-        prefixes = {prefix for w in weights for prefix in derived_prefixes(w)} - shared
+        shared = tuple(prefix for p in self._protected if p.is_file() for prefix in derived_prefixes(p))
+        prefixes = tuple(prefix for w in weights for prefix in derived_prefixes(w))
         for parent in (self.index_dir, self.index_dir / "examples"):
             for derived in parent.iterdir() if parent.is_dir() else []:
-                if derived.is_dir() and derived.name.startswith(tuple(prefixes)):
+                protected = derived.name.startswith(shared) and not SUBSET.search(derived.name)
+                if derived.is_dir() and derived.name.startswith(prefixes) and not protected:
                     shutil.rmtree(derived, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
         keys = [f"{folder.name}/{w.name}" for w in weights]

@@ -142,15 +142,17 @@ def test_uploads_past_the_budget_evict_the_least_recently_used_with_its_indexes_
     store = UploadStore(tmp_path / "uploads", index_dir, limits, clock=lambda: now[0])
     store.protect(default)
 
-    def derived(weights):                               # an index and a mapped example, as the app names them
+    def derived(weights, name="test-0123"):           # an index and a mapped example, as the app names them
         index, example = derived_prefixes(weights)
-        for folder in (index_dir / f"{index}test-0123", index_dir / "examples" / f"{example}farm"):
-            folder.mkdir(parents=True)
+        folders = index_dir / f"{index}{name}", index_dir / "examples" / f"{example}farm"
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
             (folder / "index.json").write_text("{}")
-        return index_dir / f"{index}test-0123", index_dir / "examples" / f"{example}farm"
+        return folders
 
     same_as_default = _upload(store, tiny_model, "tiny", "default", 0.2)   # same weights and card: same index
     default_indexes = derived(default)
+    upload_subset_index, _ = derived(same_as_default, "test-0123-p8")     # an upload's own index of 8 pairs
     assert store.added(same_as_default.parent) == []
     now[0] += 10
     first = _upload(store, tiny_model, "first", "one", 0.2)
@@ -164,6 +166,7 @@ def test_uploads_past_the_budget_evict_the_least_recently_used_with_its_indexes_
     removed = store.added(second.parent)
     assert removed == [f"{same_as_default.parent.name}/tiny.safetensors"]
     assert all(p.is_dir() for p in default_indexes)     # shared with the default model: kept
+    assert not upload_subset_index.exists()
     assert default.is_file() and first.is_file() and second.is_file()
     now[0] += 10
     third = _upload(store, tiny_model, "third", "three", 0.2)
