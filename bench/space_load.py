@@ -5,7 +5,7 @@ Runs the app of any checkout (``--app-root``), so the same load measures the cod
 
 The load, through the app's API as the page sends it (each visitor its own gradio_client session; every
 uploaded model is the default model's weights with a card of its own, so a distinct upload):
-1. queue: visitor A uploads three models and asks for their indexes on the embedded test split
+1. queue: visitor A uploads three models and asks for their indexes on the embedded val split (1,000 pairs)
    (``/index_status``, as the page's status timer does), then visitor B uploads one and asks for its index.
    Figures: seconds from B's request until its index is ready, and until all four are.
 2. memory: those four models map ``examples/pair.mp4`` at once (``/localize_video``, one visitor each).
@@ -13,7 +13,7 @@ uploaded model is the default model's weights with a card of its own, so a disti
 3. disk: 12 more visitors upload a model each. Figures: the sizes of the uploads and index folders.
 
 ``--index-base``: an index folder holding the default model's index of the embedded test split (``python -m
-avdemo.index build --checkpoint checkpoints/default.safetensors --root data_cache/embedded/test --out DIR``),
+avdemo.index build --checkpoint checkpoints/default.safetensors --root data_cache/embedded/val --out DIR``),
 copied for the run so that the app starts ready, as a Space that has run before does.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from appdata import free_port  # noqa: E402
 from bench.app_latency import memory_mib  # noqa: E402
 
 CHECKPOINT = ROOT / "checkpoints" / "default.safetensors"
-SPLIT = ROOT / "data_cache" / "embedded" / "test"
+SPLIT = ROOT / "data_cache" / "embedded" / "val"
 CLIP = ROOT / "examples" / "pair.mp4"
 
 
@@ -81,12 +81,29 @@ def upload(client, work: Path, note: str) -> str:
 
 
 def index_ready(client, choice: str, dataset: str) -> bool:
-    """Ask as the page's timer does (which queues the index); whether it is ready."""
-    outputs = client.predict(choice, dataset, "", api_name="/index_status")
-    for out in outputs:
-        if isinstance(out, dict) and str(out.get("value", "")).startswith("⚠️"):
-            raise RuntimeError(f"{choice}: {out['value']}")
-    return f"{choice} · {dataset}" in outputs
+    """Ask as the page's timer does (which queues the index); whether it is ready (the status lines hidden)."""
+    line = client.predict(choice, dataset, api_name="/index_status")[0]
+    text = str(line.get("value", "")) if isinstance(line, dict) else str(line or "")
+    if text.startswith("⚠️"):
+        raise RuntimeError(f"{choice}: {text}")
+    return not text.startswith("⏳")
+
+
+def wait_idle(pid: int, cpu_s: float = 0.3, every_s: float = 3.0) -> None:
+    """Until the process uses less than ``cpu_s`` of CPU in ``every_s`` (the start's background jobs done)."""
+    last = cpu_seconds(pid)
+    while True:
+        time.sleep(every_s)
+        now = cpu_seconds(pid)
+        if now - last < cpu_s:
+            return
+        last = now
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def folder_mb(folder: Path) -> float:
@@ -104,8 +121,7 @@ def run(app_root: Path, index_base: Path | None, env: dict[str, str]) -> dict:
         default, dataset = [p["parameter_default"] for p in api["parameters"]][:2]
         while not index_ready(first, default, dataset):
             time.sleep(1)
-        while first.predict(None, None, api_name="/video_example")[0] is None:   # the start's example job
-            time.sleep(1)
+        wait_idle(process.pid)                           # the start's example clip mapped
         out: dict = {"app_root": str(app_root), "env": env, "rss_at_rest_mib": round(memory_mib(process.pid, "VmRSS"))}
 
         a, b = visitor(url), visitor(url)

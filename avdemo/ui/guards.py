@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
+import torch
 
 from ..budget import MB, ModelCache
 from ..buildqueue import BuildQueue
@@ -26,8 +27,6 @@ HEAVY = dict(concurrency_id="heavy", concurrency_limit=1)     # a Gradio event's
 
 
 def _load(path: str) -> AVLocalizer:
-    import torch
-
     return load_model(path, device="cuda" if torch.cuda.is_available() else "cpu")
 
 
