@@ -5,10 +5,12 @@ Runs the app of any checkout (``--app-root``), so the same load measures the cod
 
 The load, through the app's API as the page sends it (each visitor its own gradio_client session; every
 uploaded model is the default model's weights with a card of its own, so a distinct upload):
-1. queue: visitor A uploads three models and asks for their indexes on the embedded val split (1,000 pairs)
-   (``/index_status``, as the page's status timer does), then visitor B uploads one and asks for its index.
+1. queue: visitor A uploads three models, asking for each one's index on the embedded val split (1,000
+   pairs) as it comes (``/index_status``, as the page's status timer does), then visitor B uploads one and
+   asks for its index.
    Figures: seconds from B's request until its index is ready, and until all four are.
-2. memory: those four models map ``examples/pair.mp4`` at once (``/localize_video``, one visitor each).
+2. memory: those four models map ``examples/pair.mp4`` at once (``/localize_video``, one new visitor each,
+   who uploads the same files first).
    Figures: the app's peak RSS (VmHWM) and its RSS afterwards.
 3. disk: 12 more visitors upload a model each. Figures: the sizes of the uploads and index folders.
 
@@ -71,10 +73,11 @@ def upload(client, work: Path, note: str) -> str:
     from gradio_client import handle_file
 
     folder = work / "models" / note
-    folder.mkdir(parents=True)
-    (folder / CHECKPOINT.name).symlink_to(CHECKPOINT)
-    card = json.loads(CHECKPOINT.with_suffix(".json").read_text())
-    (folder / "default.json").write_text(json.dumps({**card, "notes": note}))
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        (folder / CHECKPOINT.name).symlink_to(CHECKPOINT)
+        card = json.loads(CHECKPOINT.with_suffix(".json").read_text())
+        (folder / "default.json").write_text(json.dumps({**card, "notes": note}))
     update, _ = client.predict([handle_file(str(folder / CHECKPOINT.name)), handle_file(str(folder / "default.json"))],
                                api_name="/upload_checkpoint")
     return update["value"]
@@ -126,32 +129,30 @@ def run(app_root: Path, index_base: Path | None, env: dict[str, str]) -> dict:
 
         a, b = visitor(url), visitor(url)
         asked = time.perf_counter()
-        a_models = [upload(a, work, f"a{k}") for k in range(3)]
-        for choice in a_models:
-            index_ready(a, choice, dataset)
+        for k in range(3):                      # a session lists its latest upload: each asked for at once
+            index_ready(a, upload(a, work, f"a{k}"), dataset)
         b_model = upload(b, work, "b")
         b_asked = time.perf_counter()
-        pending = {(a, c) for c in a_models} | {(b, b_model)}
-        while pending:
-            for client, choice in sorted(pending, key=lambda p: p[1]):
-                if index_ready(client, choice, dataset):
-                    pending.discard((client, choice))
-                    if choice == b_model:
-                        out["queue_b_index_ready_s"] = round(time.perf_counter() - b_asked, 1)
+        while not index_ready(b, b_model, dataset):
+            time.sleep(1)
+        out["queue_b_index_ready_s"] = round(time.perf_counter() - b_asked, 1)
+        while len(list((work / "index").glob("*/index.json"))) < 5:       # the default's and the four
             time.sleep(1)
         out["queue_all_four_ready_s"] = round(time.perf_counter() - asked, 1)
 
         seconds: dict[str, float] = {}
 
-        def map_video(choice: str) -> None:
+        def map_video(note: str) -> None:
             from gradio_client import handle_file
 
+            client = visitor(url)
+            choice = upload(client, work, note)          # the same files again: already kept
             start_s = time.perf_counter()
-            visitor(url).predict(choice, handle_file(str(CLIP)), "clip", "jet", 0.5, 0.0, 1, "original", None, None,
-                                 api_name="/localize_video")
-            seconds[choice] = round(time.perf_counter() - start_s, 1)
+            client.predict(choice, handle_file(str(CLIP)), "clip", "jet", 0.5, 0.0, 1, "original", None, None,
+                           api_name="/localize_video")
+            seconds[note] = round(time.perf_counter() - start_s, 1)
 
-        threads = [threading.Thread(target=map_video, args=(c,)) for c in [*a_models, b_model]]
+        threads = [threading.Thread(target=map_video, args=(note,)) for note in ("a0", "a1", "a2", "b")]
         for t in threads:
             t.start()
         for t in threads:
