@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .cache import atomic_write, file_sha256
 from .errors import AVDemoError
@@ -35,7 +35,8 @@ def derived_prefixes(checkpoint: Path) -> tuple[str, str]:
 class UploadStore:
     """The uploads under ``root`` and their derived folders under ``index_dir``, within ``limits``."""
 
-    def __init__(self, root: Path, index_dir: Path, limits: Limits, clock=time.time) -> None:
+    def __init__(self, root: Path, index_dir: Path, limits: Limits,
+                 clock: Callable[[], float] = time.time) -> None:
         self.root, self.index_dir, self.limits, self.clock = Path(root), Path(index_dir), limits, clock
         self._protected: set[Path] = set()
         self._lock = threading.RLock()

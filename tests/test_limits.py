@@ -2,6 +2,7 @@
 and the upload store (tiny synthetic checkpoints)."""
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 
@@ -126,7 +127,7 @@ def test_an_upload_index_covers_an_evenly_spaced_subset():
 
 def _upload(store: UploadStore, model, name: str, note: str, mb: float = 0.0):
     """An upload folder like the app's, its file ``mb`` MB larger than the model (the card differs by note)."""
-    folder = store.root / f"{abs(hash(note)) % 16**16:016x}"
+    folder = store.root / hashlib.sha256(note.encode()).hexdigest()[:16]
     folder.mkdir(parents=True)
     weights = save_model(model, folder / f"{name}.safetensors", card={"notes": note})
     with open(weights.with_suffix(".json"), "a") as f:

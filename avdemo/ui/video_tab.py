@@ -148,7 +148,7 @@ def map_video(checkpoint: str, video: str | None, controls: tuple, fast: bool, p
 
 def run(checkpoint: str, video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
         stride: int, sound: str, other_clip: str | None, sound_file: str | None, state: dict | None,
-        fast: bool = False, progress=gr.Progress(), request: gr.Request = None):
+        fast: bool = False, progress=gr.Progress(), request: gr.Request | None = None):
     """Map the video; returns the MP4, the strip, a summary, the time slider, the large frame, the state."""
     HEAVY_RATE.check(visitor(request))                      # limits: video mappings per visitor
     cfg, result, t, frame = map_video(checkpoint, video, (normalisation, cmap, opacity, contour, stride, sound,
