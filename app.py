@@ -31,9 +31,10 @@ from avdemo.ui.inputs import Blocks  # noqa: E402
 from avdemo.ui.live_tab import build_live_tab  # noqa: E402
 from avdemo.ui.model_tab import build_model_panel  # noqa: E402
 from avdemo.ui.per_class_tab import build_per_class_tab  # noqa: E402
+from avdemo.ui.guards import keep_default  # noqa: E402
 from avdemo.ui.models import DEFAULT_CHECKPOINT, checkpoint_choices, register_checkpoint, resolve  # noqa: E402
 from avdemo.ui.retrieval_tab import build_retrieval_tab  # noqa: E402
-from avdemo.ui.status import watch_index  # noqa: E402
+from avdemo.ui.status import cancel_button, watch_index  # noqa: E402
 from avdemo.ui.video_tab import EXAMPLES_DIR, LOCK_PLAYERS_JS, build_video_tab  # noqa: E402
 
 CONCURRENCY = 2                  # events run at once; the rest wait in the queue
@@ -49,10 +50,12 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
     """The Blocks of the app over ``checkpoint`` (a path, URL or hf:// reference) and the dataset split
     ``data`` (its index prepared in the background while the page answers)."""
     checkpoint, datasets = register_checkpoint(checkpoint), dataset_choices(data)
+    keep_default(resolve(checkpoint).path)          # limits: its model stays loaded, its files and indexes stay
     ready_index(resolve(checkpoint), datasets[0])   # its preparation starts now, in the background
     with Blocks(title="Sound source localization", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
         pickers, card_status = build_model_panel(checkpoint_choices(), checkpoint, datasets, datasets[0])
+        cancel = cancel_button()
         with gr.Tabs():
             with gr.Tab("Heat map on a video", id="video"):
                 build_video_tab(pickers)
@@ -69,7 +72,7 @@ def build_app(checkpoint: str, data: str) -> gr.Blocks:
             with gr.Tab("Live", id="live"):
                 build_live_tab(pickers)
         watch_index(pickers.models, pickers.dataset, pickers.index_key,
-                    [card_status, retrieval_status, embedding_status, fp_status, class_status])
+                    [card_status, retrieval_status, embedding_status, fp_status, class_status], cancel)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 

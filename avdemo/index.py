@@ -29,6 +29,7 @@ import torch.distributed as dist
 from PIL import Image
 from tqdm import tqdm
 
+from .buildqueue import check_cancelled
 from .benchmarks import BOX_BENCHMARKS, BenchmarkSample, check_files, read_frame
 from .cache import cache_root, file_sha256
 from .checkpoints import card_path, load_model
@@ -127,22 +128,36 @@ class SampleIndex:
 
 # --- building -----------------------------------------------------------------------------------
 
-def index_folder_name(checkpoint: Path, root: Path) -> str:
-    """``<checkpoint>-<weights+card hash>-<split>-<dataset hash>``: the dataset hash covers its resolved
-    path and its metadata files (``vggss.json``, ``*_plus_silent.csv``, a box benchmark's JSON)."""
-    checkpoint, root = Path(checkpoint), Path(root).resolve()
+def checkpoint_key(checkpoint: Path) -> str:
+    """``<checkpoint>-<weights+card hash>``: how every index folder of the checkpoint's begins."""
+    checkpoint = Path(checkpoint)
     ckpt = hashlib.sha256(FORMAT.encode())
     ckpt.update(file_sha256(checkpoint).encode())
     card = card_path(checkpoint)
     if checkpoint.suffix == ".safetensors" and card.is_file():
         ckpt.update(card.read_bytes())
+    return f"{checkpoint.name.split('.')[0]}-{ckpt.hexdigest()[:12]}"
+
+
+def index_folder_name(checkpoint: Path, root: Path, max_pairs: int | None = None) -> str:
+    """``<checkpoint_key>-<split>-<dataset hash>[-p<max_pairs>]``: the dataset hash covers its resolved
+    path and its metadata files (``vggss.json``, ``*_plus_silent.csv``, a box benchmark's JSON)."""
+    root = Path(root).resolve()
     data = hashlib.sha256(str(root).encode())
     box_meta = [root / spec.meta for spec in BOX_BENCHMARKS.values()]
     for meta in [root / "vggss.json", *sorted(root.glob("*_plus_silent.csv")), *box_meta]:
         if meta.is_file():
             data.update(meta.name.encode() + file_sha256(meta).encode())
-    stem = checkpoint.name.split(".")[0]
-    return f"{stem}-{ckpt.hexdigest()[:12]}-{root.name}-{data.hexdigest()[:12]}"
+    subset = f"-p{max_pairs}" if max_pairs else ""
+    return f"{checkpoint_key(checkpoint)}-{root.name}-{data.hexdigest()[:12]}{subset}"
+
+
+def subset(samples: list[BenchmarkSample], max_pairs: int | None) -> list[BenchmarkSample]:
+    """At most ``max_pairs`` of the samples, evenly spaced (so sounding and non-sounding pairs keep their
+    shares); all of them without a limit."""
+    if not max_pairs or len(samples) <= max_pairs:
+        return samples
+    return [samples[i] for i in np.unique(np.linspace(0, len(samples) - 1, max_pairs).round().astype(int))]
 
 
 def compute_samples(model: AVLocalizer, samples: list[BenchmarkSample], batch_size: int = 32,
@@ -163,6 +178,7 @@ def compute_samples(model: AVLocalizer, samples: list[BenchmarkSample], batch_si
             for name, value in values.items():
                 parts[name].append(np.asarray(value, dtype=np.float32))
             bar.update(len(batch))
+            check_cancelled()
     return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
@@ -305,19 +321,21 @@ def _dist_rank_world() -> tuple[int, int]:
 
 def build_index(checkpoint: str | Path, root: str | Path, cache_dir: str | Path | None = None,
                 batch_size: int = 32, device: str | None = None, seed: int = 0, progress: bool = True,
-                model: AVLocalizer | None = None) -> Path:
-    """Index the split at ``root`` under ``checkpoint`` into ``cache_dir``; returns the index folder.
+                model: AVLocalizer | None = None, max_pairs: int | None = None) -> Path:
+    """Index the split at ``root`` (at most ``max_pairs`` of its pairs, ``subset``) under ``checkpoint``
+    into ``cache_dir``; returns the index folder.
 
     Under torchrun each rank embeds every WORLD_SIZE-th sample and saves its shard; rank 0 merges them
     and writes the index (the other ranks return the folder once it is written). ``checkpoint``: a path,
     URL or hf:// reference (``avdemo.fetch``)."""
     checkpoint, root = resolve_checkpoint(checkpoint), Path(root).resolve()
-    folder = Path(cache_dir or default_cache_dir()) / index_folder_name(checkpoint, root)
+    folder = Path(cache_dir or default_cache_dir()) / index_folder_name(checkpoint, root, max_pairs)
     rank, world = _dist_rank_world()
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     model = model or load_model(checkpoint, device=device)
-    samples = load_benchmark(detect_benchmark(root), root)
+    every = load_benchmark(detect_benchmark(root), root)
+    samples = subset(every, max_pairs)
     if not samples:
         raise AVDemoError(f"{root}: the dataset has no samples")
     check_files(samples)
@@ -333,6 +351,7 @@ def build_index(checkpoint: str | Path, root: str | Path, cache_dir: str | Path 
             shutil.rmtree(shards)
     if rank == 0:
         info = {"checkpoint": str(checkpoint), "model_card": getattr(model, "card", {}),
+                "subset": {"pairs": len(samples), "of": len(every)} if len(samples) < len(every) else None,
                 "ciou_threshold": model.cfg.ciou_threshold, "map_size": model.cfg.map_size,
                 **behaviour(model, samples, batch_size=batch_size)}         # the Per class tab's sides
         write_index(folder, shard, samples, root, info, seed, progress)
@@ -372,12 +391,15 @@ def load_index(folder: str | Path) -> SampleIndex:
 
 
 def ensure_index(checkpoint: str | Path, root: str | Path, cache_dir: str | Path | None = None,
-                 progress: bool = True, model: AVLocalizer | None = None, batch_size: int = 32) -> SampleIndex:
-    """The index of ``root`` under ``checkpoint``, built first when the cache has none."""
+                 progress: bool = True, model: AVLocalizer | None = None, batch_size: int = 32,
+                 max_pairs: int | None = None) -> SampleIndex:
+    """The index of ``root`` (at most ``max_pairs`` of its pairs) under ``checkpoint``, built first when the
+    cache has none."""
     checkpoint = resolve_checkpoint(checkpoint)
-    folder = Path(cache_dir or default_cache_dir()) / index_folder_name(checkpoint, Path(root))
+    folder = Path(cache_dir or default_cache_dir()) / index_folder_name(checkpoint, Path(root), max_pairs)
     if not (folder / "index.json").is_file():
-        build_index(checkpoint, root, cache_dir, batch_size=batch_size, progress=progress, model=model)
+        build_index(checkpoint, root, cache_dir, batch_size=batch_size, progress=progress, model=model,
+                    max_pairs=max_pairs)
     return load_index(folder)
 
 

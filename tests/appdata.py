@@ -75,12 +75,14 @@ class RunningApp:
         return self.temp_dir.parent / "cache"
 
 
-def start_app(data: AppData, temp_dir: Path, timeout_s: float = 180.0) -> RunningApp:
-    """``python app.py`` on a free port over the test checkpoint and split; returns once it answers."""
+def start_app(data: AppData, temp_dir: Path, timeout_s: float = 180.0, env: dict[str, str] | None = None,
+              index_dir: Path | None = None) -> RunningApp:
+    """``python app.py`` on a free port over the test checkpoint and split (``env`` added to its environment,
+    its index cache ``index_dir`` or the test data's); returns once it answers."""
     port = free_port()
-    env = {**os.environ, "AVDEMO_INDEX_DIR": str(data.index_dir), "GRADIO_TEMP_DIR": str(temp_dir),
+    env = {**os.environ, "AVDEMO_INDEX_DIR": str(index_dir or data.index_dir), "GRADIO_TEMP_DIR": str(temp_dir),
            "AVDEMO_CACHE": str(temp_dir.parent / "cache"),  # = RunningApp.cache_dir
-           "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
+           "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1", **(env or {})}
     log = temp_dir.parent / f"app-{port}.log"
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--checkpoint", str(data.checkpoint),

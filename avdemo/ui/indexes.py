@@ -6,8 +6,7 @@ The page asks ``ready_index`` (never waits) and shows ``build_status`` while it 
 handlers ask ``get_index``, which waits for it."""
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,13 +15,11 @@ from tqdm import tqdm
 from ..errors import AVDemoError
 from ..index import SampleIndex, ensure_index
 from .inputs import shown
-from .models import ModelHandle, model_at
+from .guards import BUILDS, HEAVY_RATE, LIMITS
+from .models import ModelHandle, model_at, uploads_dir
 
 EMBEDDED_SPLITS = ("test", "val", "openset")
 _DATASETS: dict[str, Path] = {}    # name shown to users -> resolved folder
-_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")   # one job at a time, in order
-_JOBS: dict[tuple, Future] = {}      # (what, ...) -> its result, e.g. ("index", checkpoint file, folder)
-_JOBS_LOCK = threading.Lock()
 
 
 def _name(folder: Path, embedded: Path) -> str:
@@ -64,27 +61,40 @@ def _prepare(path: str, folder: Path) -> SampleIndex:
 
     if folder.parent == default_root().resolve() and not (folder / "vggss.json").is_file():
         ensure_split(folder.name, folder.parent)
-    return ensure_index(path, folder, model=model_at(path))
+    return ensure_index(path, folder, model=model_at(path), max_pairs=upload_pairs(path))
 
 
-def in_background(key: tuple, fn: Callable[..., Any], *args: Any) -> Future:
-    """The job ``key`` (``fn(*args)``), queued once behind the others; a failed one is tried again."""
-    with _JOBS_LOCK:
-        job = _JOBS.get(key)
-        if job is None or (job.done() and job.exception() is not None):
-            job = _JOBS[key] = _BUILDER.submit(fn, *args)
-    return job
+def upload_pairs(path: str) -> int | None:
+    """How many pairs an index of the checkpoint file ``path`` covers: a subset for an upload
+    (``AVDEMO_UPLOAD_INDEX_PAIRS``; 0 is all of them), the whole dataset otherwise."""
+    return (LIMITS.upload_index_pairs or None) if Path(path).is_relative_to(uploads_dir()) else None
 
 
-def _job(model: ModelHandle, dataset: str) -> Future:
-    folder = dataset_folder(dataset)
-    return in_background(("index", model.path, str(folder)), _prepare, model.path, folder)
+def in_background(key: tuple, fn: Callable[..., Any], *args: Any, owner: str = "app") -> Future:
+    """The job ``key`` (``fn(*args)``), queued once for ``owner`` (a visitor's new job counts against their
+    rate limit; ``guards.BUILDS`` serves visitors in turn); a failed or cancelled one is tried again."""
+    admit = None if owner == "app" else lambda: HEAVY_RATE.check(owner)
+    return BUILDS.submit(key, fn, *args, owner=owner, admit=admit)
 
 
-def ready_index(model: ModelHandle, dataset: str) -> SampleIndex | None:
-    """The index of ``dataset`` under ``model`` when it is ready; else None, its preparation queued (a
-    failed preparation raises its error)."""
-    job = _job(model, dataset)
+def _key(model: ModelHandle, dataset: str) -> tuple:
+    return "index", model.path, str(dataset_folder(dataset))
+
+
+def _job(model: ModelHandle, dataset: str, owner: str = "app") -> Future:
+    key = _key(model, dataset)
+    return in_background(key, _prepare, key[1], Path(key[2]), owner=owner)
+
+
+def cancel_index(model: ModelHandle, dataset: str, owner: str) -> bool:
+    """Cancel ``owner``'s preparation of the index of ``dataset`` under ``model``; whether one was."""
+    return BUILDS.cancel(_key(model, dataset), owner)
+
+
+def ready_index(model: ModelHandle, dataset: str, owner: str = "app") -> SampleIndex | None:
+    """The index of ``dataset`` under ``model`` when it is ready; else None, its preparation queued for
+    ``owner`` (a failed preparation raises its error)."""
+    job = _job(model, dataset, owner)
     return job.result() if job.done() else None
 
 
@@ -95,25 +105,38 @@ def get_index(model: ModelHandle, dataset: str) -> SampleIndex:
 
 
 def get_indexes(models: list[ModelHandle], dataset: str) -> list[SampleIndex]:
-    """Every picked model's index of the dataset, in the models' order."""
-    return [get_index(m, dataset) for m in models]
+    """Every picked model's index of the dataset, in the models' order; a clear error when they do not
+    cover the same pairs (an upload indexed on a subset, ``AVDEMO_UPLOAD_INDEX_PAIRS``, beside another
+    model): the tabs set the models' samples side by side."""
+    indexes = [get_index(m, dataset) for m in models]
+    for model, index in zip(models[1:], indexes[1:]):
+        if index.ids != indexes[0].ids:
+            raise AVDemoError(f"models: {model.label} is indexed on {len(index)} of the dataset's pairs and "
+                              f"{models[0].label} on {len(indexes[0])}; side by side they need the same pairs "
+                              f"(uploads are indexed on at most AVDEMO_UPLOAD_INDEX_PAIRS pairs: set it to 0 for "
+                              f"all of them), so pick them one at a time")
+    return indexes
 
 
 def build_status(models: list[ModelHandle], dataset: str) -> str:
     """What is being prepared for the page, and how far it has got (the running stages' progress bars);
     empty when every picked model's index of ``dataset`` is ready."""
-    waiting, failed = [], []
+    bars = [bar for bar in list(getattr(tqdm, "_instances", [])) if bar.total and not bar.disable]
+    running = ", ".join(f"{bar.desc or 'working'} {bar.n}/{bar.total} ({100 * bar.n / bar.total:.0f} %)"
+                        for bar in bars) or "starting"
+    lines = []
     for model in models:
         job = _job(model, dataset)
-        if not job.done():
-            waiting.append(model.label)
-        elif job.exception() is not None:
-            failed.append(f"⚠️ {model.label}: {job.exception()}")
-    if not waiting:
-        return "  \n".join(failed)
-    bars = [bar for bar in list(getattr(tqdm, "_instances", [])) if bar.total and not bar.disable]
-    stages = ", ".join(f"{bar.desc or 'working'} {bar.n}/{bar.total} ({100 * bar.n / bar.total:.0f} %)"
-                       for bar in bars)
-    return "  \n".join([f"⏳ Preparing the **{dataset}** index of **{', '.join(waiting)}** in the background (the "
-                        f"first time: minutes): {stages or 'starting'}. This tab fills itself when it is ready; "
-                        f"the video tab works meanwhile.", *failed])
+        if job.done():
+            if job.exception() is not None:
+                lines.append(f"⚠️ {model.label}: {job.exception()}")
+            continue
+        place = BUILDS.position(_key(model, dataset))   # waiting behind other builds: the bars are theirs
+        stage = f"number {place} in the build queue (one build at a time, visitors in turn)" if place else running
+        pairs = upload_pairs(model.path)
+        subset = f" (an uploaded model: at most {pairs} pairs of the dataset, evenly spaced)" if pairs else ""
+        lines.append(f"⏳ Preparing the **{dataset}** index of **{model.label}**{subset} in the background (the "
+                     f"first time: minutes): {stage}.")
+    if any(line.startswith("⏳") for line in lines):
+        lines.append("The tabs fill themselves when every index is ready; the video tab works meanwhile.")
+    return "  \n".join(lines)

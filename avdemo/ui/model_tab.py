@@ -17,6 +17,7 @@ from ..cache import file_sha256
 from ..checkpoints import OFFICIAL_SUFFIXES, card_path, load_model
 from ..config import PRESETS, ModelConfig
 from ..errors import AVDemoError
+from .guards import MODELS, UPLOAD_RATE, upload_store, visitor
 from .indexes import get_index
 from .models import MAX_MODELS, ModelHandle, model_picker, resolve, upload_choice, uploads_dir
 from .status import status_line
@@ -41,6 +42,7 @@ def save_upload(paths: list[str]) -> str:
         if len(cards) != 1:
             raise AVDemoError(f"{weights[0].name} needs its model card: upload the .json file next to it too")
         files[card_path(weights[0]).name] = cards[0]
+    upload_store().check_sizes(files.values())              # limits: the per-file cap
     digest = hashlib.sha256("".join(file_sha256(p) for p in files.values()).encode()).hexdigest()
     target = uploads_dir() / digest[:16] / weights[0].name
     if not target.is_file():
@@ -49,6 +51,7 @@ def save_upload(paths: list[str]) -> str:
         try:
             for name, source in files.items():
                 shutil.copyfile(source, staging / name)
+            MODELS.check(str(staging / weights[0].name))   # limits: refused before loading when too large
             load_model(staging / weights[0].name)          # raises AVDemoError: nothing is kept
             staging.rename(target.parent)
         except OSError:
@@ -56,6 +59,7 @@ def save_upload(paths: list[str]) -> str:
                 raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+    upload_store().added(target.parent)                    # limits: marked used; old uploads removed
     return upload_choice(target)
 
 
@@ -109,6 +113,8 @@ def describe(models: list[ModelHandle], dataset: str) -> list[Any]:
     for model in models:
         index = get_index(model, dataset)
         summary = summary_markdown(index)
+        if part := index.info.get("subset"):               # limits: an upload's index covers a subset
+            summary += f"\n- an uploaded model: indexed on {part['pairs']} of the dataset's {part['of']} pairs"
         if switch := index.info.get("switch"):
             summary += "\n- " + switch_markdown(switch)
         cards.append(card_markdown(model.card))
@@ -156,10 +162,11 @@ def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[st
     uploaded = gr.State([])          # this session's uploads, offered after the listed checkpoints
     picked = gr.State([checkpoint])  # the last pick of at least one model (the picker may be empty meanwhile)
 
-    def use_upload(files: list[str] | None, names: list[str], earlier: list[str]):
+    def use_upload(files: list[str] | None, names: list[str], earlier: list[str], request: gr.Request):
         """Keep the upload, offer it, and add it to the picked models (in place of the last when full)."""
         if not files:
             return gr.update(), earlier, names
+        UPLOAD_RATE.check(visitor(request))                # limits: uploads per visitor
         choice = save_upload(files)
         resolve(choice)
         offered = [*(u for u in earlier if u != choice), choice]

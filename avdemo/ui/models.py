@@ -15,18 +15,17 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import torch
 
-from ..cache import PROJECT_ROOT, cache_root, file_sha256
-from ..checkpoints import OFFICIAL_SUFFIXES, load_model
+from ..cache import PROJECT_ROOT, file_sha256
+from ..checkpoints import OFFICIAL_SUFFIXES
 from ..errors import AVDemoError
 from ..fetch import parse_ref, resolve_checkpoint
 from ..model import AVLocalizer
+from .guards import MODELS, upload_store
 from .inputs import shown
 
 MAX_MODELS = 4                  # models side by side: every tab has this many panels
@@ -68,7 +67,7 @@ def is_checkpoint_file(path: Path) -> bool:
 
 def uploads_dir() -> Path:
     """Uploaded checkpoints, one folder per content hash, in the cache folder."""
-    return cache_root() / "uploads"
+    return upload_store().root
 
 
 def upload_choice(path: Path) -> str:
@@ -112,7 +111,7 @@ def checkpoint_file(choice: str) -> str:
         return str(resolve_checkpoint(_STARTED_WITH[name]))
     path = None
     if match := _UPLOAD_CHOICE.fullmatch(name):
-        path = uploads_dir() / match[1] / match[2]
+        path = upload_store().use(f"{match[1]}/{match[2]}")      # limits: marked used; removed ones named
     elif name and "/" not in name and "\\" not in name and not name.startswith("."):
         path = CHECKPOINT_DIR / name
     if path is None or not path.is_file() or not is_checkpoint_file(path):
@@ -122,9 +121,12 @@ def checkpoint_file(choice: str) -> str:
 
 def resolve(name: str) -> ModelHandle:
     """The handle of the picker choice ``name``: resolved (found or downloaded, hashed) the first time it
-    is asked for, then the same handle every time."""
+    is asked for, then the same handle every time (an upload is marked used each time, and said to be
+    removed once the upload store has removed it)."""
     with _HANDLES_LOCK:
         handle = _HANDLES.get(name)
+        if handle is not None and _UPLOAD_CHOICE.fullmatch(name):
+            checkpoint_file(name)
         if handle is None or not Path(handle.path).is_file():
             path = checkpoint_file(name)
             handle = _HANDLES[name] = ModelHandle(name, path, file_sha256(Path(path)))
@@ -152,8 +154,7 @@ def model_picker(choices: list[str], value: list[str], **kwargs: Any) -> gr.Drop
     return dropdown
 
 
-@lru_cache(maxsize=MAX_MODELS + 1)
 def model_at(path: str) -> AVLocalizer:
     """The model in the local file ``path``, loaded once (on the GPU when there is one) and shared by
-    all sessions (read-only use only)."""
-    return load_model(path, device="cuda" if torch.cuda.is_available() else "cpu")
+    all sessions (read-only use only); a bounded number of them stay loaded (``guards.MODELS``)."""
+    return MODELS.get(path)

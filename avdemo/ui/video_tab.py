@@ -21,6 +21,7 @@ from ..cache import file_sha256
 from ..index import default_cache_dir
 from ..videomap import (VideoMapConfig, VideoMapResult, fast_config, frame_overlay, load_result, localize_video,
                         save_result)
+from .guards import HEAVY, HEAVY_RATE, visitor
 from .indexes import in_background
 from .model_tab import Pickers
 from .models import MAX_MODELS, ModelHandle, model_at, resolve
@@ -183,9 +184,10 @@ def map_video(model: ModelHandle, video: str, cfg: VideoMapConfig, fast: bool, p
 
 def run(models: list[ModelHandle], video: str | None, normalisation: str, cmap: str, opacity: float, contour: float,
         stride: int, sound: str, other_clip: str | None, sound_file: str | None, fast: bool,
-        session: VideoSession | None, progress=gr.Progress()):
+        session: VideoSession | None, progress=gr.Progress(), request: gr.Request | None = None):
     """Map the video by every picked model in turn; returns each model's MP4 and frame, the strip, the
     summary, the time slider and the session."""
+    HEAVY_RATE.check(visitor(request))                      # limits: video mappings per visitor
     if not video:
         raise AVDemoError("upload a video or pick an example first")
     controls = VideoControls(normalisation, cmap, opacity, contour, stride, sound, other_clip, sound_file, fast)
@@ -317,6 +319,7 @@ def build_video_tab(pickers: Pickers) -> None:
 
     drawing = [normalisation, cmap, opacity, contour]
     go_button.click(run, [pickers.models, video_in, *drawing, stride, sound, other_clip, sound_file, fast, session],
-                    [*videos, *frames, strip, info, time_s, session], api_name="localize_video")
+                    [*videos, *frames, strip, info, time_s, session], api_name="localize_video",
+                    **HEAVY)                                # limits: one mapping at a time, in its own queue
     gr.on([time_s.release, normalisation.change, cmap.change, opacity.release, contour.release], show_frame,
           [time_s, *drawing, session], [*frames, strip], api_name="video_frame")
