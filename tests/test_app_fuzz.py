@@ -138,9 +138,9 @@ def test_every_endpoint_answers_hostile_values_with_a_short_specific_message(app
         "slowest_calls_s": {what: round(took, 2) for what, took, _ in slowest}}, indent=1))
     assert not failures, f"{len(failures)} of {len(calls)} calls:\n" + "\n".join(failures)
     assert app.process.poll() is None
-    card, *_ = client.predict(*[p["parameter_default"] for p in endpoints["/model_card"]["parameters"]],
-                              api_name="/model_card")
-    assert "tiny" in card
+    card, *_ = client.predict(*[p["parameter_default"] for p in endpoints["/model_cards"]["parameters"]],
+                              api_name="/model_cards")
+    assert "tiny" in card["value"]
     assert (set(uploads.iterdir()) if uploads.exists() else set()) == kept, "a hostile upload was kept"
     left = [p for p in files_in(app.cache_dir) if ".tmp" in p.name or p.name.startswith(".staging")]
     assert not left, f"half-written files left: {left}"
@@ -187,13 +187,15 @@ def test_each_reported_defect_is_answered_with_its_own_message(app, hostile_file
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     uploaded = {f["orig_name"]: f for f in upload(app, hostile_files)}
     cases = [  # (endpoint, hostile arguments, what the message must say)
-        ("/model_card", {"checkpoint": None}, "model: None is not one of the models"),
+        ("/model_cards", {"models": None}, "models: pick at least one model"),
+        ("/model_cards", {"models": ["tiny.safetensors", "/etc/passwd"]}, "'/etc/passwd' is not one of the choices"),
+        ("/model_cards", {"models": ["tiny.safetensors"] * 2}, "models: a model is picked twice"),
         ("/per_class", {"threshold": "nan"}, "s_A threshold for the false-positive column (empty: none): nan is not "
                                              "a finite number"),
         ("/per_class", {"threshold": "abc"}, "'abc' is not a number"),
         ("/per_class", {"threshold": 1e308}, "1e+308 is outside -1..1"),
-        ("/fp_analyse", {"threshold": "0.5"}, None),                      # a number as text is a number
-        ("/fp_analyse", {"threshold": "abc"}, "Threshold: 'abc' is not a number"),
+        ("/fp_analyse", {"param_5": "0.5"}, None),                        # a number as text is a number
+        ("/fp_analyse", {"param_5": "abc"}, "Threshold: 'abc' is not a number"),
         ("/retrieve", {"k": "many"}, "K (results): 'many' is not a number"),
         ("/retrieve", {"source": "upload", "picture": uploaded["text.png"]},
          "Uploaded picture: the file is not a picture"),
@@ -203,7 +205,7 @@ def test_each_reported_defect_is_answered_with_its_own_message(app, hostile_file
         ("/retrieve", {"sample": "#4"}, "Indexed sample: '#4' is not a sample number"),
         ("/localize_video", {"other_clip": "/etc/passwd", "sound": "another example clip"},
          "'/etc/passwd' is not one of the choices ('farm.mp4'"),
-        ("/fp_pick", {}, "fp_pick: this is a click on a gallery picture"),
+        ("/fp_pick_1", {}, "fp_pick_1: this is a click on a gallery picture"),
     ]
     # raw requests (gradio_client would upload a local file first): a server file, a URL, a server picture
     for path in ("/etc/passwd", "http://127.0.0.1:1/x.png", str(hostile_files["picture.png"])):

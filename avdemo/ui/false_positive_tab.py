@@ -73,7 +73,7 @@ def table_rows(index: SampleIndex, measure: str, threshold: float, order: np.nda
              "outcome": str(outcome[i])} for i in order]
 
 
-def analyse(models: list[ModelHandle], dataset: str, measure: str, view: str, class_name: str | None,
+def analyse(models: list[ModelHandle], dataset: str, measure: str, ordering: str, class_name: str | None,
             *thresholds: float):
     """Each model's figure, rate line and worst-first gallery at its own threshold (of ``class_name`` only
     when the class filter has one); every model's rates as a table; the listed samples of all models as a
@@ -85,7 +85,7 @@ def analyse(models: list[ModelHandle], dataset: str, measure: str, view: str, cl
     for n, (index, threshold) in enumerate(zip(indexes, thresholds)):
         conf = index.confidence(measure)
         result = detection_summary(conf, index.sounding, index.scores["ciou"], index.ciou_threshold)
-        order = in_class(index, worst_first(conf, index.sounding, index.scores["ciou"], view, threshold,
+        order = in_class(index, worst_first(conf, index.sounding, index.scores["ciou"], ordering, threshold,
                                             index.ciou_threshold), class_name)
         listed = [{"model #": n + 1, "model": panel_label(models, n), **row}
                   for row in table_rows(index, measure, threshold, order)]
@@ -115,13 +115,13 @@ def threshold_slider(index: SampleIndex, measure: str) -> dict[str, Any]:
     return dict(minimum=lo, maximum=hi, value=round(float(best), 4), step=0.0001)
 
 
-def change_measure(models: list[ModelHandle], dataset: str, measure: str, view: str, class_name: str | None):
+def change_measure(models: list[ModelHandle], dataset: str, measure: str, ordering: str, class_name: str | None):
     """A new measure (or models, or dataset): each model's slider at its range and best threshold, then
     ``analyse``."""
     sliders = [threshold_slider(index, measure) for index in get_indexes(models, dataset)]
     updates = [gr.update(**s, visible=True, label=f"{m.label}: threshold") for m, s in zip(models, sliders)]
     return (*updates, *[gr.update(visible=False)] * (MAX_MODELS - len(models)),
-            *analyse(models, dataset, measure, view, class_name, *(s["value"] for s in sliders)))
+            *analyse(models, dataset, measure, ordering, class_name, *(s["value"] for s in sliders)))
 
 
 def listed_sample(models: list[ModelHandle], dataset: str, position: float | None, rows: list[dict] | None
@@ -150,7 +150,7 @@ def build_false_positive_tab(pickers: Pickers) -> gr.Markdown:
     with gr.Row():
         measure = gr.Radio([(v, k) for k, v in CONFIDENCE_MEASURES.items() if k in CONFIDENCES], value="top25",
                            label="Confidence measure", scale=2)
-        view = gr.Radio(list(ORDERINGS), value=ORDERINGS[0], label="Worst first", scale=3)
+        ordering = gr.Radio(list(ORDERINGS), value=ORDERINGS[0], label="Worst first", scale=3)
     rates = gr.Dataframe(label="Every model's rates (each at its own threshold)", interactive=False,
                          elem_id="fp-rates")
     thresholds, plots, lines, galleries = [], [], [], []
@@ -179,10 +179,10 @@ def build_false_positive_tab(pickers: Pickers) -> gr.Markdown:
             exported = gr.File(label="Export", height=60)
 
     outputs = [*plots, *lines, *galleries, rates, table, rows_state]
-    controls = [pickers.models, pickers.dataset, measure, view, pickers.class_filter]
+    controls = [pickers.models, pickers.dataset, measure, ordering, pickers.class_filter]
     gr.on([measure.change, pickers.index_key.change], change_measure, controls, [*thresholds, *outputs],
           trigger_mode="always_last", api_name="fp_measure")
-    gr.on([*(t.release for t in thresholds), view.change, pickers.class_filter.change], analyse,
+    gr.on([*(t.release for t in thresholds), ordering.change, pickers.class_filter.change], analyse,
           [*controls, *thresholds], outputs, trigger_mode="always_last",
           api_name="fp_analyse")       # the page shows what its controls say last
     for n, gallery in enumerate(galleries):
