@@ -404,7 +404,7 @@ class PackWriter:
         (loudness-normalised again) or not at all; ``recording`` defaults to ``original``."""
         kept, note = keep_event(wav16)
         if kept is None and name in KEEP_FAINT:
-            kept, note = wav16, f"{note}; kept: {KEEP_FAINT[name]}"
+            kept, note = wav16, f"kept: {KEEP_FAINT[name]}; {note.removeprefix('dropped ')}"
         if note:
             self.by_ear.append(f"{name} ({category}): {note}")
         if kept is not None:

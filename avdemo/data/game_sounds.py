@@ -5,7 +5,8 @@ The numbered variants of one game sound (``cattle_01..07``, MegaGlest's ``pig_ac
 Widelands' ``sheep_00..02``) are taken as cuts of one recording: they share a ``recording`` key, and at
 most CUTS_PER_RECORDING of them (the first in path order) are used. 0 A.D. keeps its data in
 ``public.zip`` (3.2 GB); only the members needed are read from it. Left out: MegaGlest's horsemen (voices),
-wolves and ambiences; Widelands' bench saws and sawmills (power saws) and wolves/coyotes; 0 A.D.'s
+wolves, ambiences and the eagle pillar's ``eagle_attack*`` (on the audio contact sheet: broadband
+whooshes without a call); Widelands' bench saws and sawmills (power saws) and wolves/coyotes; 0 A.D.'s
 footsteps and generic deaths.
 """
 from __future__ import annotations
@@ -71,7 +72,6 @@ GAME_SOUNDS: dict[str, tuple[GameSound, ...]] = {
         _g("rooster", "chicken crowing", MEGAGLEST + "tilesets/*/sounds/rooster.ogg"),
         _g("bee", "bee, wasp, etc. buzzing", MG_UNITS + "indian/units/beehive/sounds/bee*.wav"),
         _g("thunderbird", "bird squawking", MG_UNITS + "indian/units/thunderbird/sounds/eagle_*.wav"),
-        _g("eagle", "bird squawking", MG_UNITS + "romans/units/eagle_pillar/sounds/eagle_*.wav"),
         _g("hawk", "bird squawking", MEGAGLEST + "tilesets/*/sounds/hawk.ogg"),
         _g("elephant", "elephant trumpeting", MG_UNITS + "persian/units/elephant/sounds/ele[0-9].wav"),
         _g("sheep", "sheep bleating", MG_UNITS + "persian/units/sheep/sounds/sheep*.wav"),
@@ -86,6 +86,7 @@ GAME_SOUNDS: dict[str, tuple[GameSound, ...]] = {
         _g("stag", "deer, elk bugling", WIDELANDS + "animals/stag_*.ogg"),
         _g("boar", "pig oinking", WIDELANDS + "animals/boar.ogg"),
         _g("donkey", "donkey, zebra braying", WIDELANDS + "farm/donkey.ogg"),
+        _g("duck", "duck, goose quacking", "usr/share/games/widelands/data/world/critters/duck/duck_*.ogg"),
         _g("horse", "horse neighing", WIDELANDS + "farm/horse_*.ogg"),
         _g("sheep", "sheep bleating", WIDELANDS + "farm/sheep_*.ogg"),
         _g("ox", "cattle mooing", WIDELANDS + "farm/ox_*.ogg"),
