@@ -74,7 +74,8 @@ def _source(package: str) -> Source:
 def _package_section(package: str, rows: list[Media]) -> list[str]:
     source = _source(package)
     licences = sorted({m.licence for m in rows})
-    files = [f"`{LICENCE_FILES[lic]}`" for lic in licences if lic in LICENCE_FILES]
+    where = f"{source.subpack}/" if source.subpack else ""
+    files = [f"`{where}{LICENCE_FILES[lic]}`" for lic in licences if lic in LICENCE_FILES]
     kinds = Counter(m.kind for m in rows)
     lines = [f"## {package} {source.version} ({source.registry})",
              f"- {kinds['picture']} pictures, {kinds['sound']} sounds; style tag(s): "
@@ -83,7 +84,6 @@ def _package_section(package: str, rows: list[Media]) -> list[str]:
              f"- Licence: {', '.join(licences)}" + (f" (text: {', '.join(files)})." if files else ".")]
     key = package.split("/")[-1]
     if key in COPYRIGHT_FILES or source.subpack:
-        where = f"{source.subpack}/" if source.subpack else ""
         lines.append(f"- The Debian copyright file is `{where}COPYRIGHT-{key}.txt`.")
     if source.subpack:
         lines.append(f"- In the `{source.subpack}/` sub-pack. {SUBPACK_NOTES[source.subpack]}")
@@ -112,9 +112,9 @@ def write_attribution(media: list[Media], out: Path, dropped: list[str], by_ear:
              "Generated from `manifest.csv` by `python -m avdemo.data pack` (avdemo/data/build_pack.py); do not edit.",
              "Every file's package, version, original name, licence, author, style tag and source recording "
              "are in `manifest.csv`.",
-             "No non-commercial material is included. Two sub-packs are licensed apart from the rest: "
-             f"`{SHARE_ALIKE}/` ({SUBPACK_NOTES[SHARE_ALIKE]}) and `{GPL}/` ({SUBPACK_NOTES[GPL]}) Each holds "
-             "its licence text, its packages' Debian copyright files and an ATTRIBUTION.md.", "", CHANGES, "",
+             "No non-commercial material is included. Two sub-packs are licensed apart from the rest, each "
+             "with its licence text, its packages' Debian copyright files and an ATTRIBUTION.md:", "",
+             *(f"- `{subpack}/`: {note}" for subpack, note in SUBPACK_NOTES.items()), "", CHANGES, "",
              "Credits required by the licences: Noto Emoji © Google Inc. (Apache-2.0); Twemoji © Twitter, Inc. and "
              "other contributors (CC BY 4.0); Fluent Emoji © Microsoft Corporation (MIT); EmojiOne / EmojiTwo "
              "© Emoji One (CC BY 4.0); FxEmoji © 2015 Mozilla Foundation (visual design CC BY 4.0, per its "
