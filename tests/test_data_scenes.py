@@ -109,3 +109,19 @@ def test_make_scene_is_a_pure_function_of_the_rng(disc_catalog):
     b = make_scene(np.random.default_rng(11), catalog, split, SceneConfig())
     assert np.array_equal(a.image, b.image) and np.array_equal(a.audio, b.audio)
     assert np.array_equal(a.labels, b.labels) and a.objects == b.objects
+
+
+def test_scenes_draw_categories_uniformly_whatever_their_number_of_recordings(disc_catalog):
+    catalog, split = disc_catalog
+    tone = catalog.sounds["s/tone"]
+    media = dict(catalog.media, **{"p/green": Media("p/green", "p/green.png", "green", "picture", "test")})
+    sounds = {"s/tone": tone, **{f"s/g{k}": tone * 0.5 for k in range(20)}}     # 1 red recording, 20 green
+    rich = Catalog(media, dict(catalog.pictures, **{"p/green": _disc((0, 255, 0))}), sounds)
+    rich_split = SplitMedia(categories=("green", "red"), pictures={"red": ("p/red",), "green": ("p/green",)},
+                            sounds={"red": ("s/tone",), "green": tuple(f"s/g{k}" for k in range(20))},
+                            silent=split.silent)
+    cfg = SceneConfig(image_size=64)
+    rng = np.random.default_rng(0)
+    scenes = [make_scene(rng, rich, rich_split, cfg) for _ in range(300)]
+    drawn = [s.objects[s.sounding].category for s in scenes]
+    assert abs(drawn.count("red") / len(drawn) - 0.5) < 0.1            # not 1 in 21

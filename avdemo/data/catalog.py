@@ -14,14 +14,19 @@ from avdemo.errors import AVDemoError
 PACK_DIR = Path(__file__).parent / "pack"
 SAMPLE_RATE = 16000                 # every pack sound is 16 kHz mono
 SILENT_OBJECT = "silent object"     # the category of stamps that never sound
-MANIFEST_FIELDS = ("file", "category", "kind", "package", "version", "original", "licence", "author", "style")
+SHARE_ALIKE_NOTE = ("built with share-alike (CC-BY-SA-3.0) recordings of the pack's share-alike sub-pack: "
+                    "this is under CC-BY-SA-3.0 too (credits in avdemo/data/pack/share-alike/ATTRIBUTION.md)")
+MANIFEST_FIELDS = ("file", "category", "kind", "package", "version", "original", "licence", "author", "style",
+                   "recording")
 
 
 @dataclass(frozen=True)
 class Media:
     """One row of ``manifest.csv``; ``id`` is its file path without suffix (``sounds/animals_..._dog``).
     ``package``/``version``: the npm or Debian package it comes from; ``original``: the name (or render
-    recipe) there; ``style``: the set, artist group or source it belongs to (used by the held-out splits)."""
+    recipe) there; ``style``: the set, artist group or source it belongs to (used by the held-out splits);
+    ``recording`` (sounds): the source recording it is made from; renders of one sample at several pitches
+    and cuts of one file share it, so distinct recordings are counted by it."""
     id: str
     file: str
     category: str
@@ -32,10 +37,16 @@ class Media:
     licence: str = ""
     author: str = ""
     style: str = ""
+    recording: str = ""
 
     @property
     def silent(self) -> bool:
         return self.category == SILENT_OBJECT
+
+    @property
+    def share_alike(self) -> bool:
+        """Whether its licence is share-alike (what is built from it carries that licence)."""
+        return "-SA-" in self.licence
 
 
 @dataclass

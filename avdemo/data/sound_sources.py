@@ -63,6 +63,7 @@ class Recording:
     author: str
     wav: np.ndarray                 # mono float32
     rate: int
+    recording: str = ""             # the source recording (cuts of one file share it); default: original
 
 
 def _mono(data: bytes | Path) -> tuple[np.ndarray, int]:

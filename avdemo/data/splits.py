@@ -34,7 +34,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from avdemo.data.baselines import write_baselines
-from avdemo.data.catalog import SILENT_OBJECT, Catalog, Media, load_catalog
+from avdemo.data.catalog import SHARE_ALIKE_NOTE, SILENT_OBJECT, Catalog, Media, load_catalog
 from avdemo.data.scenes import SceneConfig, SplitMedia, make_scene, negative_audio
 from avdemo.cache import cache_root
 from avdemo.errors import AVDemoError
@@ -47,7 +47,11 @@ HELDOUT_SHARE = 1 / 3
 # are one design, so both go), some Openclipart artists, and a whole soundfont.
 HELDOUT_STYLES = ("twemoji", "emojione", "emojione-monotone")
 HELDOUT_ARTISTS = ("Nicu Buculei", "Jarno Vasamaa", "mimooh", "peterm", "Susan Park")
-HELDOUT_SOUND_STYLES = ("timgm6mb",)
+HELDOUT_SOUND_STYLES = ("timgm6mb", "0ad", "megaglest", "widelands")
+# Media dropped from the pack after the default model was trained (id -> category): they keep their place
+# in the random held-out draw, so that no other medium changes pool (a training medium never moves to a
+# held-out split).
+RETIRED: dict[str, str] = {"sounds/animals_mammals_deer_deer": "deer, elk bugling"}
 HELDOUT_POOLS = ("heldout", "style")
 NEGATIVE_KINDS = ("silence", "noise", "offscreen")
 NEGATIVE_SPLITS = ("val", "test")
@@ -80,14 +84,16 @@ def media_pools(catalog: Catalog, seed: int = 0) -> dict[str, str]:
             if len(styled) < len(ids):
                 pools.update({i: "style" for i in styled})
                 ids = [i for i in ids if i not in set(styled)]
-            if len(ids) == 1:
+            retired = [i for i, c in RETIRED.items() if c == category and i.startswith(f"{kind}s/")]
+            if len(ids) == 1 and not retired:
                 pools[ids[0]] = "shared"
                 continue
+            ids = sorted(ids + retired)
             held = max(1, round(HELDOUT_SHARE * len(ids))) if ids else 0
             order = _rng(seed, _key(category), _key(kind)).permutation(len(ids))
             for rank, k in enumerate(order):
                 pools[ids[k]] = "heldout" if rank < held else "train"
-    return pools
+    return {i: pool for i, pool in pools.items() if i not in RETIRED}
 
 
 def pool_table(catalog: Catalog, seed: int = 0) -> str:
@@ -239,10 +245,12 @@ def build_split(split: str, n: int, out: Path | None = None, seed: int = 0, cfg:
             _init_worker(job, catalog, media)
             results = [_write_one(i) for i in tqdm(range(n), **bar)]
         seconds = time.perf_counter() - start
+        share_alike = sum(catalog.media[entry["audio_media"]].share_alike for entry, _ in results)
         _write_index(tmp, split, results, {
             "split": split, "scenes": n, "seed": seed, "config": asdict(cfg), "workers": workers,
             "seconds": round(seconds, 2), "scenes_per_s": round(n / max(seconds, 1e-9), 1),
             "heard_categories": list(heard),
+            "share_alike": {"scenes": share_alike, "licence": SHARE_ALIKE_NOTE if share_alike else ""},
             "pack_crc32": _key(json.dumps(sorted(m.file for m in catalog.media.values())))})
         final = out / split
         if final.exists():

@@ -4,7 +4,8 @@ with silent stretches between; H.264 + AAC MP4 plus per-frame ground truth in JS
 Ground truth (``<clip>.json``): ``objects`` (category, picture, recording), ``segments`` (start_s, end_s,
 object: who sounds when), and per frame ``t`` (s), ``sounding`` (object index or null), ``bbox`` (the
 sounding object's normalised xyxy box, VGG-SS style, empty when silent) and ``boxes`` (every object's box,
-null when out of view).
+null when out of view); ``attribution``: each picture's and recording's package, licence and author, and
+``licence``: the share-alike note when a recording of the share-alike sub-pack is used.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from avdemo.data.catalog import Catalog, load_catalog
+from avdemo.data.catalog import SHARE_ALIKE_NOTE, Catalog, load_catalog
 from avdemo.data.scenes import (SceneConfig, SplitMedia, augment_sound, background, coloured_noise, mask_box,
                                 object_sprite, place)
 from avdemo.data.splits import norm_box, split_media
@@ -135,6 +136,9 @@ def make_clip(rng: np.random.Generator, catalog: Catalog, media: SplitMedia, cat
              "objects": [{"category": c, "picture": p, "recording": r}
                          for c, p, r in zip(categories, pictures, recordings)],
              "segments": [{"start_s": s, "end_s": e, "object": o} for s, e, o in segments],
+             "attribution": [{"media": i, "package": catalog.media[i].package, "licence": catalog.media[i].licence,
+                              "author": catalog.media[i].author} for i in pictures + recordings],
+             "licence": SHARE_ALIKE_NOTE if any(catalog.media[i].share_alike for i in pictures + recordings) else "",
              "frames": truth_frames, "config": asdict(cfg)}
     return Clip(frames=frames, audio=np.clip(audio, -1, 1).astype(np.float32), truth=truth)
 
