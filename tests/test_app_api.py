@@ -17,14 +17,14 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
-from appdata import ROOT, app_data, files_in, start_app, stop_app, three_models
+from appdata import app_data, files_in, start_app, stop_app, three_models
 from gradio_client import Client, handle_file
 from PIL import Image
 
 from avdemo import metrics as M
 from avdemo.benchmarks import read_frame, read_wav
 from avdemo.compare import disagreements, summary_rows
-from avdemo.index import ensure_index, load_index
+from avdemo.index import load_index
 from avdemo.perclass import COLUMNS, SIDES, per_class
 from avdemo.ui.embedding_tab import ALL_CLASSES
 from avdemo.media import frame_at, write_mp4
@@ -484,6 +484,7 @@ def test_three_models_false_positives_each_at_its_own_threshold(client, three, a
     for n, index in enumerate(models3.indexes):
         fp = M.false_positive_metrics(index.confidence("s_A"), index.sounding, index.scores["ciou"])
         assert sliders[n]["value"] == round(fp["best_threshold"], 4) and sliders[n]["visible"]
+        assert shown(lines[n]).startswith(f"**{Path(three[n]).name}** at threshold **{sliders[n]['value']:.4f}**")
         assert rates["data"][n][:3] == [Path(three[n]).name, round(fp["AP"], 2), round(fp["max_F1"], 2)]
         traces, _ = figure(shown(plots[n]))
         recall = next(t for t in traces if t["name"] == "recall")

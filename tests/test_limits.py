@@ -15,7 +15,6 @@ from avdemo.checkpoints import save_model
 from avdemo.errors import AVDemoError
 from avdemo.index import checkpoint_key, subset
 from avdemo.limits import Limits
-from avdemo.model import AVLocalizer
 from avdemo.ratelimit import RateLimiter
 from avdemo.uploads import MB, UploadStore, derived_prefixes
 

@@ -47,7 +47,8 @@ def picked_pair(models: list[ModelHandle], dataset: str, a: int | None, b: int |
 def numbers_table(models: list[ModelHandle], dataset: str) -> pd.DataFrame:
     """Every picked model's headline numbers on the dataset, a column each, with the difference from the
     first."""
-    return pd.DataFrame(summary_rows(get_indexes(models, dataset), [panel_label(models, k) for k in range(len(models))]))
+    labels = [panel_label(models, k) for k in range(len(models))]
+    return pd.DataFrame(summary_rows(get_indexes(models, dataset), labels))
 
 
 def compare(models: list[ModelHandle], dataset: str, a: int | None, b: int | None, measure: str, direction: str,

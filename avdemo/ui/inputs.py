@@ -4,9 +4,9 @@ handler sees it, and every refusal is one short sentence that names the input.
 ``Blocks`` (the app's ``gr.Blocks``) checks each input before Gradio's own processing: numbers must be
 finite numbers within their widget's range; a choice must be one of the choices; a sample, a row number
 (its digits as text taken too); a file must have been uploaded to this server (never a server path or a URL)
-and, for a picture, be one. An input with a ``converts`` function hands the handler what its value
-stands for (the models' picker: ``list[ModelHandle]``). It also makes every ``AVDemoError`` a handler raises the message its user
-sees (Gradio shows only ``gr.Error`` messages; anything else becomes one generic sentence)."""
+and, for a picture, be one. An input with a ``converts`` function hands the handler what its value stands
+for (the models' picker: ``list[ModelHandle]``). It also makes every ``AVDemoError`` a handler raises the
+message its user sees (Gradio shows only ``gr.Error`` messages; anything else becomes one generic sentence)."""
 from __future__ import annotations
 
 import math
@@ -169,9 +169,10 @@ class Blocks(gr.Blocks):
         except Exception as e:  # noqa: BLE001 - Gradio's own refusals, worded for the user
             names = ", ".join(_label(b) for b in block_fn.inputs if not b.stateful) or "input"
             raise gr.Error(f"{names}: the values sent cannot be used ({type(e).__name__})") from None
+        props = block_fn.component_prop_inputs
         try:        # inputs that stand for something the handler takes instead (names -> model handles)
-            return [block.converts(value) if getattr(block, "converts", None) and i not in block_fn.component_prop_inputs
-                    else value for i, (block, value) in enumerate(zip(block_fn.inputs, processed))]
+            return [block.converts(value) if getattr(block, "converts", None) and i not in props else value
+                    for i, (block, value) in enumerate(zip(block_fn.inputs, processed))]
         except AVDemoError as e:
             raise gr.Error(str(e)) from None
 

@@ -171,8 +171,8 @@ def build_model_panel(checkpoints: list[str], checkpoint: str, datasets: list[st
         resolve(choice)
         offered = [*(u for u in earlier if u != choice), choice]
         names = [n for n in names if n != choice][: MAX_MODELS - 1] + [choice]
-        return (gr.update(choices=[*((n, n) for n in checkpoints), *((f"uploaded: {Path(u).name}", u) for u in offered)],
-                          value=names), offered, names)
+        choices = [*((n, n) for n in checkpoints), *((f"uploaded: {Path(u).name}", u) for u in offered)]
+        return gr.update(choices=choices, value=names), offered, names
 
     models.change(lambda ms: [m.name for m in ms], models, picked, show_progress="hidden", queue=False,
                   api_name="models_picked")

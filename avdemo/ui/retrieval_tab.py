@@ -3,7 +3,6 @@ model (a gallery each); every result with its s_A, class match and the heat map 
 R@1/5/10 of each model beside it."""
 from __future__ import annotations
 
-from typing import Any
 
 import gradio as gr
 import numpy as np

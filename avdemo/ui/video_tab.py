@@ -230,9 +230,10 @@ def show_frame(time_s: float, normalisation: str, cmap: str, opacity: float, con
 
 
 def example_folder(checkpoint_path: str, clip: Path) -> Path:
-    """Where the example ``clip`` mapped by a checkpoint is kept: with the indexes, by content."""
-    digest = file_sha256(checkpoint_path)[:12]
-    return default_cache_dir() / "examples" / f"{Path(checkpoint_path).stem}-{digest}-{clip.stem}"
+    """Where the example ``clip`` mapped by a checkpoint is kept: with the indexes, by the content of both
+    (a regenerated clip is mapped again)."""
+    model, video = file_sha256(checkpoint_path)[:12], file_sha256(clip)[:8]
+    return default_cache_dir() / "examples" / f"{Path(checkpoint_path).stem}-{model}-{clip.stem}-{video}"
 
 
 def map_example(checkpoint_path: str, clip: Path) -> VideoMapResult:
