@@ -123,7 +123,8 @@ def test_a_fresh_space_starts_the_app_from_the_runtime_requirements_alone(tmp_pa
     after = _tree(ROOT)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert changed == []                                             # nothing written into the project
-    assert (cache / "embedded" / "test" / "vggss.json").is_file() and (cache / "index").is_dir()
+    # the page answers first; the embedded split was being generated meanwhile, into the cache folder
+    assert (cache / "embedded").is_dir() and any((cache / "embedded").iterdir())
     assert sorted(p.name for p in home.iterdir()) == []              # nor into the home folder
 
 
