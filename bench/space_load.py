@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from appdata import free_port  # noqa: E402
+from appdata import free_port, interrupt  # noqa: E402
 from bench.app_latency import memory_mib  # noqa: E402
 
 CHECKPOINT = ROOT / "checkpoints" / "default.safetensors"
@@ -170,11 +170,7 @@ def run(app_root: Path, index_base: Path | None, env: dict[str, str]) -> dict:
                                   and not p.name.startswith("."))
         return out
     finally:
-        process.send_signal(2)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        interrupt(process)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -106,14 +106,20 @@ def files_in(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*") if p.is_file()}
 
 
-def stop_app(app: RunningApp) -> int:
-    """Stop the app as Ctrl-C does (so that it cleans its temporary files); returns its exit code."""
-    app.process.send_signal(2)
+def interrupt(process: subprocess.Popen, timeout_s: float = 30) -> int:
+    """Stop an app process as Ctrl-C does (so that it cleans its temporary files), killed if it has not
+    stopped after ``timeout_s``; returns its exit code."""
+    process.send_signal(2)
     try:
-        return app.process.wait(timeout=30)
+        return process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        app.process.kill()
-        return app.process.wait()
+        process.kill()
+        return process.wait()
+
+
+def stop_app(app: RunningApp) -> int:
+    """Stop the app as Ctrl-C does; returns its exit code."""
+    return interrupt(app.process)
 
 
 @dataclass(frozen=True)

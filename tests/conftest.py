@@ -21,6 +21,14 @@ def tiny_config() -> ModelConfig:
                                                         noverlap=48, downmix="mean"))
 
 
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """The app tests' tiny checkpoint, small split and index (``appdata.app_data``: built once a session)."""
+    from appdata import app_data
+
+    return app_data(tmp_path_factory.mktemp("appdata"))
+
+
 @pytest.fixture
 def tiny_model(tiny_config):
     from avdemo.model import AVLocalizer

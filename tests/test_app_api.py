@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
-from appdata import app_data, files_in, start_app, stop_app, three_models
+from appdata import files_in, start_app, stop_app, three_models
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -44,11 +44,6 @@ NON_SOUNDING_FIRST, LOWEST_CIOU_FIRST, FALSE_POSITIVES = ("non-sounding, most co
 
 
 # --- fixtures -----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return app_data(tmp_path_factory.mktemp("appdata"))
-
 
 @pytest.fixture(scope="module")
 def index(data):

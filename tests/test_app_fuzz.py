@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from appdata import ROOT, app_data, files_in, start_app, stop_app
+from appdata import ROOT, files_in, start_app, stop_app
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -33,11 +33,6 @@ FILE_COMPONENTS = {"Video", "Audio", "Image", "File", "Uploadbutton"}
 STREAM_WAIT_S = 0.3            # a stream's chunk is answered within this, or not at all
 CLIENTS = 8                    # calls at once (they wait on the network more than on the CPU)
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return app_data(tmp_path_factory.mktemp("appdata"))
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from appdata import ROOT, app_data, start_app, stop_app
+from appdata import ROOT, start_app, stop_app
 from gradio_client import Client, handle_file
 
 from avdemo.index import index_folder_name
@@ -22,11 +22,6 @@ from avdemo.uploads import MB
 PAIRS = 8                 # of the test split's 32 pairs, for an upload's index
 MEMORY_MB = 200           # the tiny default model takes 87 MB (float32)
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return app_data(tmp_path_factory.mktemp("appdata"))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from appdata import interrupt
 from gradio_client import Client
 
 from avdemo import load_model
@@ -126,10 +126,5 @@ def test_python_app_py_without_arguments_serves_the_default_checkpoint(tmp_path)
         indexes = [p.name.split("-")[0] for p in (tmp_path / "index").iterdir() if p.name != "examples"]
         assert indexes == ["default"]                                          # indexed there
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        interrupt(process, timeout_s=60)
     assert process.returncode == 0, log.read_text()[-3000:]

@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio
 import pytest
 import yaml
-from appdata import free_port
+from appdata import free_port, interrupt
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_ONLY = {"pytest", "pytest-timeout", "pytest-randomly", "playwright", "tensorboard", "mido",
@@ -118,11 +118,7 @@ def test_a_fresh_space_starts_the_app_from_the_runtime_requirements_alone(tmp_pa
             time.sleep(1)
         print(f"\nspace: install {install_s:.0f} s ({_size_mb(venv):.0f} MB), first start {start_s:.0f} s")
     finally:
-        process.send_signal(2)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        interrupt(process)
     after = _tree(ROOT)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert changed == []                                             # nothing written into the project

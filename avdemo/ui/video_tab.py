@@ -24,7 +24,7 @@ from ..videomap import (VideoMapConfig, VideoMapResult, fast_config, frame_overl
 from .guards import HEAVY, HEAVY_RATE, visitor
 from .indexes import in_background
 from .model_tab import Pickers
-from .models import MAX_MODELS, ModelHandle, model_at, resolve
+from .models import MAX_MODELS, ModelHandle, resolve
 from .status import TICK_S
 from .views import export_path, panel_label, panels
 
@@ -229,22 +229,21 @@ def show_frame(time_s: float, normalisation: str, cmap: str, opacity: float, con
     return *frames, strip_figure(session.runs, session.sound, shown[0][0])
 
 
-def example_folder(checkpoint_path: str, clip: Path) -> Path:
-    """Where the example ``clip`` mapped by a checkpoint is kept: with the indexes, by the content of both
-    (a regenerated clip is mapped again)."""
-    model, video = file_sha256(checkpoint_path)[:12], file_sha256(clip)[:8]
-    return default_cache_dir() / "examples" / f"{Path(checkpoint_path).stem}-{model}-{clip.stem}-{video}"
+def example_folder(model: ModelHandle, clip: Path) -> Path:
+    """Where the example ``clip`` mapped by ``model`` is kept: with the indexes, by the content of both (a
+    regenerated clip is mapped again)."""
+    name = f"{Path(model.path).stem}-{model.digest[:12]}-{clip.stem}-{file_sha256(clip)[:8]}"
+    return default_cache_dir() / "examples" / name
 
 
-def map_example(checkpoint_path: str, clip: Path) -> VideoMapResult:
-    """The example ``clip`` mapped by the checkpoint with the tab's defaults: computed once, then kept."""
-    folder = example_folder(checkpoint_path, clip)
+def map_example(model: ModelHandle, clip: Path) -> VideoMapResult:
+    """The example ``clip`` mapped by ``model`` with the tab's defaults: computed once, then kept."""
+    folder = example_folder(model, clip)
     if not (folder / "result.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
         try:
-            save_result(localize_video(model_at(checkpoint_path), clip, LIMITS, out_path=staging / "video.mp4"),
-                        staging)
+            save_result(localize_video(model.model, clip, LIMITS, out_path=staging / "video.mp4"), staging)
             staging.rename(folder)
         except OSError:
             if not (folder / "result.json").is_file():       # not another process keeping the same result
@@ -303,7 +302,7 @@ def build_video_tab(pickers: Pickers) -> None:
 
     if examples:
         first, clip = resolve(pickers.models.value[0]), Path(examples[0])
-        job = in_background(("example", first.path, clip.name), map_example, first.path, clip)
+        job = in_background(("example", first.path, clip.name), map_example, first, clip)
         timer = gr.Timer(TICK_S)
 
         def show_example(video: str | None, current: VideoSession | None):
