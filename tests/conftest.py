@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 
 import pytest
 import torch
@@ -12,6 +13,15 @@ from avdemo.config import AudioConfig, ModelConfig
 @pytest.fixture(autouse=True)
 def _two_threads():
     torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _temp_files_in_the_session_folder(tmp_path_factory):
+    """This process's temporary files go under pytest's session folder, removed with it: gradio_client
+    leaves an empty folder in the system temp directory for every file it downloads."""
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tmp"))
+    yield
+    tempfile.tempdir = None
 
 
 @pytest.fixture

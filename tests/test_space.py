@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -76,6 +77,13 @@ def _tree(folder: Path) -> dict[str, tuple[int, int]]:
 @pytest.mark.slow
 def test_a_fresh_space_starts_the_app_from_the_runtime_requirements_alone(tmp_path):
     venv = tmp_path / "venv"
+    try:
+        _start_a_fresh_space(tmp_path, venv)
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)                         # 8 GB, kept even if the test fails
+
+
+def _start_a_fresh_space(tmp_path: Path, venv: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     t0 = time.monotonic()
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(ROOT / "requirements.txt")], check=True,
