@@ -233,7 +233,10 @@ def test_sigkill_during_a_checkpoint_write_resumes_to_the_same_result(reference,
 def test_ddp_with_two_gloo_processes_writes_one_checkpoint_with_matching_metrics(data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            *tiny_cli(data, tmp_path, "batch_size=4", "steps=4")]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240, env=ONE_THREAD)
+    temp = tmp_path / "tmp"                                     # torchrun leaves its log folder there
+    temp.mkdir()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240,
+                          env={**ONE_THREAD, "TMPDIR": str(temp)})
     assert done.returncode == 0, done.stderr[-3000:]
     card = json.loads((tmp_path / "model.json").read_text())
     assert card["provenance"]["processes"] == 2 and card["provenance"]["samples_seen"] == 4 * 4 * 2
