@@ -3,11 +3,13 @@ and the upload store (tiny synthetic checkpoints)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 
 import pytest
 import torch
+from tqdm import tqdm
 
 from avdemo.budget import ModelCache, parameter_bytes
 from avdemo.buildqueue import BuildQueue, Cancelled, check_cancelled
@@ -16,6 +18,7 @@ from avdemo.errors import AVDemoError
 from avdemo.index import checkpoint_key, subset
 from avdemo.limits import Limits
 from avdemo.ratelimit import RateLimiter
+from avdemo.ui.indexes import running_bars
 from avdemo.uploads import MB, UploadStore, derived_prefixes
 
 
@@ -113,6 +116,18 @@ def test_a_running_build_stops_at_its_next_check_and_is_tried_again_when_asked()
     check_cancelled()                                  # outside a job: nothing
     again = queue.submit("k", lambda: "again", owner="v", admit=lambda: refused.append("counted"))
     assert again.result(5) == "again" and refused == ["counted"]
+
+
+def test_the_build_status_reads_the_running_bars_and_skips_one_still_being_constructed():
+    """tqdm registers a bar before its ``__init__`` sets ``total``: a status poll from another thread then
+    saw a bar without attributes (an AttributeError, found by the browser test)."""
+    half_made = tqdm.__new__(tqdm)
+    try:
+        with open(os.devnull, "w") as sink, tqdm(total=5, desc="indexing", file=sink) as bar:
+            bar.update(2)
+            assert ("indexing", 2, 5) in running_bars() and len(running_bars()) == len(tqdm._instances) - 1
+    finally:
+        tqdm._instances.discard(half_made)
 
 
 def test_an_upload_index_covers_an_evenly_spaced_subset():

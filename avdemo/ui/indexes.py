@@ -121,9 +121,8 @@ def get_indexes(models: list[ModelHandle], dataset: str) -> list[SampleIndex]:
 def build_status(models: list[ModelHandle], dataset: str) -> str:
     """What is being prepared for the page, and how far it has got (the running stages' progress bars);
     empty when every picked model's index of ``dataset`` is ready."""
-    bars = [bar for bar in list(getattr(tqdm, "_instances", [])) if bar.total and not bar.disable]
-    running = ", ".join(f"{bar.desc or 'working'} {bar.n}/{bar.total} ({100 * bar.n / bar.total:.0f} %)"
-                        for bar in bars) or "starting"
+    running = ", ".join(f"{desc or 'working'} {n}/{total} ({100 * n / total:.0f} %)"
+                        for desc, n, total in running_bars()) or "starting"
     lines = []
     for model in models:
         job = _job(model, dataset)
@@ -140,3 +139,14 @@ def build_status(models: list[ModelHandle], dataset: str) -> str:
     if any(line.startswith("⏳") for line in lines):
         lines.append("The tabs fill themselves when every index is ready; the video tab works meanwhile.")
     return "  \n".join(lines)
+
+
+def running_bars() -> list[tuple[str, int, int]]:
+    """(description, done, total) of the running tqdm bars; a bar another thread is still constructing (already
+    registered, its attributes not yet set) is left out."""
+    bars = []
+    for bar in list(getattr(tqdm, "_instances", [])):
+        total = getattr(bar, "total", None)
+        if total and not getattr(bar, "disable", True):
+            bars.append((getattr(bar, "desc", ""), getattr(bar, "n", 0), total))
+    return bars
