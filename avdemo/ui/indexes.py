@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 from ..errors import AVDemoError
 from ..index import SampleIndex, ensure_index
-from .inputs import shown
 from .guards import BUILDS, HEAVY_RATE, LIMITS
+from .inputs import shown
 from .models import ModelHandle, model_at, uploads_dir
 
 EMBEDDED_SPLITS = ("test", "val", "openset")
