@@ -32,7 +32,16 @@ from train.validation import flatten
 from train.views import cached_side
 
 ROOT = Path(__file__).resolve().parents[1]
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def one_thread_env(tmp_path: Path) -> dict[str, str]:
+    """A training subprocess's environment: one thread, its temporary files under the test's folder (torchrun's
+    log folder, and torch's own temporary folder, which a killed process cannot remove)."""
+    temp = tmp_path / "tmp"
+    temp.mkdir(exist_ok=True)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(temp)}
+
+
 COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 230)]
 
 
@@ -206,7 +215,7 @@ def test_sigkill_during_a_checkpoint_write_resumes_to_the_same_result(reference,
     """The run stops itself before each rename of latest.pt (avdemo.cache's test hook): the first two
     writes (steps 1 and 2) go through, the third is killed with its temp file complete but not renamed."""
     latest = tmp_path / "latest.pt"
-    env = {**ONE_THREAD, PAUSE_BEFORE_RENAME: str(latest)}
+    env = {**one_thread_env(tmp_path), PAUSE_BEFORE_RENAME: str(latest)}
     proc = subprocess.Popen([sys.executable, *tiny_cli(data, tmp_path, "save_every=1")], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -233,10 +242,7 @@ def test_sigkill_during_a_checkpoint_write_resumes_to_the_same_result(reference,
 def test_ddp_with_two_gloo_processes_writes_one_checkpoint_with_matching_metrics(data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            *tiny_cli(data, tmp_path, "batch_size=4", "steps=4")]
-    temp = tmp_path / "tmp"                                     # torchrun leaves its log folder there
-    temp.mkdir()
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240,
-                          env={**ONE_THREAD, "TMPDIR": str(temp)})
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240, env=one_thread_env(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     card = json.loads((tmp_path / "model.json").read_text())
     assert card["provenance"]["processes"] == 2 and card["provenance"]["samples_seen"] == 4 * 4 * 2
